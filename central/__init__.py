@@ -1,0 +1,1 @@
+"""Consumes edge events and cross-references item counts with checkout transactions."""

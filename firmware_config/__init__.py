@@ -1,0 +1,1 @@
+"""Configuration and provisioning of edge boxes, per store and camera."""

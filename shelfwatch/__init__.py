@@ -1,0 +1,3 @@
+"""ShelfWatch: shopper actions, products and item counts from overhead store cameras."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from shelfwatch.cli import main
+
+raise SystemExit(main())

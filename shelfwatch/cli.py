@@ -1,0 +1,46 @@
+"""The `shelfwatch` command. Each component adds its own subcommands; this module only dispatches and
+turns bad input into one line on stderr and a non-zero exit instead of a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pydantic import ValidationError
+
+from edge.errors import ShelfWatchError
+from shelfwatch import __version__
+
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from training import cli as training_cli
+
+    parser = argparse.ArgumentParser(
+        prog="shelfwatch",
+        description="ShelfWatch: shopper actions, products and item counts from overhead store cameras.",
+    )
+    parser.add_argument("--version", action="version", version=f"shelfwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    training_cli.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ShelfWatchError as exc:
+        print(f"shelfwatch: error: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        from training.labels import describe_validation_error
+
+        print(f"shelfwatch: error: {describe_validation_error(exc)}", file=sys.stderr)
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"shelfwatch: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("shelfwatch: interrupted", file=sys.stderr)
+        return 130
+    return EXIT_BAD_INPUT

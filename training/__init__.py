@@ -1,0 +1,1 @@
+"""Datasets (MERL Shopping labels, synthetic store video, YOLO boxes), model training and metrics."""

@@ -1,0 +1,279 @@
+"""Action labels: one in-memory type, our JSON label file, and conversion from MERL Shopping labels.
+
+Frames are 0-based everywhere in ShelfWatch and a segment's `end` is exclusive; MERL Shopping's
+1-based inclusive frame numbers are translated in `training.merl`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge.classes import ACTION_CLASSES, Action
+from edge.errors import ShelfWatchError
+
+LABELS_FORMAT = "shelfwatch-labels"
+LABELS_VERSION = 1
+
+
+class LabelError(ShelfWatchError):
+    """A label file that cannot be read, or that contradicts itself or its video."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One action instance: frames [start, end) of class `label`, by `shopper` where known."""
+
+    label: int
+    start: int
+    end: int
+    shopper: int | None = None
+
+    @property
+    def name(self) -> str:
+        return ACTION_CLASSES[self.label]
+
+
+@dataclass(frozen=True, eq=False)  # numpy arrays have no single truth value to compare by
+class ActionLabels:
+    """Per-frame classes plus the action segments behind them, as every reader returns them."""
+
+    frame_classes: np.ndarray  # int64, one class index per frame
+    segments: tuple[Segment, ...]
+    fps: float
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.frame_classes.shape[0])
+
+
+def segments_to_frames(segments: Sequence[Segment], frame_count: int) -> np.ndarray:
+    frames = np.zeros(frame_count, dtype=np.int64)
+    for seg in segments:
+        frames[seg.start : seg.end] = seg.label
+    return frames
+
+
+def frames_to_segments(frame_classes: np.ndarray) -> list[Segment]:
+    """Maximal runs of one non-zero class (adjacent instances of one class merge: frames cannot tell)."""
+    frames = np.asarray(frame_classes)
+    if frames.size == 0:
+        return []
+    change = np.flatnonzero(np.diff(frames)) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [frames.size]])
+    return [Segment(int(frames[s]), int(s), int(e)) for s, e in zip(starts, ends, strict=True) if frames[s] != 0]
+
+
+def check_segments(segments: Sequence[Segment], frame_count: int) -> None:
+    """Raise ValueError unless the segments are valid, inside the video and do not overlap."""
+    ordered = sorted(segments, key=lambda s: (s.start, s.end))
+    for seg in ordered:
+        if not 1 <= seg.label < len(ACTION_CLASSES):
+            raise ValueError(f"segment at frames {seg.start}-{seg.end} has class {seg.label}, not 1-5")
+        if seg.start < 0 or seg.end <= seg.start:
+            raise ValueError(f"{seg.name} segment has start {seg.start} and end {seg.end}")
+        if seg.end > frame_count:
+            raise ValueError(f"{seg.name} segment {seg.start}-{seg.end} ends after the video's {frame_count} frames")
+    for prev, cur in itertools.pairwise(ordered):
+        if cur.start < prev.end:
+            raise ValueError(
+                f"{prev.name} segment {prev.start}-{prev.end} overlaps {cur.name} segment {cur.start}-{cur.end}"
+            )
+
+
+def make_labels(segments: Sequence[Segment], frame_count: int, fps: float) -> ActionLabels:
+    check_segments(segments, frame_count)
+    ordered = tuple(sorted(segments, key=lambda s: s.start))
+    return ActionLabels(segments_to_frames(ordered, frame_count), ordered, fps)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The JSON label file. It carries more than actions where the source knows more (the synthetic
+# generator knows every product box and every item taken); a MERL conversion fills only the actions.
+
+Point = tuple[float, float]
+Box = tuple[int, int, int, int]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SegmentRecord(_Strict):
+    label: str = Field(description="Action class name, one of `classes` other than no_action.")
+    start: int = Field(ge=0, description="First frame (0-based).")
+    end: int = Field(gt=0, description="One past the last frame.")
+    shopper: int | None = Field(default=None, description="Shopper id, where known.")
+
+
+class SkuRecord(_Strict):
+    id: str
+    name: str
+    shape: str
+    yolo_class: int = Field(ge=0, description="Class index in the generated YOLO dataset.")
+
+
+class ShopperPose(_Strict):
+    id: int
+    head: Point = Field(description="Head centre, pixels.")
+    hands: tuple[Point, Point] = Field(description="Left and right hand centres, pixels.")
+    passerby: bool = Field(default=False, description="Crossing the aisle; never takes anything.")
+
+
+class ProductBox(_Strict):
+    sku: str
+    box: Box = Field(description="x1, y1, x2, y2 in pixels.")
+    place: Literal["shelf", "hand", "cart"] = Field(description="'hand' means held by `shopper`.")
+    shopper: int | None = None
+    hand: Literal[0, 1] | None = Field(default=None, description="Which hand holds it (0 left, 1 right).")
+    visible: float = Field(ge=0.0, le=1.0, description="Fraction of the box not covered by people.")
+
+
+class FrameRecord(_Strict):
+    shoppers: list[ShopperPose] = []
+    products: list[ProductBox] = []
+
+
+class LedgerEntry(_Strict):
+    frame: int = Field(ge=0, description="Frame at which the item left the shelf (take) or was put back.")
+    shopper: int
+    sku: str
+    kind: Literal["take", "return"]
+
+
+class Basket(_Strict):
+    shopper: int
+    items: dict[str, int] = Field(description="SKU id -> items taken minus items put back.")
+
+
+class LabelFile(_Strict):
+    format: Literal["shelfwatch-labels"] = LABELS_FORMAT
+    version: Literal[1] = LABELS_VERSION
+    video: str | None = Field(default=None, description="The video file's name, beside this file.")
+    fps: Annotated[float, Field(gt=0)]
+    frame_count: Annotated[int, Field(ge=0)]
+    width: int | None = None
+    height: int | None = None
+    classes: list[str]
+    frame_classes: list[int] = Field(description="Class index of every frame.")
+    segments: list[SegmentRecord]
+    skus: list[SkuRecord] = []
+    frames: list[FrameRecord] | None = Field(default=None, description="Per-frame shoppers and product boxes.")
+    ledger: list[LedgerEntry] = []
+    baskets: list[Basket] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LabelFile:
+        if tuple(self.classes) != ACTION_CLASSES:
+            raise ValueError(f"classes must be {list(ACTION_CLASSES)}, got {self.classes}")
+        if len(self.frame_classes) != self.frame_count:
+            raise ValueError(f"frame_classes has {len(self.frame_classes)} entries for frame_count {self.frame_count}")
+        if self.frames is not None and len(self.frames) != self.frame_count:
+            raise ValueError(f"frames has {len(self.frames)} entries for frame_count {self.frame_count}")
+        bad = [c for c in self.frame_classes if not 0 <= c < len(ACTION_CLASSES)]
+        if bad:
+            raise ValueError(f"frame_classes holds {bad[0]}, not a class index 0-{len(ACTION_CLASSES) - 1}")
+        for seg in self.segments:
+            if seg.label not in ACTION_CLASSES or seg.label == ACTION_CLASSES[Action.NO_ACTION]:
+                raise ValueError(f"segment label {seg.label!r} is not an action class")
+        segments = [_segment(s) for s in self.segments]
+        check_segments(segments, self.frame_count)
+        expected = segments_to_frames(segments, self.frame_count)
+        mismatch = np.flatnonzero(expected != np.asarray(self.frame_classes, dtype=np.int64))
+        if mismatch.size:
+            f = int(mismatch[0])
+            raise ValueError(
+                f"frame {f} is {ACTION_CLASSES[self.frame_classes[f]]} in frame_classes but "
+                f"{ACTION_CLASSES[expected[f]]} by the segments ({mismatch.size} frames disagree)"
+            )
+        return self
+
+
+def _segment(record: SegmentRecord) -> Segment:
+    return Segment(ACTION_CLASSES.index(record.label), record.start, record.end, record.shopper)
+
+
+def to_label_file(labels: ActionLabels, video: str | None = None) -> LabelFile:
+    return LabelFile(
+        video=video,
+        fps=labels.fps,
+        frame_count=labels.frame_count,
+        classes=list(ACTION_CLASSES),
+        frame_classes=labels.frame_classes.tolist(),
+        segments=[SegmentRecord(label=s.name, start=s.start, end=s.end, shopper=s.shopper) for s in labels.segments],
+    )
+
+
+def action_labels(label_file: LabelFile) -> ActionLabels:
+    segments = tuple(sorted((_segment(s) for s in label_file.segments), key=lambda s: s.start))
+    return ActionLabels(np.asarray(label_file.frame_classes, dtype=np.int64), segments, label_file.fps)
+
+
+def read_label_file(path: str | Path) -> LabelFile:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LabelError(path, "no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabelError(path, f"cannot be read ({exc.__class__.__name__}: {exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LabelError(path, f"is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    try:
+        return LabelFile.model_validate(data)
+    except ValidationError as exc:
+        raise LabelError(path, describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """The first problem pydantic found, as one line: where it is and what is wrong."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    more = exc.error_count() - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{where + ': ' if where else ''}{message}{suffix}"
+
+
+def write_label_file(label_file: LabelFile, path: str | Path) -> None:
+    # Written to a temporary name first so that a crash never leaves half a label file behind.
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(label_file.model_dump_json(exclude_none=True), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_labels(path: str | Path, *, frame_count: int | None = None, fps: float | None = None) -> ActionLabels:
+    """Read our JSON labels or MERL Shopping `*_label.mat` labels, chosen by the file's suffix.
+
+    `frame_count` is the video's length where known: labels that run past it are an error, and MERL
+    labels (which do not store the length) are padded with "no action" up to it.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".mat":
+        from training.merl import read_merl_labels
+
+        return read_merl_labels(path, frame_count=frame_count, fps=fps if fps is not None else 30.0)
+    if path.suffix.lower() == ".json":
+        labels = action_labels(read_label_file(path))
+        if frame_count is not None and labels.frame_count != frame_count:
+            raise LabelError(path, f"has {labels.frame_count} frames but its video has {frame_count}")
+        return labels
+    raise LabelError(path, "is neither a .json (ShelfWatch) nor a .mat (MERL Shopping) label file")
+
+
+def label_file_schema() -> dict:
+    return LabelFile.model_json_schema()
