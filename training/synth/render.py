@@ -427,25 +427,40 @@ def _shake(rng: np.random.Generator, n: int, amplitude: float) -> np.ndarray:
     return np.round(out, 2)
 
 
-def _occluder(rng: np.random.Generator, geom: Geometry) -> tuple[np.ndarray, tuple[float, float], float]:
+@dataclass(frozen=True)
+class _Lamp:
+    """A ceiling lamp between camera and shelf: fixed, so its coverage is rasterised once per video."""
+
+    alpha: np.ndarray  # float32 coverage (0-0.9) inside `box`, with a trailing axis for colour
+    cover: np.ndarray  # uint8 coverage inside `box`, for product visibility
+    rim: np.ndarray  # bool: the bright rim's pixels inside `box`
+    box: tuple[int, int, int, int]  # x1, y1, x2, y2
+
+
+def _occluder(rng: np.random.Generator, geom: Geometry) -> _Lamp:
     u = geom.unit
     centre = np.array([rng.uniform(0.1, 0.9) * geom.width, rng.uniform(0.05, 0.45) * geom.height])
-    axes = (float(rng.uniform(25, 55)) * u, float(rng.uniform(12, 25)) * u)
-    return centre, axes, float(rng.uniform(-0.5, 0.5))
+    axes = (round(float(rng.uniform(25, 55)) * u * 16), round(float(rng.uniform(12, 25)) * u * 16))
+    angle = math.degrees(float(rng.uniform(-0.5, 0.5)))
+    lamp = np.zeros((geom.height, geom.width), np.uint8)
+    cv2.ellipse(lamp, _fx(centre), axes, angle, 0, 360, 255, -1, AA, shift=4)
+    rim = np.zeros_like(lamp)
+    cv2.ellipse(rim, _fx(centre), axes, angle, 0, 360, 255, 1, AA, shift=4)
+    x, y, w, h = cv2.boundingRect(np.maximum(lamp, rim))
+    sl = np.s_[y : y + h, x : x + w]
+    alpha = lamp[sl].astype(np.float32)[..., None] / 255.0 * 0.9
+    return _Lamp(alpha, lamp[sl].copy(), rim[sl] > 127, (x, y, x + w, y + h))
 
 
-def _draw_occluder(
-    frame: np.ndarray, mask: np.ndarray, occ: tuple[np.ndarray, tuple[float, float], float]
-) -> np.ndarray:
-    """A ceiling lamp between camera and shelf: dark, nearly opaque, with a bright rim."""
-    centre, axes, angle = occ
-    lamp = np.zeros(mask.shape, np.uint8)
-    ax = (round(axes[0] * 16), round(axes[1] * 16))
-    cv2.ellipse(lamp, _fx(centre), ax, math.degrees(angle), 0, 360, 255, -1, AA, shift=4)
-    alpha = lamp.astype(np.float32)[..., None] / 255.0 * 0.9
-    frame[:] = (frame * (1 - alpha) + np.array([45, 45, 50], np.float32) * alpha).astype(np.uint8)
-    cv2.ellipse(frame, _fx(centre), ax, math.degrees(angle), 0, 360, (200, 210, 215), 1, AA, shift=4)
-    return np.maximum(mask, lamp)
+def _draw_occluder(frame: np.ndarray, mask: np.ndarray, lamp: _Lamp) -> np.ndarray:
+    """Dark, nearly opaque, with a bright rim; returns the coverage of people and lamp together."""
+    x1, y1, x2, y2 = lamp.box
+    roi = frame[y1:y2, x1:x2]
+    roi[:] = (roi * (1 - lamp.alpha) + np.array([45, 45, 50], np.float32) * lamp.alpha).astype(np.uint8)
+    roi[lamp.rim] = (200, 210, 215)
+    cover = mask.copy()
+    np.maximum(cover[y1:y2, x1:x2], lamp.cover, out=cover[y1:y2, x1:x2])
+    return cover
 
 
 def _draw_spinner(frame: np.ndarray, centre: np.ndarray, radius: float, speed: float, t: int) -> None:

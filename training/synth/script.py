@@ -389,7 +389,7 @@ def _reach_and_grasp(
 
 def _hold_pose(stand: Keypose, hand: int, dims: Body) -> Keypose:
     f, r = unit_vectors(stand.angle)
-    point = np.asarray(stand.body) + f * 0.4 * dims.reach + r * SIDES[hand] * 0.5 * dims.shoulder_w
+    point = np.asarray(stand.body) + f * 0.3 * dims.reach + r * SIDES[hand] * 0.55 * dims.shoulder_w
     return _with_hand(stand, hand, point)
 
 
@@ -397,7 +397,7 @@ def _inspect_pose(stand: Keypose, hand: int, dims: Body, sku: int, u: float) -> 
     """The product in front of the chest, held by one hand and steadied by the other."""
     f, r = unit_vectors(stand.angle)
     extent = max(CATALOG[sku].size) * u
-    held = np.asarray(stand.body) + f * 0.36 * dims.reach + r * SIDES[hand] * 0.15 * dims.shoulder_w
+    held = np.asarray(stand.body) + f * 0.24 * dims.reach + r * SIDES[hand] * 0.15 * dims.shoulder_w
     centre = held + f * 0.45 * extent
     other = centre + r * SIDES[1 - hand] * (0.5 * extent + 3 * u)
     pose = _with_hand(stand, hand, held)
