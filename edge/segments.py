@@ -9,7 +9,9 @@ frames before it is believed: a flicker shorter than that stays part of the runn
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -104,7 +106,19 @@ def segment_scores(scores: np.ndarray, window: int = 5, min_frames: int = 4) -> 
     return segments + segmenter.flush()
 
 
-def segments_to_frames(segments: list[ActionSegment], frame_count: int) -> np.ndarray:
+class Span(Protocol):
+    """Anything with a class and a frame range [start, end): our segments and the labels' segments."""
+
+    @property
+    def label(self) -> int: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+
+
+def segments_to_frames(segments: Iterable[Span], frame_count: int) -> np.ndarray:
+    """The class of every frame; frames in no segment are 0, "no action"."""
     frames = np.zeros(frame_count, dtype=np.int64)
     for s in segments:
         frames[s.start : s.end] = s.label

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edge.classes import ACTION_CLASSES, Action
 from edge.errors import ShelfWatchError
+from edge.segments import segments_to_frames
 
 LABELS_FORMAT = "shelfwatch-labels"
 LABELS_VERSION = 1
@@ -55,13 +56,6 @@ class ActionLabels:
     @property
     def frame_count(self) -> int:
         return int(self.frame_classes.shape[0])
-
-
-def segments_to_frames(segments: Sequence[Segment], frame_count: int) -> np.ndarray:
-    frames = np.zeros(frame_count, dtype=np.int64)
-    for seg in segments:
-        frames[seg.start : seg.end] = seg.label
-    return frames
 
 
 def frames_to_segments(frame_classes: np.ndarray) -> list[Segment]:
