@@ -70,6 +70,72 @@ def register(sub: argparse._SubParsersAction) -> None:
     schema = lsub.add_parser("schema", help="print the JSON Schema of ShelfWatch label files")
     schema.set_defaults(func=run_labels_schema)
 
+    train = sub.add_parser(
+        "train",
+        help="train the action model or the product detector",
+        description="Train models on labelled videos (see `shelfwatch synth`).",
+    )
+    tsub = train.add_subparsers(dest="train_command", required=True, metavar="MODEL")
+    action = tsub.add_parser(
+        "action",
+        help="train the CNN-LSTM action model (or a baseline head)",
+        description="Train a per-frame CNN encoder with an LSTM over time on clips from labelled videos, split "
+        "by video. Writes RUN_DIR/last.pt (resumable), best.pt, metrics.json, curves.png, confusion.png and "
+        "timeline.png.",
+    )
+    action.add_argument("data_dir", type=Path, help="folder of NAME.mp4 + NAME.labels.json (or MERL) videos")
+    action.add_argument("--out", type=Path, required=True, help="run folder to write")
+    action.add_argument(
+        "--encoder",
+        default="resnet18-slim",
+        choices=["resnet18-slim", "resnet18", "mobilenet_v3_small"],
+        help="per-frame CNN (default resnet18-slim: ResNet-18's layout at --width channels)",
+    )
+    action.add_argument("--width", type=int, default=16, help="base channels of resnet18-slim (default 16)")
+    action.add_argument(
+        "--head",
+        default="lstm",
+        choices=["lstm", "bilstm", "frame", "window"],
+        help="lstm (streaming), bilstm (offline comparison), frame or window (baselines)",
+    )
+    action.add_argument("--hidden", type=int, default=128, help="LSTM / MLP width (default 128)")
+    action.add_argument("--window", type=int, default=16, help="frames averaged by the window head (default 16)")
+    action.add_argument(
+        "--delay", type=int, default=0, help="score frame t-DELAY at frame t: hindsight at a fixed latency (default 0)"
+    )
+    action.add_argument("--size", default="160x120", help="model input WIDTHxHEIGHT (default 160x120)")
+    action.add_argument("--no-motion", action="store_true", help="leave out the frame-difference channel")
+    action.add_argument("--epochs", type=int, default=20)
+    action.add_argument("--clips-per-epoch", type=int, default=400)
+    action.add_argument("--clip-len", type=int, default=48, help="frames per training clip (default 48)")
+    action.add_argument("--batch", type=int, default=8)
+    action.add_argument("--lr", type=float, default=2e-3)
+    action.add_argument("--seed", type=int, default=0)
+    action.add_argument("--val-fraction", type=float, default=0.2)
+    action.add_argument("--no-augment", action="store_true")
+    action.add_argument(
+        "--pretrained", type=Path, default=None, help="local encoder weights (a state dict); nothing is downloaded"
+    )
+    action.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt")
+    action.set_defaults(func=run_train_action)
+
+    evaluate = sub.add_parser(
+        "eval",
+        help="score trained models on held-out videos",
+        description="Score models side by side on labelled videos they never saw.",
+    )
+    esub = evaluate.add_subparsers(dest="eval_command", required=True, metavar="MODEL")
+    eaction = esub.add_parser(
+        "action",
+        help="score action-model runs on labelled videos",
+        description="Frame accuracy, macro F1, edit, F1@{10,25,50} and mAP@{0.1,0.25,0.5}, "
+        "after the edge's own segmentation step.",
+    )
+    eaction.add_argument("runs", type=Path, nargs="+", help="run folders (their best.pt) or checkpoint files")
+    eaction.add_argument("--data", type=Path, required=True, help="folder of labelled test videos")
+    eaction.add_argument("--json", type=Path, default=None, help="also write the scores to this file")
+    eaction.set_defaults(func=run_eval_action)
+
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -125,6 +191,71 @@ def run_synth(args: argparse.Namespace) -> int:
         f"wrote {len(specs)} video(s) to {args.out_dir}; median speed {rates[len(rates) // 2]:.0f} frames/s "
         f"per process at {width}x{height}"
     )
+    return 0
+
+
+def run_train_action(args: argparse.Namespace) -> int:
+    from edge.preprocess import InputSpec
+    from training.action_model import ModelConfig
+    from training.train_action import TrainOptions, train_action
+
+    width, height = _size(args.size)
+    if not (32 <= width <= 640 and 32 <= height <= 480):
+        raise ShelfWatchError(f"--size must be between 32x32 and 640x480, got {args.size}")
+    for name in ("epochs", "clips_per_epoch", "clip_len", "batch", "width", "hidden", "window"):
+        if getattr(args, name) < 1:
+            raise ShelfWatchError(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 <= args.delay < args.clip_len:
+        raise ShelfWatchError("--delay must be at least 0 and less than --clip-len")
+    model = ModelConfig(
+        encoder=args.encoder,
+        width=args.width,
+        head=args.head,
+        hidden=args.hidden,
+        window=args.window,
+        delay=args.delay,
+        input=InputSpec(width, height, not args.no_motion),
+    )
+    options = TrainOptions(
+        model=model,
+        epochs=args.epochs,
+        clips_per_epoch=args.clips_per_epoch,
+        clip_len=args.clip_len,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        augment=not args.no_augment,
+        pretrained=str(args.pretrained) if args.pretrained else None,
+    )
+    metrics = train_action(args.data_dir, args.out, options, resume=args.resume)
+    v = metrics["val"]
+    print(
+        f"best epoch {metrics['best_epoch']}: val frame accuracy {v['frame_accuracy']:.3f}, F1@50 {v['f1@50']:.1f}, "
+        f"edit {v['edit']:.1f}; {metrics['train_seconds'] / 60:.1f} min; wrote {args.out}/metrics.json"
+    )
+    return 0
+
+
+def run_eval_action(args: argparse.Namespace) -> int:
+    from training.action_data import load_videos
+    from training.evaluate import evaluate_videos
+    from training.train_action import load_model
+
+    rows = {}
+    videos = None
+    for run in args.runs:
+        model, _ = load_model(run / "best.pt" if run.is_dir() else run)
+        if videos is None or videos[0].frames.shape[1:3] != (model.config.input.height, model.config.input.width):
+            videos = load_videos(args.data, model.config.input)
+        rows[str(run)] = evaluate_videos(model, videos)[0]
+    keys = ["frame_accuracy", "macro_f1", "edit", "f1@10", "f1@25", "f1@50", "map@0.1", "map@0.25", "map@0.5"]
+    print(f"{len(videos or [])} videos in {args.data}")
+    print(f"{'run':<40}" + "".join(f"{k:>11}" for k in keys))
+    for run, m in rows.items():
+        print(f"{run[-40:]:<40}" + "".join(f"{m[k]:>11.3f}" for k in keys))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
     return 0
 
 

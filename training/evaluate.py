@@ -1,0 +1,69 @@
+"""Score action models on labelled videos, through the same segmentation step the edge agent runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from edge.preprocess import to_input
+from edge.segments import ActionSegment, segment_scores, segments_to_frames
+from training.action_data import Video
+from training.action_model import ActionModel
+from training.metrics import confusion_matrix, segment_report
+
+ENCODE_BATCH = 128
+SEGMENT_WINDOW = 5
+SEGMENT_MIN_FRAMES = 4
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    name: str
+    truth: np.ndarray
+    raw: np.ndarray  # per-frame argmax
+    pred: np.ndarray  # after the shared segmentation step
+    segments: list[ActionSegment]
+    probs: np.ndarray
+
+
+@torch.no_grad()
+def predict_probs(model: ActionModel, video: Video) -> np.ndarray:
+    """(T, classes) probabilities for every frame, the model's delay already undone."""
+    model.eval()
+    spec = model.config.input
+    feats = []
+    for s in range(0, len(video.frames), ENCODE_BATCH):
+        chunk = video.frames[s : s + ENCODE_BATCH]
+        before = video.frames[s - 1] if s > 0 else None
+        x = torch.from_numpy(to_input(chunk, before, spec))
+        feats.append(model.encoder(x))
+    scores = model.head(torch.cat(feats)[None])[0]
+    probs = torch.softmax(scores, dim=-1).numpy()
+    d = model.config.delay
+    if d:
+        # The output at frame t scores frame t - d; the last d frames keep the final output.
+        probs = np.concatenate([probs[d:], np.repeat(probs[-1:], d, axis=0)])
+    return probs
+
+
+def evaluate_videos(model: ActionModel, videos: list[Video]) -> tuple[dict[str, float], list[VideoResult]]:
+    """Frame accuracy over all frames; the segment measures averaged over videos."""
+    results, reports = [], []
+    for v in videos:
+        probs = predict_probs(model, v)
+        segments = segment_scores(probs, SEGMENT_WINDOW, SEGMENT_MIN_FRAMES)
+        pred = segments_to_frames(segments, len(v.labels))
+        actions = [s for s in segments if s.label]
+        results.append(VideoResult(v.name, v.labels, probs.argmax(1), pred, actions, probs))
+        reports.append(segment_report(v.labels, pred, actions))
+    summary = {k: float(np.mean([r[k] for r in reports])) for k in reports[0]}
+    truth = np.concatenate([r.truth for r in results])
+    summary["frame_accuracy"] = float(np.mean(truth == np.concatenate([r.pred for r in results])))
+    summary["frame_accuracy_raw"] = float(np.mean(truth == np.concatenate([r.raw for r in results])))
+    return summary, results
+
+
+def pooled_confusion(results: list[VideoResult]) -> np.ndarray:
+    return confusion_matrix(np.concatenate([r.truth for r in results]), np.concatenate([r.pred for r in results]))
