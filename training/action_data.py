@@ -95,41 +95,64 @@ def class_weights(videos: list[Video], power: float = 0.5) -> np.ndarray:
     return (w / w[counts > 0].mean()).astype(np.float32)
 
 
-class ClipSampler:
-    """Random training clips: half start anywhere, half around an action segment (rare classes get seen)."""
+class FrameSampler:
+    """Random single frames (with the frame before, for motion), classes drawn equally often."""
 
-    def __init__(self, videos: list[Video], clip_len: int, spec: InputSpec, augment: bool, seed: int) -> None:
-        usable = [v for v in videos if len(v.labels) >= 2]
-        if not usable:
-            raise ShelfWatchError("no video is long enough to train on")
-        self.videos, self.clip_len, self.spec, self.augment = usable, clip_len, spec, augment
+    def __init__(self, videos: list[Video], spec: InputSpec, augment: bool, seed: int) -> None:
+        self.videos, self.spec, self.augment = videos, spec, augment
         self.rng = np.random.default_rng(seed)
-        self.action_frames = [np.flatnonzero(v.labels > 0) for v in usable]
+        self.by_class = []
+        for c in range(len(ACTION_CLASSES)):
+            pairs = [(i, t) for i, v in enumerate(videos) for t in np.flatnonzero(v.labels == c) if t > 0]
+            if pairs:
+                self.by_class.append(np.array(pairs))
+        if not self.by_class:
+            raise ShelfWatchError("no labelled frames to train on")
 
     def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         xs, ys = [], []
         for _ in range(batch):
-            i = int(self.rng.integers(len(self.videos)))
-            v = self.videos[i]
-            n = min(self.clip_len, len(v.labels) - 1)
+            pairs = self.by_class[int(self.rng.integers(len(self.by_class)))]
+            i, t = pairs[int(self.rng.integers(len(pairs)))]
+            frames = self.videos[i].frames[t - 1 : t + 1]
+            if self.augment:
+                frames = augment_clip(frames, self.rng)
+            xs.append(to_input(frames[1], frames[0], self.spec))
+            ys.append(self.videos[i].labels[t])
+        return np.stack(xs), np.array(ys)
+
+
+def augment_clip(frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The same change for every frame of a clip: mirror, light, a small camera offset."""
+    if rng.random() < 0.5:
+        frames = frames[:, :, ::-1]  # a mirrored store: the shelf stays at the top
+    gain = rng.uniform(0.8, 1.2)
+    bias = rng.uniform(-15, 15)
+    frames = np.clip(frames.astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
+    dx, dy = (int(v) for v in rng.integers(-4, 5, size=2))
+    return np.roll(frames, (dy, dx), axis=(1, 2))
+
+
+class FeatureClipSampler:
+    """Random clips of precomputed encoder features, half of them around an action segment."""
+
+    def __init__(self, features: list[np.ndarray], labels: list[np.ndarray], clip_len: int, seed: int) -> None:
+        self.features, self.labels, self.clip_len = features, labels, clip_len
+        self.rng = np.random.default_rng(seed)
+        self.action_frames = [np.flatnonzero(lab > 0) for lab in labels]
+
+    def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for _ in range(batch):
+            i = int(self.rng.integers(len(self.features)))
+            total = len(self.labels[i])
+            n = min(self.clip_len, total)
             if self.action_frames[i].size and self.rng.random() < 0.5:
                 centre = int(self.rng.choice(self.action_frames[i]))
-                start = int(np.clip(centre - self.rng.integers(0, n), 1, len(v.labels) - n))
+                start = int(np.clip(centre - self.rng.integers(0, n), 0, total - n))
             else:
-                start = int(self.rng.integers(1, len(v.labels) - n + 1))
-            frames = v.frames[start - 1 : start + n]  # one frame before, for the motion channel
-            if self.augment:
-                frames = self._augment(frames)
-            xs.append(to_input(frames[1:], frames[0], self.spec))
-            ys.append(v.labels[start : start + n])
-        return np.stack(xs), np.stack(ys)
-
-    def _augment(self, frames: np.ndarray) -> np.ndarray:
-        """The same change for every frame of a clip: mirror, light, a small camera offset."""
-        if self.rng.random() < 0.5:
-            frames = frames[:, :, ::-1]  # mirrored store: the shelf stays at the top
-        gain = self.rng.uniform(0.8, 1.2)
-        bias = self.rng.uniform(-15, 15)
-        frames = np.clip(frames.astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
-        dx, dy = (int(v) for v in self.rng.integers(-4, 5, size=2))
-        return np.roll(frames, (dy, dx), axis=(1, 2))
+                start = int(self.rng.integers(0, total - n + 1))
+            xs.append(self.features[i][start : start + n])
+            ys.append(self.labels[i][start : start + n])
+        n = min(len(y) for y in ys)
+        return np.stack([x[:n] for x in xs]), np.stack([y[:n] for y in ys])

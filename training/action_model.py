@@ -35,6 +35,7 @@ class ModelConfig:
     hidden: int = 128
     window: int = 16  # frames, for the windowed clip classifier
     delay: int = 0
+    dropout: float = 0.3  # on the features the temporal head reads, against a frozen encoder's overfit
     input: InputSpec = field(default_factory=InputSpec)
 
     def to_dict(self) -> dict:
@@ -160,6 +161,7 @@ class ActionModel(nn.Module):
         self.encoder = build_encoder(config, pretrained)
         f = self.encoder.out_features
         n = len(ACTION_CLASSES)
+        self.drop = nn.Dropout(config.dropout)
         self.lstm: nn.LSTM | None = None
         if config.head in ("lstm", "bilstm"):
             self.lstm = nn.LSTM(f, config.hidden, batch_first=True, bidirectional=config.head == "bilstm")
@@ -177,6 +179,7 @@ class ActionModel(nn.Module):
         return self.head(self.encode(frames))
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
+        features = self.drop(features)
         if self.lstm is not None:
             return self.classifier(self.lstm(features)[0])
         if self.config.head == "window":

@@ -105,11 +105,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     action.add_argument("--size", default="160x120", help="model input WIDTHxHEIGHT (default 160x120)")
     action.add_argument("--no-motion", action="store_true", help="leave out the frame-difference channel")
-    action.add_argument("--epochs", type=int, default=20)
-    action.add_argument("--clips-per-epoch", type=int, default=400)
-    action.add_argument("--clip-len", type=int, default=48, help="frames per training clip (default 48)")
-    action.add_argument("--batch", type=int, default=8)
-    action.add_argument("--lr", type=float, default=2e-3)
+    action.add_argument(
+        "--encoder-steps", type=int, default=1500, help="steps of stage 1, the encoder on single frames (default 1500)"
+    )
+    action.add_argument("--frame-batch", type=int, default=96, help="frames per stage-1 step (default 96)")
+    action.add_argument(
+        "--temporal-steps",
+        type=int,
+        default=1500,
+        help="steps of stage 2, the LSTM and window heads on frozen features (default 1500)",
+    )
+    action.add_argument("--clip-len", type=int, default=96, help="frames per stage-2 clip (default 96)")
+    action.add_argument("--batch", type=int, default=16, help="clips per stage-2 step (default 16)")
+    action.add_argument("--lr", type=float, default=2e-3, help="stage-1 learning rate")
+    action.add_argument("--temporal-lr", type=float, default=3e-3, help="stage-2 learning rate")
+    action.add_argument("--eval-every", type=int, default=250, help="validate and checkpoint every N steps")
     action.add_argument("--seed", type=int, default=0)
     action.add_argument("--val-fraction", type=float, default=0.2)
     action.add_argument("--no-augment", action="store_true")
@@ -118,6 +128,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     action.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt")
     action.set_defaults(func=run_train_action)
+    products = tsub.add_parser(
+        "products",
+        help="train the YOLO product detector (ultralytics, offline)",
+        description="Train an ultralytics YOLOv8 detector built from its yaml (nothing is downloaded) on the "
+        "dataset `shelfwatch synth --yolo` writes. Reports mAP50 and mAP50-95 per SKU in RUN_DIR/metrics.json.",
+    )
+    products.add_argument("data", type=Path, help="the dataset folder (or its data.yaml)")
+    products.add_argument("--out", type=Path, required=True, help="run folder to write")
+    products.add_argument(
+        "--scale",
+        default="n",
+        choices=["p", "n", "s"],
+        help="YOLOv8 scale: p (a quarter of nano's width, ours), n or s (default n)",
+    )
+    products.add_argument("--imgsz", type=int, default=320, help="training image size (default 320)")
+    products.add_argument("--epochs", type=int, default=30)
+    products.add_argument("--batch", type=int, default=16)
+    products.add_argument("--weights", type=Path, default=None, help="local weights to start from")
+    products.add_argument("--seed", type=int, default=0)
+    products.set_defaults(func=run_train_products)
 
     evaluate = sub.add_parser(
         "eval",
@@ -202,7 +232,17 @@ def run_train_action(args: argparse.Namespace) -> int:
     width, height = _size(args.size)
     if not (32 <= width <= 640 and 32 <= height <= 480):
         raise ShelfWatchError(f"--size must be between 32x32 and 640x480, got {args.size}")
-    for name in ("epochs", "clips_per_epoch", "clip_len", "batch", "width", "hidden", "window"):
+    for name in (
+        "encoder_steps",
+        "frame_batch",
+        "temporal_steps",
+        "clip_len",
+        "batch",
+        "eval_every",
+        "width",
+        "hidden",
+        "window",
+    ):
         if getattr(args, name) < 1:
             raise ShelfWatchError(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 <= args.delay < args.clip_len:
@@ -218,22 +258,37 @@ def run_train_action(args: argparse.Namespace) -> int:
     )
     options = TrainOptions(
         model=model,
-        epochs=args.epochs,
-        clips_per_epoch=args.clips_per_epoch,
+        encoder_steps=args.encoder_steps,
+        frame_batch=args.frame_batch,
+        temporal_steps=args.temporal_steps,
         clip_len=args.clip_len,
         batch=args.batch,
         lr=args.lr,
+        temporal_lr=args.temporal_lr,
+        eval_every=args.eval_every,
         seed=args.seed,
         val_fraction=args.val_fraction,
         augment=not args.no_augment,
         pretrained=str(args.pretrained) if args.pretrained else None,
     )
     metrics = train_action(args.data_dir, args.out, options, resume=args.resume)
-    v = metrics["val"]
-    print(
-        f"best epoch {metrics['best_epoch']}: val frame accuracy {v['frame_accuracy']:.3f}, F1@50 {v['f1@50']:.1f}, "
-        f"edit {v['edit']:.1f}; {metrics['train_seconds'] / 60:.1f} min; wrote {args.out}/metrics.json"
-    )
+    print(f"validation ({len(metrics['split']['val'])} videos), {metrics['train_seconds'] / 60:.1f} min of training:")
+    for name, v in metrics["val"].items():
+        print(f"  {name:<14} frame accuracy {v['frame_accuracy']:.3f}  F1@50 {v['f1@50']:5.1f}  edit {v['edit']:5.1f}")
+    print(f"wrote {args.out}/metrics.json; the CNN-LSTM is {args.out}/best.pt")
+    return 0
+
+
+def run_train_products(args: argparse.Namespace) -> int:
+    from training.train_products import train_products
+
+    if args.epochs < 1 or args.batch < 1 or not 32 <= args.imgsz <= 1280:
+        raise ShelfWatchError("--epochs and --batch must be at least 1, --imgsz between 32 and 1280")
+    m = train_products(args.data, args.out, args.scale, args.imgsz, args.epochs, args.batch, args.weights, args.seed)
+    print(f"mAP50 {m['map50']:.3f}  mAP50-95 {m['map50_95']:.3f}  ({m['train_seconds'] / 60:.1f} min)")
+    for sku, v in m["per_sku"].items():
+        print(f"  {sku:<8} mAP50 {v['map50']:.3f}  mAP50-95 {v['map50_95']:.3f}")
+    print(f"wrote {args.out}/metrics.json")
     return 0
 
 

@@ -29,17 +29,24 @@ class VideoResult:
 
 
 @torch.no_grad()
-def predict_probs(model: ActionModel, video: Video) -> np.ndarray:
-    """(T, classes) probabilities for every frame, the model's delay already undone."""
+def encode_video(model: ActionModel, video: Video) -> np.ndarray:
+    """(T, F) encoder features of every frame, as the agent computes them one frame at a time."""
     model.eval()
-    spec = model.config.input
     feats = []
     for s in range(0, len(video.frames), ENCODE_BATCH):
         chunk = video.frames[s : s + ENCODE_BATCH]
         before = video.frames[s - 1] if s > 0 else None
-        x = torch.from_numpy(to_input(chunk, before, spec))
-        feats.append(model.encoder(x))
-    scores = model.head(torch.cat(feats)[None])[0]
+        feats.append(model.encoder(torch.from_numpy(to_input(chunk, before, model.config.input))))
+    return torch.cat(feats).numpy()
+
+
+@torch.no_grad()
+def predict_probs(model: ActionModel, video: Video, features: np.ndarray | None = None) -> np.ndarray:
+    """(T, classes) probabilities for every frame, the model's delay already undone."""
+    model.eval()
+    if features is None:
+        features = encode_video(model, video)
+    scores = model.head(torch.from_numpy(features)[None])[0]
     probs = torch.softmax(scores, dim=-1).numpy()
     d = model.config.delay
     if d:
@@ -48,11 +55,13 @@ def predict_probs(model: ActionModel, video: Video) -> np.ndarray:
     return probs
 
 
-def evaluate_videos(model: ActionModel, videos: list[Video]) -> tuple[dict[str, float], list[VideoResult]]:
+def evaluate_videos(
+    model: ActionModel, videos: list[Video], features: list[np.ndarray] | None = None
+) -> tuple[dict[str, float], list[VideoResult]]:
     """Frame accuracy over all frames; the segment measures averaged over videos."""
     results, reports = [], []
-    for v in videos:
-        probs = predict_probs(model, v)
+    for i, v in enumerate(videos):
+        probs = predict_probs(model, v, None if features is None else features[i])
         segments = segment_scores(probs, SEGMENT_WINDOW, SEGMENT_MIN_FRAMES)
         pred = segments_to_frames(segments, len(v.labels))
         actions = [s for s in segments if s.label]

@@ -16,22 +16,30 @@ COLOURS = ["#d9d9d9", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
 
 
 def plot_curves(history: list[dict], path: Path) -> None:
-    epochs = [h["epoch"] for h in history]
+    """Training loss and validation scores against steps, one line per head."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    ax1.plot(epochs, [h["train_loss"] for h in history], label="train loss")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("cross-entropy")
+    labels = {"frame": "per-frame CNN", "window": "window clip", "best": "CNN-LSTM"}
+    for head, label in labels.items():
+        rows = [h for h in history if h["head"] == head]
+        if not rows:
+            continue
+        steps = [h["step"] for h in rows]
+        ax1.plot(steps, [h["train_loss"] for h in rows], label=label)
+        line = ax2.plot(steps, [h["val"]["frame_accuracy"] for h in rows], label=f"{label}: frame accuracy")
+        ax2.plot(
+            steps,
+            [h["val"]["f1@50"] / 100 for h in rows],
+            "--",
+            color=line[0].get_color(),
+            label=f"{label}: F1@50 / 100",
+        )
+    ax1.set_xlabel("step (of its stage)")
+    ax1.set_ylabel("training cross-entropy")
     ax1.legend()
-    for key, label in (
-        ("frame_accuracy", "val frame accuracy"),
-        ("f1@50", "val F1@50 / 100"),
-        ("edit", "val edit / 100"),
-    ):
-        scale = 100.0 if key != "frame_accuracy" else 1.0
-        ax2.plot(epochs, [h["val"][key] / scale for h in history], label=label)
     ax2.set_ylim(0, 1)
-    ax2.set_xlabel("epoch")
-    ax2.legend(loc="lower right")
+    ax2.set_xlabel("step (of its stage)")
+    ax2.set_ylabel("validation")
+    ax2.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

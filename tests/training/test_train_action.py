@@ -1,55 +1,102 @@
-"""A tiny action model trained for a few steps: files, resume and evaluation work end to end."""
+"""A tiny action model trained for a few steps: files, an interrupted run resumed, evaluation."""
 
 import json
 import subprocess
 import sys
+import time
+
+import torch
 
 from training.synth.generate import VideoSpec, write_video
 
+TINY = [
+    "--width",
+    "4",
+    "--hidden",
+    "8",
+    "--size",
+    "64x48",
+    "--frame-batch",
+    "8",
+    "--clip-len",
+    "16",
+    "--batch",
+    "2",
+    "--delay",
+    "2",
+    "--eval-every",
+    "3",
+    "--temporal-steps",
+    "3",
+]
 
-def run(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "shelfwatch", *args], capture_output=True, text=True, cwd=cwd, timeout=600
-    )
+
+def shelfwatch(*args):
+    return [sys.executable, "-m", "shelfwatch", *args]
 
 
-def test_train_resume_and_evaluate(tmp_path):
-    data = tmp_path / "data"
+def run(*args):
+    return subprocess.run(shelfwatch(*args), capture_output=True, text=True, timeout=600)
+
+
+def make_data(folder):
     for i in range(4):
-        write_video(VideoSpec(seed=3, index=i, frames=120, width=160, height=120), data)
-    common = [
-        "--width",
-        "4",
-        "--hidden",
-        "8",
-        "--size",
-        "64x48",
-        "--clips-per-epoch",
-        "4",
-        "--clip-len",
-        "16",
-        "--batch",
-        "2",
-        "--delay",
-        "2",
-    ]
-    first = run("train", "action", str(data), "--out", str(tmp_path / "run"), "--epochs", "1", *common)
-    assert first.returncode == 0, first.stderr
-    assert "best epoch 1" in first.stdout
-    resumed = run("train", "action", str(data), "--out", str(tmp_path / "run"), "--epochs", "2", "--resume", *common)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming" in resumed.stdout and "epoch 2/2" in resumed.stdout and "epoch 1/2" not in resumed.stdout
+        write_video(VideoSpec(seed=3, index=i, frames=120, width=160, height=120), folder)
+
+
+def test_train_writes_three_scored_models_and_evaluates(tmp_path):
+    make_data(tmp_path / "data")
+    result = run(
+        "train", "action", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--encoder-steps", "3", *TINY
+    )
+    assert result.returncode == 0, result.stderr
+    assert "per_frame_cnn" in result.stdout and "cnn_lstm" in result.stdout and "window_clip" in result.stdout
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
-    assert metrics["model"]["delay"] == 2 and len(metrics["split"]["val"]) == 1
-    for key in ("frame_accuracy", "macro_f1", "edit", "f1@10", "f1@25", "f1@50", "map@0.5"):
-        assert key in metrics["val"]
+    assert [(h["head"], h["step"]) for h in metrics["history"]] == [("frame", 3), ("best", 3), ("window", 3)]
+    assert metrics["model"]["delay"] == 2 and metrics["model"]["head"] == "lstm" and len(metrics["split"]["val"]) == 1
+    for head in ("cnn_lstm", "per_frame_cnn", "window_clip"):
+        for key in ("frame_accuracy", "macro_f1", "edit", "f1@10", "f1@25", "f1@50", "map@0.5"):
+            assert 0.0 <= metrics["val"][head][key] <= 100.0
     for picture in ("curves.png", "confusion.png", "timeline.png"):
         assert (tmp_path / "run" / picture).stat().st_size > 5000
-    scored = run("eval", "action", str(tmp_path / "run"), "--data", str(data), "--json", str(tmp_path / "s.json"))
+    scored = run(
+        "eval",
+        "action",
+        str(tmp_path / "run"),
+        str(tmp_path / "run" / "frame.pt"),
+        "--data",
+        str(tmp_path / "data"),
+        "--json",
+        str(tmp_path / "s.json"),
+    )
     assert scored.returncode == 0, scored.stderr
     assert "4 videos" in scored.stdout and "f1@50" in scored.stdout
-    assert 0.0 <= json.loads((tmp_path / "s.json").read_text())[str(tmp_path / "run")]["frame_accuracy"] <= 1.0
+    assert len(json.loads((tmp_path / "s.json").read_text())) == 2
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
+    make_data(tmp_path / "data")
+    args = ["train", "action", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--encoder-steps", "60", *TINY]
+    proc = subprocess.Popen(shelfwatch(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "run" / "last.pt"
+    deadline = time.monotonic() + 300
+    while not last.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    before = torch.load(last, weights_only=False)
+    assert before["stage"] == "encoder" and 3 <= before["step"] < 60
+    changed = run(*args[:-1], "4", "--resume")  # another --temporal-steps: not the same run
+    assert changed.returncode == 2 and "other options" in changed.stderr
+    resumed = run(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"encoder stage, step {before['step']}" in resumed.stdout
+    steps = [
+        h["step"]
+        for h in json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+        if h["head"] == "frame"
+    ]
+    assert steps == list(range(3, 61, 3))  # nothing repeated, nothing skipped
 
 
 def test_bad_training_input_is_one_line(tmp_path):
@@ -58,3 +105,5 @@ def test_bad_training_input_is_one_line(tmp_path):
     assert result.returncode == 2 and "no labelled videos" in result.stderr and "Traceback" not in result.stderr
     result = run("train", "action", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"))
     assert result.returncode == 2 and "no such data folder" in result.stderr
+    result = run("eval", "action", str(tmp_path / "empty"), "--data", str(tmp_path / "empty"))
+    assert result.returncode == 2 and "no such checkpoint" in result.stderr
