@@ -14,7 +14,7 @@ $(VENV)/.demo-deps: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[edge,data,dev]'
+	$(PY) -m pip install -q -e '.[edge,data,train,dev]'
 	touch $@
 
 # The main job on a bundled sample. For now: render a sample store video and show its labels.

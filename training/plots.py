@@ -62,7 +62,7 @@ def plot_confusion(matrix: np.ndarray, path: Path) -> None:
 
 
 def plot_timeline(truth: np.ndarray, pred: np.ndarray, fps: float, title: str, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(12, 2.4))
+    fig, ax = plt.subplots(figsize=(12, 3.0))
     for row, frames in ((1, truth), (0, pred)):
         change = np.flatnonzero(np.diff(frames)) + 1
         starts = np.concatenate([[0], change])
