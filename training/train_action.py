@@ -72,6 +72,13 @@ def load_model(path: Path) -> tuple[ActionModel, dict]:
     return model, ckpt
 
 
+def save_atomic(obj: dict, path: Path) -> None:
+    """Write a checkpoint so that a kill at any moment leaves the previous complete one, never half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
 def _loss(model: ActionModel, scores: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     d = model.config.delay
     if d and scores.dim() == 3:
@@ -100,7 +107,7 @@ class _Run:
         score = val["f1@50"] / 100 + val["frame_accuracy"]
         if score > self.best.get(name, -1.0):
             self.best[name] = score
-            torch.save(
+            save_atomic(
                 {
                     "config": model.config.to_dict(),
                     "model": model.state_dict(),
@@ -124,7 +131,7 @@ class _Run:
         optimizer: torch.optim.Optimizer,
         schedule: torch.optim.lr_scheduler.LambdaLR,
     ) -> None:
-        torch.save(
+        save_atomic(
             {
                 "stage": stage,
                 "step": step,
