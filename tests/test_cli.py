@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 
-def shelfwatch(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "shelfwatch", *args], capture_output=True, text=True, cwd=cwd, timeout=300
-    )
-
-
 @pytest.mark.parametrize("command", [[], ["synth"], ["labels"], ["labels", "convert"], ["labels", "show"]])
-def test_help_describes_every_command(command):
+def test_help_describes_every_command(command, shelfwatch):
     result = shelfwatch(*command, "--help")
     assert result.returncode == 0
     assert "usage: shelfwatch" in result.stdout and len(result.stdout.splitlines()) >= 4
 
 
-def test_synth_writes_video_labels_and_yolo_then_labels_show_summarises(tmp_path):
+def test_synth_writes_video_labels_and_yolo_then_labels_show_summarises(tmp_path, shelfwatch):
     result = shelfwatch("synth", str(tmp_path), "--videos", "2", "--frames", "45", "--size", "160x120", "--yolo")
     assert result.returncode == 0, result.stderr
     assert "median speed" in result.stdout
@@ -35,7 +26,7 @@ def test_synth_writes_video_labels_and_yolo_then_labels_show_summarises(tmp_path
     assert converted.returncode == 0 and (tmp_path / "c.json").exists()
 
 
-def test_labels_schema_is_json_schema():
+def test_labels_schema_is_json_schema(shelfwatch):
     import json
 
     schema = json.loads(shelfwatch("labels", "schema").stdout)
@@ -53,7 +44,7 @@ def test_labels_schema_is_json_schema():
         (["labels", "convert", "broken_label.mat", "out.txt"], "the output must be a .json file"),
     ],
 )
-def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, args, message):
+def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, args, message, shelfwatch):
     (tmp_path / "broken_label.mat").write_bytes(b"\x00garbage")
     result = shelfwatch(*args, cwd=tmp_path)
     assert result.returncode == 2

@@ -2,41 +2,17 @@
 
 import json
 import subprocess
-import sys
 import time
 
 import torch
 
+from tests.conftest import shelfwatch_command
 from training.synth.generate import VideoSpec, write_video
 
-TINY = [
-    "--width",
-    "4",
-    "--hidden",
-    "8",
-    "--size",
-    "64x48",
-    "--frame-batch",
-    "8",
-    "--clip-len",
-    "16",
-    "--batch",
-    "2",
-    "--delay",
-    "2",
-    "--eval-every",
-    "3",
-    "--temporal-steps",
-    "3",
-]
-
-
-def shelfwatch(*args):
-    return [sys.executable, "-m", "shelfwatch", *args]
-
-
-def run(*args):
-    return subprocess.run(shelfwatch(*args), capture_output=True, text=True, timeout=600)
+TINY = (
+    "--width 4 --hidden 8 --size 64x48 --frame-batch 8 --clip-len 16 --batch 2 --delay 2 --eval-every 3 "
+    "--temporal-steps 3"
+).split()
 
 
 def make_data(folder):
@@ -44,11 +20,9 @@ def make_data(folder):
         write_video(VideoSpec(seed=3, index=i, frames=120, width=160, height=120), folder)
 
 
-def test_train_writes_three_scored_models_and_evaluates(tmp_path):
+def test_train_writes_three_scored_models_and_evaluates(tmp_path, shelfwatch):
     make_data(tmp_path / "data")
-    result = run(
-        "train", "action", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--encoder-steps", "3", *TINY
-    )
+    result = shelfwatch("train", "action", tmp_path / "data", "--out", tmp_path / "run", "--encoder-steps", 3, *TINY)
     assert result.returncode == 0, result.stderr
     assert "per_frame_cnn" in result.stdout and "cnn_lstm" in result.stdout and "window_clip" in result.stdout
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -59,51 +33,39 @@ def test_train_writes_three_scored_models_and_evaluates(tmp_path):
             assert 0.0 <= metrics["val"][head][key] <= 100.0
     for picture in ("curves.png", "confusion.png", "timeline.png"):
         assert (tmp_path / "run" / picture).stat().st_size > 5000
-    scored = run(
-        "eval",
-        "action",
-        str(tmp_path / "run"),
-        str(tmp_path / "run" / "frame.pt"),
-        "--data",
-        str(tmp_path / "data"),
-        "--json",
-        str(tmp_path / "s.json"),
-    )
+    scored = shelfwatch("eval", "action", tmp_path / "run", tmp_path / "run" / "frame.pt",
+                        "--data", tmp_path / "data", "--json", tmp_path / "s.json")  # fmt: skip
     assert scored.returncode == 0, scored.stderr
     assert "4 videos" in scored.stdout and "f1@50" in scored.stdout
     assert len(json.loads((tmp_path / "s.json").read_text())) == 2
 
 
-def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, shelfwatch):
     make_data(tmp_path / "data")
-    args = ["train", "action", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--encoder-steps", "60", *TINY]
-    proc = subprocess.Popen(shelfwatch(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = ["train", "action", tmp_path / "data", "--out", tmp_path / "run", "--encoder-steps", "60", *TINY]
+    proc = subprocess.Popen(shelfwatch_command(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = tmp_path / "run" / "last.pt"
     deadline = time.monotonic() + 300
     while not last.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.02)
-    proc.kill()
+    proc.kill()  # as abrupt as a power cut: possibly in the middle of writing a checkpoint
     proc.wait()
     before = torch.load(last, weights_only=False)
     assert before["stage"] == "encoder" and 3 <= before["step"] < 60
-    changed = run(*args[:-1], "4", "--resume")  # another --temporal-steps: not the same run
+    changed = shelfwatch(*args[:-1], "4", "--resume")  # another --temporal-steps: not the same run
     assert changed.returncode == 2 and "other options" in changed.stderr
-    resumed = run(*args, "--resume")
+    resumed = shelfwatch(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert f"encoder stage, step {before['step']}" in resumed.stdout
-    steps = [
-        h["step"]
-        for h in json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
-        if h["head"] == "frame"
-    ]
-    assert steps == list(range(3, 61, 3))  # nothing repeated, nothing skipped
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+    assert [h["step"] for h in history if h["head"] == "frame"] == list(range(3, 61, 3))  # none repeated or lost
 
 
-def test_bad_training_input_is_one_line(tmp_path):
+def test_bad_training_input_is_one_line(tmp_path, shelfwatch):
     (tmp_path / "empty").mkdir()
-    result = run("train", "action", str(tmp_path / "empty"), "--out", str(tmp_path / "run"))
+    result = shelfwatch("train", "action", tmp_path / "empty", "--out", tmp_path / "run")
     assert result.returncode == 2 and "no labelled videos" in result.stderr and "Traceback" not in result.stderr
-    result = run("train", "action", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"))
+    result = shelfwatch("train", "action", tmp_path / "nowhere", "--out", tmp_path / "run")
     assert result.returncode == 2 and "no such data folder" in result.stderr
-    result = run("eval", "action", str(tmp_path / "empty"), "--data", str(tmp_path / "empty"))
+    result = shelfwatch("eval", "action", tmp_path / "empty", "--data", tmp_path / "empty")
     assert result.returncode == 2 and "no such checkpoint" in result.stderr

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import yaml
 
@@ -11,34 +9,12 @@ from training.synth.generate import VideoSpec, write_video
 from training.synth.yolo import write_yolo_dataset
 
 
-def test_train_products_offline_reports_map_per_sku(tmp_path):
+def test_train_products_offline_reports_map_per_sku(tmp_path, shelfwatch):
     paths = [write_video(VideoSpec(seed=4, index=i, frames=40, width=160, height=120), tmp_path)[0] for i in range(3)]
     write_yolo_dataset(paths, tmp_path / "yolo", every=10)
     env = dict(os.environ, YOLO_CONFIG_DIR=str(tmp_path / "ultralytics-settings"))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "shelfwatch",
-            "train",
-            "products",
-            str(tmp_path / "yolo"),
-            "--out",
-            str(tmp_path / "run"),
-            "--scale",
-            "p",
-            "--imgsz",
-            "64",
-            "--epochs",
-            "1",
-            "--batch",
-            "4",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    result = shelfwatch("train", "products", tmp_path / "yolo", "--out", tmp_path / "run", "--scale", "p",
+                        "--imgsz", "64", "--epochs", "1", "--batch", "4", env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "mAP50" in result.stdout
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -50,20 +26,6 @@ def test_train_products_offline_reports_map_per_sku(tmp_path):
     assert arch["scales"] == {"p": [0.33, 0.125, 1024]}
 
 
-def test_a_missing_dataset_is_one_line(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "shelfwatch",
-            "train",
-            "products",
-            str(tmp_path / "none"),
-            "--out",
-            str(tmp_path / "run"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_a_missing_dataset_is_one_line(tmp_path, shelfwatch):
+    result = shelfwatch("train", "products", tmp_path / "none", "--out", tmp_path / "run")
     assert result.returncode == 2 and "no such data.yaml" in result.stderr and "Traceback" not in result.stderr
