@@ -22,9 +22,8 @@ SCALES = {"p": [0.33, 0.125, 1024], "n": [0.33, 0.25, 1024], "s": [0.33, 0.50, 1
 
 
 def _offline() -> None:
-    # Set before ultralytics is imported: it reads these at import time.
+    # Set before ultralytics is imported: it reads it at import time.
     os.environ["YOLO_OFFLINE"] = "1"
-    os.environ.setdefault("YOLO_VERBOSE", "False")
 
 
 def model_yaml(scale: str, out: Path) -> Path:
@@ -96,7 +95,7 @@ def train_products(
         project=str(run_dir.parent),
         name=run_dir.name,
         exist_ok=True,
-        verbose=False,
+        verbose=True,
         fliplr=0.5,
         mosaic=1.0,
         close_mosaic=max(0, min(10, epochs // 3)),
