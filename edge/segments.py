@@ -15,6 +15,11 @@ from typing import Protocol
 
 import numpy as np
 
+# Defaults the agent runs with, and so the ones evaluation scores with: 5 frames (1/6 s) of smoothing,
+# and a class change believed after 4 frames.
+WINDOW = 5
+MIN_FRAMES = 4
+
 
 @dataclass(frozen=True)
 class ActionSegment:
@@ -33,7 +38,7 @@ class _Run:
 
 
 class Segmenter:
-    def __init__(self, window: int = 5, min_frames: int = 4) -> None:
+    def __init__(self, window: int = WINDOW, min_frames: int = MIN_FRAMES) -> None:
         if window < 1 or min_frames < 1:
             raise ValueError("window and min_frames must be at least 1")
         self.window, self.min_frames = window, min_frames
@@ -97,7 +102,7 @@ class Segmenter:
         return ActionSegment(run.label, run.start, end, float(np.mean(run.conf)))
 
 
-def segment_scores(scores: np.ndarray, window: int = 5, min_frames: int = 4) -> list[ActionSegment]:
+def segment_scores(scores: np.ndarray, window: int = WINDOW, min_frames: int = MIN_FRAMES) -> list[ActionSegment]:
     """All segments of a whole video's (T, C) scores, exactly as the agent would emit them."""
     segmenter = Segmenter(window, min_frames)
     segments: list[ActionSegment] = []

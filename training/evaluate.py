@@ -14,8 +14,6 @@ from training.action_model import ActionModel
 from training.metrics import confusion_matrix, segment_report
 
 ENCODE_BATCH = 128
-SEGMENT_WINDOW = 5
-SEGMENT_MIN_FRAMES = 4
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,7 @@ def evaluate_videos(
     results, reports = [], []
     for i, v in enumerate(videos):
         probs = predict_probs(model, v, None if features is None else features[i])
-        segments = segment_scores(probs, SEGMENT_WINDOW, SEGMENT_MIN_FRAMES)
+        segments = segment_scores(probs)  # with the agent's own smoothing
         pred = segments_to_frames(segments, len(v.labels))
         actions = [s for s in segments if s.label]
         results.append(VideoResult(v.name, v.labels, probs.argmax(1), pred, actions, probs))
