@@ -165,6 +165,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     eaction.add_argument("--data", type=Path, required=True, help="folder of labelled test videos")
     eaction.add_argument("--json", type=Path, default=None, help="also write the scores to this file")
     eaction.set_defaults(func=run_eval_action)
+    eproducts = esub.add_parser(
+        "products",
+        help="score a product-detector run on held-out images",
+        description="mAP50 and mAP50-95 per SKU of RUN_DIR/weights/best.pt on every image "
+        "of a dataset made by `shelfwatch synth --yolo` from videos it never saw; "
+        "writes RUN_DIR/test_metrics.json.",
+    )
+    eproducts.add_argument("run", type=Path, help="a `train products` run folder")
+    eproducts.add_argument("--data", type=Path, required=True, help="the held-out dataset folder (or data.yaml)")
+    eproducts.add_argument("--imgsz", type=int, default=320)
+    eproducts.set_defaults(func=run_eval_products)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -289,6 +300,17 @@ def run_train_products(args: argparse.Namespace) -> int:
     for sku, v in m["per_sku"].items():
         print(f"  {sku:<8} mAP50 {v['map50']:.3f}  mAP50-95 {v['map50_95']:.3f}")
     print(f"wrote {args.out}/metrics.json")
+    return 0
+
+
+def run_eval_products(args: argparse.Namespace) -> int:
+    from training.train_products import test_products
+
+    m = test_products(args.run, args.data, args.imgsz)
+    print(f"{args.data}: mAP50 {m['map50']:.3f}  mAP50-95 {m['map50_95']:.3f}")
+    for sku, v in m["per_sku"].items():
+        print(f"  {sku:<8} mAP50 {v['map50']:.3f}  mAP50-95 {v['map50_95']:.3f}")
+    print(f"wrote {args.run}/test_metrics.json")
     return 0
 
 

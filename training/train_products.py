@@ -41,8 +41,11 @@ def model_yaml(scale: str, out: Path) -> Path:
     return path
 
 
-def local_data_yaml(data: Path, out: Path) -> Path:
-    """A copy of data.yaml whose `path` is where the dataset is now (it may have moved since synth)."""
+def local_data_yaml(data: Path, out: Path, every_image: bool = False) -> Path:
+    """A copy of data.yaml whose `path` is where the dataset is now (it may have moved since synth).
+
+    `every_image` scores on the train and val images together: for a test set, its split is irrelevant.
+    """
     if data.is_dir():
         data = data / "data.yaml"
     if not data.is_file():
@@ -54,7 +57,9 @@ def local_data_yaml(data: Path, out: Path) -> Path:
     if not isinstance(cfg, dict) or not {"train", "val", "names"} <= cfg.keys():
         raise ShelfWatchError(f"{data}: an ultralytics data.yaml needs train, val and names")
     cfg["path"] = str(data.parent.resolve())
-    path = out / "data.yaml"
+    if every_image:
+        cfg["val"] = [cfg["train"], cfg["val"]]
+    path = out / ("test_data.yaml" if every_image else "data.yaml")
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
@@ -105,7 +110,9 @@ def train_products(
     return evaluate_products(best, data_yaml, run_dir, imgsz, extra={"train_seconds": seconds, "scale": scale})
 
 
-def evaluate_products(weights: Path, data_yaml: Path, run_dir: Path, imgsz: int, extra: dict | None = None) -> dict:
+def evaluate_products(
+    weights: Path, data_yaml: Path, run_dir: Path, imgsz: int, extra: dict | None = None, name: str = "metrics.json"
+) -> dict:
     _offline()
     from ultralytics import YOLO
 
@@ -134,5 +141,14 @@ def evaluate_products(weights: Path, data_yaml: Path, run_dir: Path, imgsz: int,
         "imgsz": imgsz,
         **(extra or {}),
     }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (run_dir / name).write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def test_products(run_dir: Path, data: Path, imgsz: int) -> dict:
+    """Score a run's best weights on every image of another dataset (held-out videos) -> test_metrics.json."""
+    weights = run_dir / "weights" / "best.pt"
+    if not weights.is_file():
+        raise ShelfWatchError(f"{run_dir}: has no weights/best.pt (train it with `shelfwatch train products`)")
+    data_yaml = local_data_yaml(data, run_dir, every_image=True)
+    return evaluate_products(weights, data_yaml, run_dir, imgsz, extra={"data": str(data)}, name="test_metrics.json")

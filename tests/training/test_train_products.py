@@ -24,6 +24,17 @@ def test_train_products_offline_reports_map_per_sku(tmp_path, shelfwatch):
     # The architecture came from ultralytics' yaml at our scale, not from downloaded weights.
     arch = yaml.safe_load((tmp_path / "run" / "shelfwatch-yolov8p.yaml").read_text())
     assert arch["scales"] == {"p": [0.33, 0.125, 1024]}
+    # Held-out videos: every image of their dataset is scored.
+    held_out = [write_video(VideoSpec(seed=5, index=i, frames=40, width=160, height=120), tmp_path / "test")[0]
+                for i in range(2)]  # fmt: skip
+    write_yolo_dataset(held_out, tmp_path / "test" / "yolo", every=10)
+    tested = shelfwatch("eval", "products", tmp_path / "run", "--data", tmp_path / "test" / "yolo", "--imgsz", 64,
+                        env=env)  # fmt: skip
+    assert tested.returncode == 0, tested.stderr[-3000:]
+    test_metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    assert 0.0 <= test_metrics["map50"] <= 1.0 and test_metrics["data"] == str(tmp_path / "test" / "yolo")
+    scored = yaml.safe_load((tmp_path / "run" / "test_data.yaml").read_text())
+    assert scored["val"] == ["images/train", "images/val"]
 
 
 def test_a_missing_dataset_is_one_line(tmp_path, shelfwatch):
