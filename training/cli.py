@@ -290,26 +290,28 @@ def run_train_action(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_detector_scores(title: str, m: dict) -> None:
+    print(f"{title}: mAP50 {m['map50']:.3f}  mAP50-95 {m['map50_95']:.3f}")
+    for sku, v in m["per_sku"].items():
+        print(f"  {sku:<8} mAP50 {v['map50']:.3f}  mAP50-95 {v['map50_95']:.3f}")
+
+
 def run_train_products(args: argparse.Namespace) -> int:
     from training.train_products import train_products
 
     if args.epochs < 1 or args.batch < 1 or not 32 <= args.imgsz <= 1280:
         raise ShelfWatchError("--epochs and --batch must be at least 1, --imgsz between 32 and 1280")
     m = train_products(args.data, args.out, args.scale, args.imgsz, args.epochs, args.batch, args.weights, args.seed)
-    print(f"mAP50 {m['map50']:.3f}  mAP50-95 {m['map50_95']:.3f}  ({m['train_seconds'] / 60:.1f} min)")
-    for sku, v in m["per_sku"].items():
-        print(f"  {sku:<8} mAP50 {v['map50']:.3f}  mAP50-95 {v['map50_95']:.3f}")
+    _print_detector_scores(f"validation ({m['train_seconds'] / 60:.1f} min of training)", m)
     print(f"wrote {args.out}/metrics.json")
     return 0
 
 
 def run_eval_products(args: argparse.Namespace) -> int:
-    from training.train_products import test_products
+    from training.train_products import score_held_out
 
-    m = test_products(args.run, args.data, args.imgsz)
-    print(f"{args.data}: mAP50 {m['map50']:.3f}  mAP50-95 {m['map50_95']:.3f}")
-    for sku, v in m["per_sku"].items():
-        print(f"  {sku:<8} mAP50 {v['map50']:.3f}  mAP50-95 {v['map50_95']:.3f}")
+    m = score_held_out(args.run, args.data, args.imgsz)
+    _print_detector_scores(str(args.data), m)
     print(f"wrote {args.run}/test_metrics.json")
     return 0
 

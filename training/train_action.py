@@ -260,14 +260,15 @@ def train_action(data_dir: Path, run_dir: Path, options: TrainOptions, resume: b
         lambda k, step, loss: run.record(k, temporal[k], step, loss, evaluate_videos(temporal[k], val, val_feats)[0]),
         saved,
     )
-    return finish_run(run, val)
+    return finish_run(run, val, val_feats)
 
 
-def finish_run(run: _Run, val: list[Video]) -> dict:
+def finish_run(run: _Run, val: list[Video], val_feats: list[np.ndarray]) -> dict:
+    """Score the best checkpoint of each head; they share the frozen encoder, so its features serve all."""
     results_by_head, summary = {}, {}
     for name in ("best", "frame", "window"):
         model, _ = load_model(run.dir / f"{name}.pt")
-        summary[name], results_by_head[name] = evaluate_videos(model, val)
+        summary[name], results_by_head[name] = evaluate_videos(model, val, val_feats)
     best_ckpt = torch.load(run.dir / "best.pt", map_location="cpu", weights_only=False)
     metrics = {
         "model": best_ckpt["config"],

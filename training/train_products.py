@@ -145,7 +145,7 @@ def evaluate_products(
     return metrics
 
 
-def test_products(run_dir: Path, data: Path, imgsz: int) -> dict:
+def score_held_out(run_dir: Path, data: Path, imgsz: int) -> dict:
     """Score a run's best weights on every image of another dataset (held-out videos) -> test_metrics.json."""
     weights = run_dir / "weights" / "best.pt"
     if not weights.is_file():
