@@ -31,6 +31,7 @@ from training.action_data import FeatureClipSampler, FrameSampler, Video, class_
 from training.action_model import ActionModel, ModelConfig
 from training.evaluate import encode_video, evaluate_videos, pooled_confusion
 from training.plots import plot_confusion, plot_curves, plot_timeline
+from training.provenance import command_line
 from training.splits import merl_subject, split_by_video
 
 
@@ -277,6 +278,7 @@ def finish_run(run: _Run, val: list[Video], val_feats: list[np.ndarray]) -> dict
         "train_seconds": run.seconds,
         "val": {"cnn_lstm": summary["best"], "per_frame_cnn": summary["frame"], "window_clip": summary["window"]},
         "history": run.history,
+        "command": command_line(),
     }
     (run.dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     results = results_by_head["best"]

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from edge.errors import ShelfWatchError
+from training.provenance import command_line
 
 # [depth, width, max_channels] as in ultralytics' yolov8.yaml; "p" is ours.
 SCALES = {"p": [0.33, 0.125, 1024], "n": [0.33, 0.25, 1024], "s": [0.33, 0.50, 1024]}
@@ -107,7 +108,8 @@ def train_products(
     )
     seconds = time.perf_counter() - started
     best = run_dir / "weights" / "best.pt"
-    return evaluate_products(best, data_yaml, run_dir, imgsz, extra={"train_seconds": seconds, "scale": scale})
+    extra = {"train_seconds": seconds, "scale": scale, "command": command_line()}
+    return evaluate_products(best, data_yaml, run_dir, imgsz, extra=extra)
 
 
 def evaluate_products(

@@ -1,0 +1,149 @@
+"""The model bundle: the ONNX files the agent runs and `manifest.json`, which says what they are.
+
+The manifest is the contract between `export/` (which writes it) and the agent (which refuses a bundle
+whose files do not match it): every file's sha256, the input sizes and normalisation, the class list and
+SKU catalogue, the precision and quantization method, how it was made, and what it scored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge.classes import ACTION_CLASSES
+from edge.errors import ShelfWatchError
+from edge.preprocess import MEAN_RGB, MOTION_GAIN, STD_RGB, InputSpec
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+Precision = Literal["int8", "fp16", "fp32"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FileEntry(_Strict):
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+
+
+class Quantization(_Strict):
+    """How one graph was made smaller; `method` is what ran, `why` what the measurement said."""
+
+    method: Literal["none", "static-qoperator-u8s8-per-channel", "static-qdq-u8s8-per-channel", "dynamic", "fp16"]
+    why: str = ""
+    ms_per_run: dict[str, float] = Field(default_factory=dict)  # candidate -> median ms, measured at export
+
+
+class ActionInput(_Strict):
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    motion: bool
+    colour: Literal["rgb"] = "rgb"
+    mean: tuple[float, float, float] = tuple(float(v) for v in MEAN_RGB)
+    std: tuple[float, float, float] = tuple(float(v) for v in STD_RGB)
+    motion_gain: float = MOTION_GAIN
+
+    def spec(self) -> InputSpec:
+        return InputSpec(width=self.width, height=self.height, motion=self.motion)
+
+
+class ActionModelEntry(_Strict):
+    encoder: str  # frames (N, C, H, W) -> features (N, F)
+    step: str  # features (B, F), h, c (1, B, hidden) -> scores (B, classes), h', c'
+    sequence: str | None = None  # frames (1, T, C, H, W) -> scores (1, T, classes), for offline use
+    input: ActionInput
+    classes: list[str]
+    features: int = Field(gt=0)
+    hidden: int = Field(gt=0)
+    delay: int = Field(ge=0)  # the score emitted at frame t is for frame t - delay
+    quantization: dict[str, Quantization]
+
+
+class SkuEntry(_Strict):
+    class_index: int = Field(ge=0)  # the detector's output class
+    sku: str
+    name: str
+
+
+class DetectorEntry(_Strict):
+    model: str  # images (1, 3, S, S) RGB 0..1 letterboxed -> (1, 4 + classes, anchors), boxes as cx, cy, w, h
+    imgsz: int = Field(gt=0)
+    catalog: list[SkuEntry]
+    quantization: Quantization
+
+
+class Provenance(_Strict):
+    commands: list[str]
+    seeds: dict[str, int] = Field(default_factory=dict)
+    git_commit: str | None = None
+    sources: dict[str, str] = Field(default_factory=dict)  # what each part was exported from
+
+
+class Manifest(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    bundle_id: str  # a digest of the files: changes whenever any model changes
+    created: datetime
+    precision: Precision
+    target: str  # the execution provider the quantization was chosen for
+    action: ActionModelEntry
+    detector: DetectorEntry | None = None
+    files: dict[str, FileEntry]
+    provenance: Provenance
+    metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def bundle_id(files: dict[str, FileEntry]) -> str:
+    listing = "".join(f"{name}:{entry.sha256}\n" for name, entry in sorted(files.items()))
+    return hashlib.sha256(listing.encode()).hexdigest()[:16]
+
+
+def load_bundle(folder: Path) -> Manifest:
+    """Read and verify a bundle: every file the manifest names exists and has its recorded sha256."""
+    path = folder / MANIFEST
+    if not folder.is_dir():
+        raise ShelfWatchError(f"{folder}: no such model bundle (make one with `shelfwatch export`)")
+    if not path.is_file():
+        raise ShelfWatchError(f"{folder}: not a model bundle (it has no {MANIFEST})")
+    try:
+        manifest = Manifest.model_validate(json.loads(path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise ShelfWatchError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ShelfWatchError(f"{path}: {where}: {first['msg']}") from None
+    if manifest.action.classes != list(ACTION_CLASSES):
+        raise ShelfWatchError(f"{path}: its action classes {manifest.action.classes} are not this agent's")
+    named = [manifest.action.encoder, manifest.action.step]
+    named += [manifest.detector.model] if manifest.detector else []
+    for name in named:
+        if name not in manifest.files:
+            raise ShelfWatchError(f"{path}: {name} is used but has no sha256 in `files`")
+    for name, entry in manifest.files.items():
+        file = folder / name
+        if not file.is_file():
+            raise ShelfWatchError(f"{folder}: {name} is missing (the manifest lists it)")
+        if sha256_of(file) != entry.sha256:
+            raise ShelfWatchError(f"{folder}: {name} does not match its sha256 in the manifest (corrupt or replaced)")
+    if bundle_id(manifest.files) != manifest.bundle_id:
+        raise ShelfWatchError(f"{path}: bundle_id does not match the files it lists")
+    return manifest
+
+
+def manifest_schema() -> dict:
+    return Manifest.model_json_schema()

@@ -1,0 +1,262 @@
+"""`shelfwatch export`: trained runs -> a model bundle for the edge (ONNX files and a verified manifest).
+
+Steps: export FP32 graphs; check them against PyTorch (≤ 1e-4, or the export stops); make the requested
+precision (INT8 by measurement, FP16, or FP32); score FP32 and the result on held-out videos; write the
+bundle into a fresh folder and swap it in, so a failed export never leaves half a bundle behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edge.action import ActionRecognizer
+from edge.bundle import (
+    MANIFEST,
+    ActionInput,
+    ActionModelEntry,
+    DetectorEntry,
+    FileEntry,
+    Manifest,
+    Precision,
+    Provenance,
+    Quantization,
+    SkuEntry,
+    bundle_id,
+    load_bundle,
+    sha256_of,
+)
+from edge.classes import ACTION_CLASSES
+from edge.detector import letterbox, to_tensor
+from edge.errors import ShelfWatchError
+from edge.preprocess import shrink, to_input
+from export import checks
+from export.action_onnx import export_encoder, export_sequence, export_step
+from export.calibration import sample_frames
+from export.detector_onnx import detector_weights, export_detector
+from export.quantize import Frames, quantize_conv_graph, quantize_step_graph, to_fp16
+from training.provenance import command_line
+
+TOLERANCE = 1e-4  # ONNX FP32 against PyTorch, on features and scores
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    precision: Precision = "int8"
+    target: str = "cpu"  # the execution provider INT8's format is chosen for: cpu or tensorrt
+    calibration: Path = Path("data/train")  # videos to draw calibration frames (and check frames) from
+    calibration_frames: int = 256
+    held_out: Path | None = None  # labelled videos (and yolo/data.yaml) to score FP32 and the result on
+    held_out_frames: int | None = None  # first N frames of each held-out video (None: all)
+    imgsz: int | None = None  # detector input; default: what it was trained at
+    sequence: bool = False
+    seed: int = 0
+
+
+def _detect_head_postprocess(model_path: Path) -> list[str]:
+    """Nodes of YOLO's Detect head that decode boxes (DFL, anchors, sigmoid, concat): quantizing them would
+    put box coordinates (0..imgsz) and class probabilities (0..1) on one INT8 scale."""
+    graph = onnx.load(str(model_path)).graph
+    layers = [int(n.name.split("/")[1].split(".")[1]) for n in graph.node if n.name.startswith("/model.")]
+    head = f"/model.{max(layers)}/"
+    branches = (f"{head}cv2.", f"{head}cv3.")  # the box and class convolutions, which quantize well
+    return [n.name for n in graph.node if n.name.startswith(head) and not n.name.startswith(branches)]
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).parent)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _run_commands(run_dir: Path) -> list[str]:
+    """The command that trained a run, when the run recorded it."""
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file():
+        recorded = json.loads(metrics.read_text()).get("command")
+        if recorded:
+            return [recorded]
+    return []
+
+
+def build_bundle(out: Path, action_run: Path, products_run: Path | None, options: ExportOptions) -> Manifest:
+    from training.action_data import find_videos, load_video
+    from training.train_action import load_model
+    from training.train_products import local_data_yaml
+
+    checkpoint = action_run / "best.pt" if action_run.is_dir() else action_run
+    model, ckpt = load_model(checkpoint)
+    if products_run is not None:
+        detector_weights(products_run)  # fail before any work
+    spec = model.config.input
+    pairs = sample_frames(options.calibration, options.calibration_frames, options.seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    work = Path(tempfile.mkdtemp(prefix="shelfwatch-export-"))
+    try:
+        metrics: dict[str, dict[str, float]] = {}
+        quant: dict[str, Quantization] = {}
+        # 1. FP32 graphs, checked against PyTorch.
+        export_encoder(model, work / "encoder.fp32.onnx")
+        export_step(model, work / "step.fp32.onnx")
+        fp32_manifest = _draft_manifest(work, model, "encoder.fp32.onnx", "step.fp32.onnx")
+        fp32 = ActionRecognizer(fp32_manifest, work)
+        diffs = checks.encoder_difference(model, fp32, pairs)
+        clip = np.stack([f for f, _ in pairs[:64]])
+        diffs["streaming"] = checks.streaming_difference(model, fp32, clip)
+        metrics["onnx_vs_pytorch_max_abs"] = diffs
+        worst = max(diffs, key=diffs.get)
+        if diffs[worst] > TOLERANCE:
+            raise ShelfWatchError(f"ONNX differs from PyTorch by {diffs[worst]:.2e} ({worst}); limit {TOLERANCE}")
+
+        # 2. The requested precision.
+        encoder_in = np.concatenate([to_input(shrink(f, spec)[None], shrink(p, spec), spec) for f, p in pairs])
+        one_frame = {"frames": encoder_in[:1]}
+        hidden = model.config.hidden
+        step_feed = {"features": fp32.encoder.run(None, one_frame)[0], "h": np.zeros((1, 1, hidden), np.float32),
+                     "c": np.zeros((1, 1, hidden), np.float32)}  # fmt: skip
+        if options.precision == "int8":
+            reader = Frames("frames", [encoder_in[i : i + 1] for i in range(len(encoder_in))])
+            quant["encoder"] = quantize_conv_graph(
+                work / "encoder.fp32.onnx", staging / "action_encoder.onnx", reader, one_frame, options.target
+            )
+            quant["step"] = quantize_step_graph(work / "step.fp32.onnx", staging / "action_step.onnx", step_feed)
+        elif options.precision == "fp16":
+            quant["encoder"] = to_fp16(work / "encoder.fp32.onnx", staging / "action_encoder.onnx")
+            quant["step"] = to_fp16(work / "step.fp32.onnx", staging / "action_step.onnx")
+        else:
+            shutil.copy(work / "encoder.fp32.onnx", staging / "action_encoder.onnx")
+            shutil.copy(work / "step.fp32.onnx", staging / "action_step.onnx")
+            quant = {k: Quantization(method="none") for k in ("encoder", "step")}
+        sequence = None
+        if options.sequence:
+            sequence = "action_sequence.onnx"
+            export_sequence(model, staging / sequence)
+
+        detector: DetectorEntry | None = None
+        imgsz = options.imgsz
+        if products_run is not None:
+            imgsz = imgsz or _trained_imgsz(products_run)
+            fp32_det, names = export_detector(products_run, work / "detector.fp32.onnx", imgsz)
+            detector_q = _detector_precision(fp32_det, staging / "detector.onnx", pairs, imgsz, options)
+            detector = DetectorEntry(model="detector.onnx", imgsz=imgsz, catalog=_catalog(names),
+                                     quantization=detector_q)  # fmt: skip
+
+        # 3. Held-out scores: FP32 next to what ships.
+        entry = _action_entry(model, "action_encoder.onnx", "action_step.onnx", sequence, quant)
+        if options.held_out is not None:
+            videos = [
+                load_video(name, v, lab, spec) for name, (v, lab) in sorted(find_videos(options.held_out).items())
+            ]
+            if options.held_out_frames:
+                videos = [_first_frames(v, options.held_out_frames) for v in videos]
+            shipped = ActionRecognizer(_draft_manifest(staging, model, entry.encoder, entry.step), staging)
+            metrics["action_frame_accuracy"] = {
+                "fp32": checks.action_accuracy(fp32, videos),
+                options.precision: checks.action_accuracy(shipped, videos),
+                "videos": float(len(videos)),
+                "frames": float(sum(len(v.labels) for v in videos)),
+            }
+            yolo = options.held_out / "yolo" / "data.yaml"
+            if detector is not None and yolo.is_file():
+                data_yaml = local_data_yaml(yolo, work, every_image=True)
+                fp32_map = checks.detector_map(work / "detector.fp32.onnx", data_yaml, imgsz, work)
+                shipped_map = checks.detector_map(staging / "detector.onnx", data_yaml, imgsz, work)
+                for key in ("map50", "map50_95"):
+                    metrics[f"detector_{key}"] = {"fp32": fp32_map[key], options.precision: shipped_map[key]}
+
+        # 4. The manifest, and the swap.
+        files = {p.name: FileEntry(sha256=sha256_of(p), bytes=p.stat().st_size) for p in sorted(staging.iterdir())}
+        commands = [*_run_commands(action_run), *(_run_commands(products_run) if products_run else [])]
+        commands.append(command_line())
+        manifest = Manifest(
+            bundle_id=bundle_id(files),
+            created=datetime.now(UTC),
+            precision=options.precision,
+            target=options.target,
+            action=entry,
+            detector=detector,
+            files=files,
+            provenance=Provenance(
+                commands=commands,
+                seeds={"calibration": options.seed, "training": int(ckpt.get("options", {}).get("seed", 0))},
+                git_commit=_git_commit(),
+                sources={"action": str(checkpoint), **({"detector": str(products_run)} if products_run else {})},
+            ),
+            metrics=metrics,
+        )
+        (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
+        load_bundle(staging)  # what ships must pass the agent's own check
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+        return manifest
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _first_frames(video, n: int):
+    return type(video)(video.name, video.frames[:n], video.labels[:n])
+
+
+def _trained_imgsz(run_dir: Path) -> int:
+    import yaml
+
+    args = run_dir / "args.yaml"
+    if args.is_file():
+        return int(yaml.safe_load(args.read_text()).get("imgsz", 320))
+    return 320
+
+
+def _catalog(names: list[str]) -> list[SkuEntry]:
+    from training.synth.catalog import CATALOG
+
+    known = {s.id: s.name for s in CATALOG}
+    return [SkuEntry(class_index=i, sku=n, name=known.get(n, n)) for i, n in enumerate(names)]
+
+
+def _action_entry(model, encoder: str, step: str, sequence: str | None, quant: dict) -> ActionModelEntry:
+    spec = model.config.input
+    return ActionModelEntry(
+        encoder=encoder,
+        step=step,
+        sequence=sequence,
+        input=ActionInput(width=spec.width, height=spec.height, motion=spec.motion),
+        classes=list(ACTION_CLASSES),
+        features=model.encoder.out_features,
+        hidden=model.config.hidden,
+        delay=model.config.delay,
+        quantization=quant,
+    )
+
+
+def _draft_manifest(folder: Path, model, encoder: str, step: str) -> Manifest:
+    """An unverified manifest, to run graphs that are not in a bundle yet."""
+    files = {n: FileEntry(sha256=sha256_of(folder / n), bytes=(folder / n).stat().st_size) for n in (encoder, step)}
+    quant = {k: Quantization(method="none") for k in ("encoder", "step")}
+    return Manifest(bundle_id=bundle_id(files), created=datetime.now(UTC), precision="fp32", target="cpu",
+                    action=_action_entry(model, encoder, step, None, quant), files=files,
+                    provenance=Provenance(commands=[]))  # fmt: skip
+
+
+def _detector_precision(src: Path, dst: Path, pairs: list, imgsz: int, options: ExportOptions) -> Quantization:
+    if options.precision == "fp32":
+        shutil.copy(src, dst)
+        return Quantization(method="none")
+    if options.precision == "fp16":
+        return to_fp16(src, dst)
+    images = [to_tensor(letterbox(f, imgsz)[0]) for f, _ in pairs[:64]]
+    return quantize_conv_graph(src, dst, Frames("images", images), {"images": images[0]}, options.target,
+                               exclude=_detect_head_postprocess(src))  # fmt: skip

@@ -1,0 +1,101 @@
+"""`shelfwatch export` writes a bundle the agent can verify: hashes, sizes, classes, catalogue, how it was
+made, its quantization and its held-out scores; a bundle whose files do not match is refused."""
+
+import json
+import shutil
+
+import pytest
+
+from edge.bundle import MANIFEST, load_bundle, sha256_of
+from edge.classes import ACTION_CLASSES
+from edge.errors import ShelfWatchError
+from tests.export.conftest import run
+
+
+def test_int8_bundle_manifest_says_what_every_file_is(int8_bundle, runs):
+    manifest = load_bundle(int8_bundle)
+    assert manifest.precision == "int8" and manifest.target == "cpu"
+    assert sorted(manifest.files) == ["action_encoder.onnx", "action_step.onnx", "detector.onnx"]
+    for name, entry in manifest.files.items():
+        assert entry.sha256 == sha256_of(int8_bundle / name) and entry.bytes == (int8_bundle / name).stat().st_size
+    assert manifest.action.classes == list(ACTION_CLASSES)
+    assert (manifest.action.input.width, manifest.action.input.height, manifest.action.input.motion) == (64, 48, True)
+    assert manifest.action.delay == 2 and manifest.action.hidden == 8
+    assert manifest.detector.imgsz == 64
+    assert [(s.class_index, s.sku) for s in manifest.detector.catalog][:2] == [(0, "sku00"), (1, "sku01")]
+    assert manifest.detector.catalog[0].name == "Cola can"
+    # Every graph says how it was quantized and why: INT8 is kept only where it measured faster here.
+    for q in [*manifest.action.quantization.values(), manifest.detector.quantization]:
+        assert q.why and q.method in ("none", "static-qoperator-u8s8-per-channel", "static-qdq-u8s8-per-channel",
+                                      "dynamic")  # fmt: skip
+        assert "fp32" in q.ms_per_run
+    assert any("train action" in c for c in manifest.provenance.commands)
+    assert any("train products" in c for c in manifest.provenance.commands)
+    assert any(c.startswith("shelfwatch export") for c in manifest.provenance.commands)
+    # The graphs agree with PyTorch, and INT8 was scored next to FP32 on the held-out videos.
+    assert max(manifest.metrics["onnx_vs_pytorch_max_abs"].values()) <= 1e-4
+    accuracy = manifest.metrics["action_frame_accuracy"]
+    assert accuracy["videos"] == 2 and accuracy["frames"] == 180
+    assert accuracy["fp32"] - accuracy["int8"] <= 0.01
+    assert manifest.metrics["detector_map50"]["fp32"] - manifest.metrics["detector_map50"]["int8"] <= 0.02
+
+
+def test_fp16_and_fp32_bundles(runs, yolo_env, tmp_path):
+    for precision in ("fp16", "fp32"):
+        out = tmp_path / precision
+        run("export", out, "--action", runs["action"], "--calibration", runs["train"], "--calibration-frames", 8,
+            "--precision", precision, "--held-out", runs["test"], "--held-out-frames", 30, env=yolo_env)  # fmt: skip
+        manifest = load_bundle(out)
+        assert manifest.detector is None and sorted(manifest.files) == ["action_encoder.onnx", "action_step.onnx"]
+        expected = "fp16" if precision == "fp16" else "none"
+        assert {q.method for q in manifest.action.quantization.values()} == {expected}
+        accuracy = manifest.metrics["action_frame_accuracy"]
+        assert accuracy["frames"] == 60 and abs(accuracy["fp32"] - accuracy[precision]) <= 0.01
+
+
+def tampered(bundle, tmp_path, change):
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy)
+    change(copy)
+    return copy
+
+
+def test_the_agent_refuses_a_bundle_that_does_not_match_its_manifest(int8_bundle, tmp_path):
+    def flip_a_byte(folder):
+        data = bytearray((folder / "action_step.onnx").read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (folder / "action_step.onnx").write_bytes(bytes(data))
+
+    def edit_manifest(folder):
+        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest["precision"] = "int4"
+        (folder / MANIFEST).write_text(json.dumps(manifest))
+
+    cases = [
+        (flip_a_byte, "action_step.onnx does not match its sha256"),
+        (lambda f: (f / "detector.onnx").unlink(), "detector.onnx is missing"),
+        (lambda f: (f / MANIFEST).write_text("{"), "manifest.json: not JSON"),
+        (edit_manifest, "precision"),
+        (lambda f: (f / MANIFEST).unlink(), "not a model bundle"),
+    ]
+    for i, (change, message) in enumerate(cases):
+        bundle = tampered(int8_bundle, tmp_path / str(i), change)
+        with pytest.raises(ShelfWatchError, match=message):
+            load_bundle(bundle)
+    with pytest.raises(ShelfWatchError, match="no such model bundle"):
+        load_bundle(tmp_path / "nowhere")
+
+
+def test_export_bad_input_is_one_line(runs, tmp_path, shelfwatch):
+    cases = [
+        (("--action", tmp_path / "missing"), "no such checkpoint"),
+        (("--action", runs["action"], "--products", tmp_path), "has no weights/best.pt"),
+        (("--action", runs["action"], "--calibration", tmp_path), "has no videos"),
+        (("--action", runs["action"] / "frame.pt"), "only a uni-directional LSTM model streams"),
+    ]
+    for args, message in cases:
+        result = shelfwatch("export", tmp_path / "bundle", *args, "--calibration-frames", 4)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], result.stderr
+        assert not (tmp_path / "bundle").exists()  # nothing half-written
