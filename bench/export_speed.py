@@ -22,19 +22,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from edge.action import ActionRecognizer  # noqa: E402
-from edge.bundle import load_bundle  # noqa: E402
-from edge.detector import letterbox, to_tensor  # noqa: E402
-from edge.preprocess import shrink, to_input  # noqa: E402
-from edge.providers import open_session  # noqa: E402
-from export import checks  # noqa: E402
-from export.action_onnx import export_encoder, export_sequence, export_step  # noqa: E402
-from export.calibration import sample_frames  # noqa: E402
-from export.detector_onnx import export_detector, detector_weights  # noqa: E402
-from training.train_action import load_model  # noqa: E402
+from edge.action import ActionRecognizer
+from edge.bundle import load_bundle
+from edge.detector import letterbox, to_tensor
+from edge.preprocess import shrink, to_input
+from edge.providers import open_session
+from export import checks
+from export.action_onnx import export_encoder, export_sequence, export_step
+from export.calibration import sample_frames
+from export.detector_onnx import detector_weights, export_detector
+from training.train_action import load_model
 
 CLIP = 16
 

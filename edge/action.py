@@ -10,6 +10,7 @@ import numpy as np
 from edge.bundle import Manifest
 from edge.preprocess import shrink, to_input
 from edge.providers import open_session
+from edge.segments import ActionSegment, Segmenter
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -53,3 +54,55 @@ class ActionRecognizer:
         features = self.encode(small[None], self.previous)[0]
         self.previous = small
         return softmax(self.step(features))
+
+
+class ActionStream:
+    """Recognizer + segmenter over a stream with gaps (the motion gate, a lost camera).
+
+    With delay d the output at frame t is for frame t - d, so after every (re)start the first d outputs
+    are dropped, and before a gap the last d frames take the final output, exactly as evaluation scores.
+    The segmenter's frame numbers are the video's.
+    """
+
+    def __init__(self, recognizer: ActionRecognizer, segmenter: Segmenter) -> None:
+        self.recognizer, self.segmenter = recognizer, segmenter
+        self.delay = recognizer.delay
+        self.expect = 0  # the frame the segmenter scores next
+        self.in_gap = True
+        self.warmup = 0
+        self.last: np.ndarray | None = None
+
+    def frame(self, index: int, image: np.ndarray) -> list[ActionSegment]:
+        closed: list[ActionSegment] = []
+        if self.in_gap:
+            closed += self.segmenter.skip(index - self.expect)
+            self.expect, self.in_gap, self.warmup, self.last = index, False, self.delay, None
+            self.recognizer.reset()
+        probs = self.recognizer.push(image)
+        if self.warmup:
+            self.warmup -= 1
+            return closed
+        self.last = probs
+        self.expect += 1
+        return closed + self.segmenter.push(probs)
+
+    def gap(self, index: int) -> list[ActionSegment]:
+        """Frame `index` is not scored (nor, until the next `frame`, any after it)."""
+        if self.in_gap:
+            return []
+        closed: list[ActionSegment] = []
+        if self.last is not None:
+            while self.expect < index:  # the last d frames take the final output
+                closed += self.segmenter.push(self.last)
+                self.expect += 1
+        closed += self.segmenter.skip(max(0, index - self.expect))  # close what runs; move to `index`
+        self.expect = max(self.expect, index)
+        self.in_gap = True
+        return closed
+
+    def close(self, end: int) -> list[ActionSegment]:
+        return self.gap(end)
+
+    @property
+    def current(self) -> tuple[int, float] | None:
+        return None if self.in_gap else self.segmenter.current

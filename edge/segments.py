@@ -73,6 +73,13 @@ class Segmenter:
         self._current, self._candidate = _Run(c, self._candidate.start, self._candidate.conf), None
         return [closed]
 
+    @property
+    def current(self) -> tuple[int, float] | None:
+        """The running segment's class and its latest smoothed probability (for display)."""
+        if self._current is None:
+            return None
+        return self._current.label, self._current.conf[-1]
+
     def flush(self) -> list[ActionSegment]:
         """Close the running segment (end of video, or a gap such as the motion gate skipping frames)."""
         if self._current is None:

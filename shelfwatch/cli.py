@@ -15,6 +15,7 @@ EXIT_BAD_INPUT = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from edge import cli as edge_cli
     from export import cli as export_cli
     from training import cli as training_cli
 
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     training_cli.register(sub)
     export_cli.register(sub)
+    edge_cli.register(sub)
     return parser
 
 

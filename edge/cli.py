@@ -1,0 +1,98 @@
+"""`shelfwatch edge run` (the agent) and `shelfwatch schema` (the published JSON Schemas)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    edge = sub.add_parser(
+        "edge",
+        help="the edge agent that runs beside a camera",
+        description="The agent: camera in; actions, picks and item counts out over MQTT.",
+    )
+    esub = edge.add_subparsers(dest="edge_command", required=True, metavar="COMMAND")
+    run = esub.add_parser(
+        "run",
+        help="run the agent on a camera, stream or video file",
+        description="Run the agent. With --config, everything comes from the box's config; with --bundle, a "
+        "model bundle and a --source are enough (no broker: events go to the outbox and --events-jsonl).",
+    )
+    which = run.add_mutually_exclusive_group(required=True)
+    which.add_argument("--config", type=Path, help="the box's config (YAML)")
+    which.add_argument("--bundle", type=Path, help="a model bundle folder (made by `shelfwatch export`)")
+    run.add_argument("--source", help="video file, rtsp:// or http:// URL, or camera index (overrides the config)")
+    run.add_argument("--events-jsonl", type=Path, help="also append every event to this JSON-lines file")
+    run.add_argument("--annotate", type=Path, help="write an annotated video here (.mp4)")
+    run.add_argument("--max-frames", type=int, help="stop after this many frames")
+    run.add_argument("--realtime", action="store_true", help="pace a video file at its frame rate")
+    run.add_argument(
+        "--outbox", type=Path, help="the outbox database (default: the config's, or ./shelfwatch-outbox.sqlite)"
+    )
+    run.add_argument("--store", default="demo", help="store id with --bundle (default demo)")
+    run.add_argument("--box", default="box1", help="box id with --bundle (default box1)")
+    run.set_defaults(func=run_edge)
+
+    schema = sub.add_parser("schema", help="print a JSON Schema for consumers and editors",
+                            description="Print the JSON Schema of the box events, the model bundle manifest or "
+                            "the box config.")  # fmt: skip
+    schema.add_argument("what", choices=["events", "manifest", "box-config"])
+    schema.set_defaults(func=print_schema)
+
+
+def run_edge(args: argparse.Namespace) -> int:
+    from edge.agent import RunOptions, run_agent
+    from edge.config import BoxConfig, Camera, OutboxConfig, load_box_config
+    from edge.errors import ShelfWatchError
+
+    if args.config is not None:
+        config = load_box_config(args.config)
+        updates = {}
+        if args.source:
+            updates["camera"] = config.camera.model_copy(update={"source": args.source})
+        if args.outbox:
+            updates["outbox"] = config.outbox.model_copy(update={"path": args.outbox})
+        config = config.model_copy(update=updates)
+    else:
+        if not args.source:
+            raise ShelfWatchError("--bundle needs --source (a video file, stream URL or camera index)")
+        config = BoxConfig(store=args.store, box=args.box, camera=Camera(source=args.source), bundle=args.bundle,
+                           outbox=OutboxConfig(path=args.outbox or Path("shelfwatch-outbox.sqlite")))  # fmt: skip
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ShelfWatchError("--max-frames must be at least 1")
+    options = RunOptions(events_jsonl=args.events_jsonl, annotate=args.annotate, max_frames=args.max_frames,
+                         realtime=args.realtime)  # fmt: skip
+    s = run_agent(config, options)
+    actions = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in sorted(s.actions.items())) or "none"
+    print(f"{s.frames} frames in {s.seconds:.1f} s ({s.fps:.0f} fps); models skipped on {100 * s.motion_skip:.0f}% "
+          f"of frames (no motion); detector ran on {s.detections_run}")  # fmt: skip
+    print(f"actions: {actions}")
+    print(f"picks: {s.picks}  put-backs: {s.putbacks}")
+    for shopper, items in sorted(s.baskets.items()):
+        print(f"basket of shopper {shopper}: " + (", ".join(f"{n}x {k}" for k, n in items.items()) or "empty"))
+    print(f"events: {sum(s.events.values())} ({', '.join(f'{n} {k}' for k, n in sorted(s.events.items()))}); "
+          f"{s.outbox_depth} waiting in the outbox")  # fmt: skip
+    if args.events_jsonl:
+        print(f"events written to {args.events_jsonl}")
+    if args.annotate:
+        print(f"annotated video: {args.annotate}")
+    return 0
+
+
+def print_schema(args: argparse.Namespace) -> int:
+    if args.what == "events":
+        from edge.events import events_schema
+
+        schema = events_schema()
+    elif args.what == "manifest":
+        from edge.bundle import manifest_schema
+
+        schema = manifest_schema()
+    else:
+        from edge.config import BoxConfig
+
+        schema = BoxConfig.model_json_schema()
+    print(json.dumps(schema, indent=2))
+    return 0

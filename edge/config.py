@@ -1,0 +1,165 @@
+"""What one box needs to run: `BoxConfig`, read from YAML (unknown keys are errors).
+
+Secrets never sit in the YAML: the MQTT password comes from an environment variable or a file (a
+Docker/systemd secret), named in the config. Relative paths are relative to the config file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge.errors import ShelfWatchError
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="lower-case letters, digits, _ and -")]
+Point = tuple[float, float]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Zone(_Strict):
+    """A shelf zone: a polygon in the camera frame's pixels (at least three corners)."""
+
+    name: Slug
+    polygon: list[Point] = Field(min_length=3)
+
+
+class SkuMap(_Strict):
+    """The store's SKU id (and name) for one of the detector's classes."""
+
+    detector_class: str
+    sku: str = Field(min_length=1, max_length=64)
+    name: str | None = None
+
+
+class Camera(_Strict):
+    source: str = Field(description="a video file, an rtsp:// or http(s):// stream, or a local camera index")
+    read_timeout_s: float = Field(default=5.0, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+    realtime: bool = Field(default=False, description="pace a file at its frame rate, as a camera would")
+
+
+class Thresholds(_Strict):
+    detector_confidence: float = Field(default=0.4, gt=0, lt=1)
+    motion_fraction: float = Field(default=0.002, ge=0, lt=1, description="share of changed pixels that is motion")
+    motion_hold_s: float = Field(default=1.0, ge=0, description="keep the models running this long after motion")
+    detect_every_s: float = Field(default=2.0, gt=0, description="slow periodic product refresh")
+    shelf_quiet_s: float = Field(default=0.5, gt=0, description="no motion in a shelf zone this long: recount it")
+    shopper_gone_s: float = Field(default=2.0, gt=0, description="a shopper unseen this long has left")
+
+
+class Tls(_Strict):
+    ca: Path
+    cert: Path | None = None
+    key: Path | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> Tls:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("give both cert and key, or neither")
+        return self
+
+
+class MqttConfig(_Strict):
+    host: str = Field(min_length=1)
+    port: int = Field(default=1883, ge=1, le=65535)
+    tls: Tls | None = None
+    username: str | None = None
+    password_env: str | None = Field(default=None, description="environment variable that holds the password")
+    password_file: Path | None = Field(default=None, description="file that holds the password")
+    keepalive_s: int = Field(default=30, ge=5)
+    reconnect_max_s: float = Field(default=30.0, ge=1)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> MqttConfig:
+        if self.password_env and self.password_file:
+            raise ValueError("give password_env or password_file, not both")
+        return self
+
+    def password(self) -> str | None:
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ShelfWatchError(f"mqtt.password_env: the environment variable {self.password_env} is not set")
+            return value
+        if self.password_file:
+            try:
+                return self.password_file.read_text().strip()
+            except OSError as exc:
+                raise ShelfWatchError(f"mqtt.password_file: {self.password_file}: {exc.strerror}") from None
+        return None
+
+
+class OutboxConfig(_Strict):
+    path: Path = Path("shelfwatch-outbox.sqlite")
+    max_events: int = Field(default=100_000, ge=10)
+    max_age_s: float = Field(default=7 * 24 * 3600, gt=0)
+
+
+class BoxConfig(_Strict):
+    store: Slug
+    box: Slug
+    camera: Camera
+    bundle: Path
+    zones: list[Zone] = Field(default_factory=list, description="shelf zones; none: the bundle's default layout")
+    catalog: list[SkuMap] = Field(default_factory=list, description="detector class -> SKU; none: the bundle's")
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    provider: Literal["auto", "tensorrt", "cuda", "cpu"] = "auto"
+    threads: int = Field(default=0, ge=0, description="ONNX Runtime threads; 0: all cores")
+    mqtt: MqttConfig | None = None
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    heartbeat_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("zones")
+    @classmethod
+    def _unique_zones(cls, zones: list[Zone]) -> list[Zone]:
+        names = [z.name for z in zones]
+        if len(set(names)) != len(names):
+            raise ValueError("zone names must be unique")
+        return zones
+
+
+def resolve_paths(data: dict, base: Path) -> dict:
+    """Make the config's relative paths relative to its own folder."""
+    data = dict(data)
+    if isinstance(data.get("bundle"), str):
+        data["bundle"] = str(base / data["bundle"])
+    for section, keys in (("outbox", ("path",)), ("mqtt", ("password_file",))):
+        if isinstance(data.get(section), dict):
+            data[section] = {**data[section], **{k: str(base / data[section][k]) for k in keys
+                                                  if isinstance(data[section].get(k), str)}}  # fmt: skip
+    if isinstance(data.get("mqtt"), dict) and isinstance(data["mqtt"].get("tls"), dict):
+        tls = data["mqtt"]["tls"]
+        data["mqtt"] = {**data["mqtt"], "tls": {k: str(base / v) if isinstance(v, str) else v for k, v in tls.items()}}
+    camera = data.get("camera")
+    if isinstance(camera, dict) and isinstance(camera.get("source"), str):
+        source = camera["source"]
+        if "://" not in source and not source.isdigit():
+            data["camera"] = {**camera, "source": str(base / source)}
+    return data
+
+
+def load_box_config(path: Path) -> BoxConfig:
+    if not path.is_file():
+        raise ShelfWatchError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ShelfWatchError(f"{path}: {where}not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ShelfWatchError(f"{path}: a box config is a YAML mapping")
+    try:
+        return BoxConfig.model_validate(resolve_paths(data, path.parent))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ShelfWatchError(f"{path}: {where}: {first['msg']}{more}") from None

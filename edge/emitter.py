@@ -1,0 +1,74 @@
+"""Where an event goes once it is made: into the outbox first (which gives it its seq and event_id), then to
+the JSONL log, then the publisher is nudged. Status heartbeats skip the outbox: only the latest matters."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from edge.errors import ShelfWatchError
+from edge.events import ActionEvent, BasketEvent, PickEvent, StatusEvent, encode, topic
+from edge.outbox import Outbox
+from edge.publisher import Publisher
+
+MODELS = {"action": ActionEvent, "pick": PickEvent, "putback": PickEvent, "basket": BasketEvent}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Emitter:
+    def __init__(self, store: str, box: str, outbox: Outbox, jsonl: Path | None = None) -> None:
+        self.store, self.box, self.outbox = store, box, outbox
+        self.publisher: Publisher | None = None
+        self.counts: dict[str, int] = {}
+        self._jsonl: IO[bytes] | None = None
+        if jsonl is not None:
+            try:
+                jsonl.parent.mkdir(parents=True, exist_ok=True)
+                self._jsonl = jsonl.open("ab")
+            except OSError as exc:
+                raise ShelfWatchError(f"{jsonl}: cannot write events there ({exc.strerror})") from None
+
+    def topic(self, kind: str) -> str:
+        return topic(self.store, self.box, kind)
+
+    def emit(self, kind: str, **fields: Any) -> bytes:
+        model = MODELS[kind]
+        extra = {"kind": kind} if kind in ("pick", "putback") else {}
+
+        def build(seq: int, event_id: str) -> bytes:
+            event = model(event_id=event_id, seq=seq, ts=now(), store=self.store, box=self.box, **extra, **fields)
+            return encode(event)
+
+        stored = self.outbox.add(self.topic(kind), build)
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        self._log(stored.payload)
+        if self.publisher is not None:
+            self.publisher.notify()
+        return stored.payload
+
+    def status(self, state: str, publish: bool = True, **fields: Any) -> bytes:
+        event = StatusEvent(
+            event_id=str(uuid.uuid4()), seq=self.outbox.last_seq(), ts=now(), store=self.store, box=self.box,
+            state=state, outbox_depth=self.outbox.depth(), outbox_dropped=self.outbox.dropped(), **fields,
+        )  # fmt: skip
+        payload = encode(event)
+        self._log(payload)
+        if publish and self.publisher is not None:
+            self.publisher.publish_status(payload)
+        return payload
+
+    def _log(self, payload: bytes) -> None:
+        if self._jsonl is not None:
+            self._jsonl.write(payload + b"\n")
+            self._jsonl.flush()
+            os.fsync(self._jsonl.fileno())
+
+    def close(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()

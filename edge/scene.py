@@ -1,0 +1,124 @@
+"""What moves in the picture, from one cheap foreground mask per frame (OpenCV's MOG2 at 160x120):
+
+- the motion gate: nothing moves -> the models are skipped (an empty store costs almost nothing);
+- shelf activity: motion inside each shelf zone (a recount waits until the zone is quiet again);
+- shoppers: foreground blobs outside the shelf zones, followed by nearest-centroid tracking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from edge.config import Zone
+
+MASK_SIZE = (160, 120)
+MIN_BLOB = 0.004  # of the frame: smaller blobs are noise, not people
+
+
+def default_zones(width: int, height: int) -> list[Zone]:
+    """The demo store's layout (our synthetic shelf: the top 36% of the picture)."""
+    edge = 0.36 * height
+    return [Zone(name="shelf", polygon=[(0, 0), (width, 0), (width, edge), (0, edge)])]
+
+
+@dataclass
+class Foreground:
+    mask: np.ndarray  # (120, 160) uint8, 255 where something moves or stands that is not background
+    moving: float  # fraction of the frame
+    zones: dict[str, float]  # fraction of each shelf zone
+    zone_x: dict[str, float | None]  # x (frame pixels) of the motion's centre in each zone
+
+
+class MotionWatcher:
+    def __init__(self, frame_size: tuple[int, int], zones: list[Zone]) -> None:
+        self.width, self.height = frame_size
+        self.subtractor = cv2.createBackgroundSubtractorMOG2(history=300, varThreshold=25, detectShadows=False)
+        sx, sy = MASK_SIZE[0] / self.width, MASK_SIZE[1] / self.height
+        self.zone_masks: dict[str, np.ndarray] = {}
+        for zone in zones:
+            m = np.zeros(MASK_SIZE[::-1], np.uint8)
+            cv2.fillPoly(m, [np.round(np.array(zone.polygon) * (sx, sy)).astype(np.int32)], 255)
+            self.zone_masks[zone.name] = m > 0
+        self.shelf = np.any(list(self.zone_masks.values()), axis=0) if zones else np.zeros(MASK_SIZE[::-1], bool)
+        self.kernel = np.ones((3, 3), np.uint8)
+
+    def update(self, frame_bgr: np.ndarray) -> Foreground:
+        small = cv2.resize(frame_bgr, MASK_SIZE, interpolation=cv2.INTER_AREA)
+        mask = self.subtractor.apply(cv2.GaussianBlur(small, (3, 3), 0))
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self.kernel)
+        on = mask > 0
+        zones, zone_x = {}, {}
+        for name, zm in self.zone_masks.items():
+            hits = on & zm
+            zones[name] = float(hits.sum() / max(1, zm.sum()))
+            xs = np.nonzero(hits)[1]
+            zone_x[name] = float(xs.mean() * self.width / MASK_SIZE[0]) if len(xs) else None
+        return Foreground(mask, float(on.mean()), zones, zone_x)
+
+
+@dataclass
+class Shopper:
+    id: int
+    centre: tuple[float, float]  # frame pixels
+    box: tuple[int, int, int, int]
+    first_seen: float
+    last_seen: float
+    frames: int = 1
+
+
+@dataclass
+class ShopperTracker:
+    """People in the aisle as foreground blobs (a shopper, their arms and their cart merge into one)."""
+
+    frame_size: tuple[int, int]
+    aisle: np.ndarray  # (120, 160) bool: where shoppers can be (outside the shelf zones)
+    gone_s: float = 2.0
+    max_jump: float = 0.25  # of the frame width, per update
+    tracks: dict[int, Shopper] = field(default_factory=dict)
+    next_id: int = 1
+
+    def update(self, mask: np.ndarray, ts: float) -> list[Shopper]:
+        """Follow the blobs; returns the shoppers that left (unseen for `gone_s`)."""
+        sx, sy = self.frame_size[0] / MASK_SIZE[0], self.frame_size[1] / MASK_SIZE[1]
+        blobs = cv2.dilate(np.where(self.aisle, mask, 0).astype(np.uint8), np.ones((9, 9), np.uint8))
+        n, _, stats, centroids = cv2.connectedComponentsWithStats(blobs)
+        found = [
+            ((centroids[i][0] * sx, centroids[i][1] * sy), stats[i])
+            for i in range(1, n)
+            if stats[i][cv2.CC_STAT_AREA] >= MIN_BLOB * mask.size
+        ]
+        unmatched = set(self.tracks)
+        limit = self.max_jump * self.frame_size[0]
+        for centre, stat in sorted(found, key=lambda b: -b[1][cv2.CC_STAT_AREA]):
+            best = min(unmatched, key=lambda k: _dist(self.tracks[k].centre, centre), default=None)
+            box = (int(stat[0] * sx), int(stat[1] * sy), int((stat[0] + stat[2]) * sx), int((stat[1] + stat[3]) * sy))
+            if best is not None and _dist(self.tracks[best].centre, centre) <= limit:
+                t = self.tracks[best]
+                t.centre, t.box, t.last_seen, t.frames = centre, box, ts, t.frames + 1
+                unmatched.discard(best)
+            else:
+                self.tracks[self.next_id] = Shopper(self.next_id, centre, box, ts, ts)
+                self.next_id += 1
+        return self.expire(ts)
+
+    def expire(self, ts: float) -> list[Shopper]:
+        gone = [t for t in self.tracks.values() if ts - t.last_seen > self.gone_s]
+        for t in gone:
+            del self.tracks[t.id]
+        return gone
+
+    def nearest(self, x: float | None) -> Shopper | None:
+        """The shopper standing closest (along the shelf) to `x`; the biggest presence when x is unknown."""
+        live = list(self.tracks.values())
+        if not live:
+            return None
+        if x is None:
+            return max(live, key=lambda t: t.frames)
+        return min(live, key=lambda t: abs(t.centre[0] - x))
+
+
+def _dist(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return float(np.hypot(a[0] - b[0], a[1] - b[1]))

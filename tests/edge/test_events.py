@@ -1,0 +1,74 @@
+"""The event contract: versioned pydantic models, a published JSON Schema, payloads under 1 KB."""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from edge.classes import ACTION_CLASSES
+from edge.events import (
+    MAX_PAYLOAD_BYTES,
+    ActionEvent,
+    BasketEvent,
+    PickEvent,
+    StatusEvent,
+    decode,
+    encode,
+    events_schema,
+    topic,
+)
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+COMMON = {"event_id": "7d1e4c1a-5b7e-4f7e-9a63-0d2b1c9e4f10", "seq": 42, "ts": NOW, "store": "store-7", "box": "aisle3"}
+
+
+def test_every_kind_round_trips_and_stays_small():
+    events = [
+        ActionEvent(
+            **COMMON, action="reach_to_shelf", start=10, end=30, start_ts=NOW, end_ts=NOW, confidence=0.9, shopper=2
+        ),
+        PickEvent(**COMMON, kind="pick", sku="sku03", shopper=2, frame=31, confidence=0.8, zone="shelf"),
+        PickEvent(**COMMON, kind="putback", sku="sku03", shopper=2, frame=90, confidence=0.8),
+        BasketEvent(**COMMON, shopper=2, items={f"sku{i:02d}": i for i in range(30)}, reason="left", confidence=1),
+        StatusEvent(**COMMON, state="running", fps=120.5, latency_ms=8.2, outbox_depth=3, bundle_id="abc"),
+    ]
+    for event in events:
+        payload = encode(event)
+        assert len(payload) < MAX_PAYLOAD_BYTES
+        assert decode(payload) == event
+
+
+def test_a_payload_that_breaks_the_contract_is_rejected_with_the_reason():
+    good = json.loads(encode(PickEvent(**COMMON, kind="pick", sku="sku03", frame=1, confidence=0.5)))
+    for change, reason in [
+        ({"unexpected": 1}, "Extra inputs are not permitted"),
+        ({"kind": "teleport"}, "does not match any of the expected tags"),
+        ({"seq": -1}, "greater than or equal to 0"),
+        ({"store": "Store With Spaces"}, "should match pattern"),
+        ({"confidence": 2}, "less than or equal to 1"),
+    ]:
+        with pytest.raises(ValidationError, match=reason):
+            decode(json.dumps({**good, **change}))
+    with pytest.raises(ValidationError):
+        ActionEvent(**COMMON, action="dancing", start=0, end=1, start_ts=NOW, end_ts=NOW, confidence=0.5)
+
+
+def test_the_published_schema_covers_every_kind():
+    schema = events_schema()
+    kinds = {v["properties"]["kind"].get("const") or tuple(v["properties"]["kind"]["enum"])
+             for v in schema["$defs"].values() if "kind" in v.get("properties", {})}  # fmt: skip
+    assert kinds == {"action", ("pick", "putback"), "basket", "status"}
+    assert schema["discriminator"]["propertyName"] == "kind"
+    action = schema["$defs"]["ActionEvent"]
+    assert action["additionalProperties"] is False
+    assert tuple(action["properties"]["action"]["enum"]) == ACTION_CLASSES
+    assert topic("store-7", "aisle3", "pick") == "shelfwatch/v1/store-7/aisle3/pick"
+
+
+def test_schema_command_prints_it(shelfwatch):
+    result = shelfwatch("schema", "events")
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["title"] == "ShelfWatch box events"
+    for what in ("manifest", "box-config"):
+        assert "properties" in json.loads(shelfwatch("schema", what).stdout)
