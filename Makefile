@@ -14,13 +14,17 @@ $(VENV)/.demo-deps: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[edge,data,train,dev]'
+	$(PY) -m pip install -q -e '.[edge,data,train,provision,central,dev]'
 	touch $@
 
-# The main job on a bundled sample. For now: render a sample store video and show its labels.
+# The main job on a bundled sample: the edge agent with the committed demo bundle, no broker needed.
+# The sample is rendered by the bundled generator (deterministic: the same bytes every time, ~10 s).
 demo: $(VENV)/.demo-deps
-	$(VENV)/bin/shelfwatch synth demo_out --videos 1 --frames 600 --seed 0 --preset standard
-	$(VENV)/bin/shelfwatch labels show demo_out/synth_standard_s0_0000.labels.json
+	test -f demo_out/synth_standard_s2001_0000.mp4 || \
+		$(VENV)/bin/shelfwatch synth demo_out --videos 1 --frames 900 --seed 2001 --preset standard
+	rm -f demo_out/events.jsonl demo_out/outbox.sqlite*
+	$(VENV)/bin/shelfwatch edge run --bundle models/demo --source demo_out/synth_standard_s2001_0000.mp4 \
+		--events-jsonl demo_out/events.jsonl --annotate demo_out/annotated.mp4 --outbox demo_out/outbox.sqlite
 
 test: $(VENV)/.test-deps
 	$(PY) -m ruff check .

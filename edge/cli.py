@@ -34,6 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--store", default="demo", help="store id with --bundle (default demo)")
     run.add_argument("--box", default="box1", help="box id with --bundle (default box1)")
     run.set_defaults(func=run_edge)
+    health = esub.add_parser(
+        "health",
+        help="exit 0 if the agent's latest status is fresh and running (for container health checks)",
+        description="Read the status the agent last wrote beside its outbox; healthy if it is running and newer "
+        "than --max-age seconds.",
+    )
+    health.add_argument("--config", type=Path, required=True, help="the box's config (YAML)")
+    health.add_argument("--max-age", type=float, default=90.0, help="seconds (default 90)")
+    health.set_defaults(func=run_health)
 
     schema = sub.add_parser("schema", help="print a JSON Schema for consumers and editors",
                             description="Print the JSON Schema of the box events, the model bundle manifest or "
@@ -95,4 +104,27 @@ def print_schema(args: argparse.Namespace) -> int:
 
         schema = BoxConfig.model_json_schema()
     print(json.dumps(schema, indent=2))
+    return 0
+
+
+def run_health(args: argparse.Namespace) -> int:
+    import time
+
+    from edge.config import load_box_config
+    from edge.emitter import health_file
+    from edge.errors import ShelfWatchError
+    from edge.events import decode
+
+    path = health_file(load_box_config(args.config).outbox.path)
+    try:
+        status = decode(path.read_bytes())
+    except FileNotFoundError:
+        raise ShelfWatchError(f"{path}: no status yet (is the agent running?)") from None
+    except ValueError:
+        raise ShelfWatchError(f"{path}: not a status event") from None
+    age = time.time() - path.stat().st_mtime
+    if status.kind != "status" or status.state != "running" or age > args.max_age:
+        state = getattr(status, "state", status.kind)
+        raise ShelfWatchError(f"unhealthy: last status {state!r}, {age:.0f} s old (limit {args.max_age:.0f} s)")
+    print(f"healthy: running, status {age:.0f} s old, {status.fps:.1f} fps, outbox depth {status.outbox_depth}")
     return 0

@@ -51,7 +51,7 @@ class Thresholds(_Strict):
     motion_hold_s: float = Field(default=1.0, ge=0, description="keep the models running this long after motion")
     detect_every_s: float = Field(default=2.0, gt=0, description="slow periodic product refresh")
     shelf_quiet_s: float = Field(default=0.5, gt=0, description="no motion in a shelf zone this long: recount it")
-    shopper_gone_s: float = Field(default=2.0, gt=0, description="a shopper unseen this long has left")
+    shopper_gone_s: float = Field(default=4.0, gt=0, description="a shopper unseen this long has left")
 
 
 class Tls(_Strict):
@@ -125,6 +125,18 @@ class BoxConfig(_Strict):
         return zones
 
 
+def key_path(loc: tuple) -> str:
+    """`mqtt.tls.ca` for a validation error's location; odd keys (control characters, spaces) are quoted."""
+    return ".".join(str(p) if str(p).isprintable() and " " not in str(p) else repr(p) for p in loc) or "(top level)"
+
+
+def yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, str]:
+    """A YAML error's line and its message on one line."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return (mark.line + 1 if mark else None), " ".join(str(problem).split())
+
+
 def resolve_paths(data: dict, base: Path) -> dict:
     """Make the config's relative paths relative to its own folder."""
     data = dict(data)
@@ -151,15 +163,17 @@ def load_box_config(path: Path) -> BoxConfig:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise ShelfWatchError(f"{path}: {where}not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        line, problem = yaml_problem(exc)
+        where = f"line {line}: " if line else ""
+        raise ShelfWatchError(f"{path}: {where}not valid YAML ({problem})") from None
     if not isinstance(data, dict):
         raise ShelfWatchError(f"{path}: a box config is a YAML mapping")
     try:
         return BoxConfig.model_validate(resolve_paths(data, path.parent))
-    except ValidationError as exc:
+    except ValueError as exc:  # pydantic's ValidationError, or a value that resolve_paths cannot take
+        if not isinstance(exc, ValidationError):
+            raise ShelfWatchError(f"{path}: {' '.join(str(exc).split())}") from None
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        where = key_path(tuple(first["loc"]))
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ShelfWatchError(f"{path}: {where}: {first['msg']}{more}") from None

@@ -17,6 +17,10 @@ from edge.publisher import Publisher
 MODELS = {"action": ActionEvent, "pick": PickEvent, "putback": PickEvent, "basket": BasketEvent}
 
 
+def health_file(outbox: Path) -> Path:
+    return outbox.with_name(outbox.stem + ".status.json")
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -24,6 +28,7 @@ def now() -> datetime:
 class Emitter:
     def __init__(self, store: str, box: str, outbox: Outbox, jsonl: Path | None = None) -> None:
         self.store, self.box, self.outbox = store, box, outbox
+        self.health_file = health_file(outbox.path)
         self.publisher: Publisher | None = None
         self.counts: dict[str, int] = {}
         self._jsonl: IO[bytes] | None = None
@@ -59,6 +64,9 @@ class Emitter:
         )  # fmt: skip
         payload = encode(event)
         self._log(payload)
+        tmp = self.health_file.with_suffix(".tmp")
+        tmp.write_bytes(payload)
+        os.replace(tmp, self.health_file)  # the container's health check reads the latest status here
         if publish and self.publisher is not None:
             self.publisher.publish_status(payload)
         return payload

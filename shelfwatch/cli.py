@@ -17,6 +17,7 @@ EXIT_BAD_INPUT = 2
 def build_parser() -> argparse.ArgumentParser:
     from edge import cli as edge_cli
     from export import cli as export_cli
+    from firmware_config import cli as firmware_cli
     from training import cli as training_cli
 
     parser = argparse.ArgumentParser(
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     training_cli.register(sub)
     export_cli.register(sub)
     edge_cli.register(sub)
+    firmware_cli.register(sub)
     return parser
 
 

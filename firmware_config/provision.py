@@ -1,0 +1,139 @@
+"""`shelfwatch provision STORE_DIR --out OUT_DIR`: everything an installer flashes, per box, and the
+broker's side of the store.
+
+    OUT_DIR/ca/                 ca.crt, ca.key (kept: re-provisioning reuses it, so boxes stay trusted)
+    OUT_DIR/boxes/<box>/        config.yaml (resolved), bundle/ (verified), certs/{ca.crt,box.crt,box.key},
+                                shelfwatch-edge.service (systemd), run.sh (the container command)
+    OUT_DIR/broker/             mosquitto.conf, ca.crt, server.crt, server.key, passwd, acl
+    OUT_DIR/consumers/<user>.password   the consumers' passwords (hashed in broker/passwd)
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from edge.bundle import MANIFEST, load_bundle
+from edge.config import BoxConfig
+from edge.errors import ShelfWatchError
+from firmware_config import broker as mosq
+from firmware_config.certs import issue, load_or_create_ca, write_cert, write_key
+from firmware_config.store import load_store
+
+BOX_ETC = "/etc/shelfwatch"  # where a box's folder is installed (mounted read-only into the container)
+BOX_STATE = "/var/lib/shelfwatch"  # the outbox lives here, outside the container
+DEFAULT_IMAGE = "shelfwatch/edge-jetson:0.1.0"
+
+
+@dataclass(frozen=True)
+class ProvisionOptions:
+    box_port: int = 8883
+    consumer_port: int = 8884
+    broker_dir: Path | None = None  # where the broker files will live; default: OUT_DIR/broker
+    consumers: tuple[str, ...] = ("central",)
+    image: str = DEFAULT_IMAGE
+    broker_names: tuple[str, ...] = ()  # extra names / IPs for the broker's certificate
+
+
+def box_config_yaml(config: BoxConfig, port: int) -> str:
+    """The box's resolved config, with paths as installed on the box."""
+    data = config.model_dump(mode="json", exclude_none=True)
+    data["bundle"] = "bundle"
+    data["outbox"]["path"] = f"{BOX_STATE}/outbox.sqlite"
+    mqtt = data.get("mqtt") or {}
+    mqtt.pop("password_env", None)
+    mqtt.pop("password_file", None)
+    mqtt.update(port=port, tls={"ca": "certs/ca.crt", "cert": "certs/box.crt", "key": "certs/box.key"})
+    data["mqtt"] = mqtt
+    source = data["camera"]["source"]
+    if "://" not in source and not source.isdigit():
+        data["camera"]["source"] = Path(source).name  # a file beside the config (installers rarely use one)
+    header = (
+        f"# ShelfWatch box {config.store}/{config.box}: written by `shelfwatch provision`; edit the store instead.\n"
+    )
+    return header + yaml.safe_dump(data, sort_keys=False)
+
+
+def container_command(image: str, device: str | None) -> list[str]:
+    command = ["docker", "run", "--rm", "--name", "shelfwatch-edge", "--runtime", "nvidia", "--network", "host",
+               "--volume", f"{BOX_ETC}:{BOX_ETC}:ro", "--volume", f"{BOX_STATE}:{BOX_STATE}"]  # fmt: skip
+    if device is not None:
+        command += ["--device", f"/dev/video{device}"]
+    return [*command, image, "edge", "run", "--config", f"{BOX_ETC}/config.yaml"]
+
+
+def systemd_unit(config: BoxConfig, command: list[str]) -> str:
+    return f"""[Unit]
+Description=ShelfWatch edge agent ({config.store}/{config.box})
+After=network-online.target docker.service
+Wants=network-online.target
+Requires=docker.service
+
+[Service]
+Restart=always
+RestartSec=5
+ExecStartPre=-/usr/bin/docker rm -f shelfwatch-edge
+ExecStart=/usr/bin/{" ".join(command)}
+# docker stop sends SIGTERM: the agent flushes its outbox and publishes status "stopped".
+ExecStop=/usr/bin/docker stop --time 25 shelfwatch-edge
+TimeoutStopSec=30
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def provision(store_dir: Path, out: Path, options: ProvisionOptions) -> dict[str, BoxConfig]:
+    boxes, problems = load_store(store_dir)
+    if problems:
+        raise ShelfWatchError(f"{store_dir}: {len(problems)} problem(s); first: {problems[0]} "
+                              f"(run `shelfwatch config validate {store_dir}` for all)")  # fmt: skip
+    store = next(iter(boxes.values())).store
+    hosts = sorted({c.mqtt.host for c in boxes.values() if c.mqtt} | set(options.broker_names))
+    if not hosts:
+        raise ShelfWatchError(f"{store_dir}: no mqtt.host in store.yaml: the boxes need a broker")
+    org = f"ShelfWatch {store}"
+    ca = load_or_create_ca(out / "ca", org)
+    broker_out = out / "broker"
+    broker_dir = options.broker_dir or broker_out.resolve()
+    server_cert, server_key = issue(ca, hosts[0], org, server_names=hosts)
+    write_cert(ca.cert, broker_out / "ca.crt")
+    write_cert(server_cert, broker_out / "server.crt")
+    write_key(server_key, broker_out / "server.key")
+    entries = []
+    for user in options.consumers:
+        password = secrets.token_urlsafe(24)
+        secret = out / "consumers" / f"{user}.password"
+        secret.parent.mkdir(parents=True, exist_ok=True)
+        secret.write_text(password + "\n")
+        secret.chmod(0o600)
+        entries.append(mosq.password_entry(user, password))
+    (broker_out / "passwd").write_text("\n".join(entries) + "\n")
+    (broker_out / "acl").write_text(mosq.acl(store, sorted(boxes), list(options.consumers)))
+    (broker_out / "mosquitto.conf").write_text(mosq.mosquitto_conf(broker_dir, options.box_port, options.consumer_port))
+
+    for name, config in sorted(boxes.items()):
+        folder = out / "boxes" / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        manifest = load_bundle(config.bundle)  # refuses a bundle that does not match its manifest
+        (folder / "bundle").mkdir(parents=True)
+        for file in [MANIFEST, *manifest.files]:
+            shutil.copy2(config.bundle / file, folder / "bundle" / file)
+        cert, key = issue(ca, mosq.box_identity(config.store, name), org)
+        write_cert(ca.cert, folder / "certs" / "ca.crt")
+        write_cert(cert, folder / "certs" / "box.crt")
+        write_key(key, folder / "certs" / "box.key")
+        (folder / "config.yaml").write_text(box_config_yaml(config, options.box_port))
+        source = config.camera.source
+        command = container_command(options.image, source if source.isdigit() else None)
+        (folder / "shelfwatch-edge.service").write_text(systemd_unit(config, command))
+        run = folder / "run.sh"
+        run.write_text("#!/bin/sh\n# Runs the agent in the Jetson image, as the systemd unit does.\nexec "
+                       + " ".join(command) + "\n")  # fmt: skip
+        run.chmod(0o755)
+    return boxes

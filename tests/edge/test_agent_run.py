@@ -1,0 +1,62 @@
+"""`shelfwatch edge run` without a broker: the README demo's path, item counts against the video's ledger,
+and bad input as one clear line."""
+
+import json
+import shutil
+from collections import Counter
+
+import cv2
+
+from tests.edge.test_agent_delivery import DEMO_BUNDLE, sample
+
+
+def final_baskets(events: list[dict]) -> list[dict]:
+    last: dict[int, dict] = {}
+    for e in events:
+        if e["kind"] == "basket":
+            last[e["shopper"]] = e["items"]
+    return sorted((items for items in last.values() if items), key=lambda b: sorted(b.items()))
+
+
+def test_the_agent_on_a_video_with_a_ledger_counts_what_each_shopper_took(tmp_path, shelfwatch):
+    video = sample(tmp_path, 900, seed=1000)
+    ledger = json.loads(video.with_name(video.name.replace(".mp4", ".labels.json")).read_text())
+    jsonl, annotated = tmp_path / "events.jsonl", tmp_path / "annotated.mp4"
+    result = shelfwatch("edge", "run", "--bundle", DEMO_BUNDLE, "--source", video, "--events-jsonl", jsonl,
+                        "--annotate", annotated, "--outbox", tmp_path / "outbox.sqlite")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    expected = sorted((b["items"] for b in ledger["baskets"] if b["items"]), key=lambda b: sorted(b.items()))
+    assert final_baskets(events) == expected
+    takes = Counter(e["kind"] for e in ledger["ledger"])
+    assert result.stdout.count("basket of shopper") >= len(expected)
+    assert f"picks: {takes['take']}  put-backs: {takes['return']}" in result.stdout
+    assert "fps" in result.stdout and "actions:" in result.stdout
+    assert {e["kind"] for e in events} >= {"action", "pick", "basket", "status"}
+    cap = cv2.VideoCapture(str(annotated))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 900 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
+
+
+def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, shelfwatch):
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
+    wrong_hash = tmp_path / "bundle"
+    shutil.copytree(DEMO_BUNDLE, wrong_hash)
+    with (wrong_hash / "action_step.onnx").open("ab") as f:
+        f.write(b"\0")
+    bad_config = tmp_path / "box.yaml"
+    bad_config.write_text("store: s1\nbox: b1\ncamera: {source: x.mp4}\nbundle: b\nmqtt: {host: h, prt: 1}\n")
+    video = sample(tmp_path, 10)
+    cases = [
+        (("--bundle", DEMO_BUNDLE, "--source", corrupt), "corrupt.mp4: "),
+        (("--bundle", DEMO_BUNDLE, "--source", tmp_path / "none.mp4"), "none.mp4: no such video file"),
+        (("--bundle", tmp_path / "nowhere", "--source", video), "no such model bundle"),
+        (("--bundle", wrong_hash, "--source", video), "action_step.onnx does not match its sha256"),
+        (("--config", bad_config), "box.yaml: mqtt.prt: Extra inputs are not permitted"),
+        (("--config", tmp_path / "missing.yaml"), "missing.yaml: no such config file"),
+        (("--bundle", DEMO_BUNDLE), "--bundle needs --source"),
+    ]
+    for args, message in cases:
+        result = shelfwatch("edge", "run", *args, "--outbox", tmp_path / "o.sqlite", cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], (args, result.stderr)

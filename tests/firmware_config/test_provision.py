@@ -1,0 +1,146 @@
+"""`shelfwatch provision` against a real Mosquitto run with the files it wrote: a provisioned box gets its
+events to central over mutual TLS; an unknown certificate is refused; a box cannot write under another
+box's topic prefix."""
+
+import json
+import os
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+
+from edge.bundle import load_bundle
+from edge.config import load_box_config
+from firmware_config.certs import issue, load_or_create_ca, write_cert, write_key
+from tests.conftest import Subscriber, free_port, shelfwatch_command
+from tests.edge.test_agent_delivery import sample
+from tests.firmware_config.test_store import copy_example
+
+STORE = "example-store"
+
+
+@pytest.fixture
+def provisioned(tmp_path, shelfwatch):
+    store = copy_example(tmp_path)
+    text = (store / "store.yaml").read_text().replace("broker.example-store.lan", "127.0.0.1")
+    (store / "store.yaml").write_text(text)
+    out, box_port, consumer_port = tmp_path / "out", free_port(), free_port()
+    result = shelfwatch("provision", store, "--out", out, "--box-port", box_port, "--consumer-port", consumer_port)
+    assert result.returncode == 0, result.stderr
+    # As written, plus `user root`: here the tests run as root and the files sit in root's private tmp; on a
+    # broker host Mosquitto runs as its own user, which must own the broker folder.
+    conf = tmp_path / "mosquitto-test.conf"
+    conf.write_text("user root\n" + (out / "broker" / "mosquitto.conf").read_text())
+    broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    assert broker.poll() is None, broker.stderr.read().decode()
+    yield {"out": out, "box_port": box_port, "consumer_port": consumer_port, "tmp": tmp_path}
+    broker.terminate()
+    broker.wait(10)
+
+
+def central(p) -> Subscriber:
+    """The consumer: TLS on the consumer port, with the password provisioning generated."""
+    sub = Subscriber.__new__(Subscriber)
+    sub.messages, sub.lock = [], threading.Lock()
+    sub.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="central-test", clean_session=True)
+    sub.client.tls_set(ca_certs=str(p["out"] / "broker" / "ca.crt"))
+    sub.client.username_pw_set("central", (p["out"] / "consumers" / "central.password").read_text().strip())
+    sub.client.on_connect = lambda c, u, f, rc, props: c.subscribe("shelfwatch/v1/#", qos=1)
+    sub.client.on_message = sub._on_message
+    sub.client.connect("127.0.0.1", p["consumer_port"])
+    sub.client.loop_start()
+    return sub
+
+
+def box_client(p, cert: Path, key: Path) -> tuple[mqtt.Client, threading.Event, list]:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{cert.parent.parent.name}")
+    client.tls_set(ca_certs=str(p["out"] / "broker" / "ca.crt"), certfile=str(cert), keyfile=str(key))
+    connected, codes = threading.Event(), []
+    client.on_connect = lambda c, u, f, rc, props: (codes.append(rc), connected.set() if not rc.is_failure else None)
+    return client, connected, codes
+
+
+def test_each_box_gets_config_bundle_certificates_and_units(provisioned):
+    out = provisioned["out"]
+    for box in ("aisle1-left", "aisle1-right"):
+        folder = out / "boxes" / box
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        assert config["box"] == box and config["store"] == STORE
+        assert config["mqtt"]["tls"] == {"ca": "certs/ca.crt", "cert": "certs/box.crt", "key": "certs/box.key"}
+        assert config["mqtt"]["port"] == provisioned["box_port"] and config["bundle"] == "bundle"
+        assert load_box_config(folder / "config.yaml").bundle == folder / "bundle"
+        assert load_bundle(folder / "bundle").precision  # copied with its manifest, and verified
+        assert oct((folder / "certs" / "box.key").stat().st_mode & 0o777) == "0o600"
+        unit = (folder / "shelfwatch-edge.service").read_text()
+        assert "docker run" in unit and "edge run --config /etc/shelfwatch/config.yaml" in unit
+        assert "Restart=always" in unit and os.access(folder / "run.sh", os.X_OK)
+    assert "--device /dev/video0" in (out / "boxes" / "aisle1-right" / "run.sh").read_text()
+    acl = (out / "broker" / "acl").read_text()
+    assert f"user {STORE}.aisle1-left\ntopic write shelfwatch/v1/{STORE}/aisle1-left/#" in acl
+    assert "user central\ntopic read shelfwatch/v1/#" in acl
+    passwd = (out / "broker" / "passwd").read_text()
+    assert passwd.startswith("central:$7$101$") and "password" not in passwd
+
+
+def test_a_provisioned_box_delivers_over_tls(provisioned):
+    p, sub = provisioned, central(provisioned)
+    folder = p["out"] / "boxes" / "aisle1-left"
+    video = sample(p["tmp"], 60)
+    command = shelfwatch_command("edge", "run", "--config", folder / "config.yaml", "--source", video,
+                                 "--outbox", p["tmp"] / "outbox.sqlite")  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert sub.wait_for(lambda: any(s["state"] == "stopped" for s in sub.payloads("status")))
+    topics = {t for t, _, _ in sub.messages}
+    assert f"shelfwatch/v1/{STORE}/aisle1-left/status" in topics
+    sub.close()
+
+
+def test_an_unknown_certificate_is_refused(provisioned):
+    p = provisioned
+    rogue_ca = load_or_create_ca(p["tmp"] / "rogue", "Rogue")
+    cert, key = issue(rogue_ca, f"{STORE}.aisle1-left", "Rogue")
+    write_cert(cert, p["tmp"] / "rogue" / "box.crt")
+    write_key(key, p["tmp"] / "rogue" / "box.key")
+    client, connected, _ = box_client(p, p["tmp"] / "rogue" / "box.crt", p["tmp"] / "rogue" / "box.key")
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        client.connect("127.0.0.1", p["box_port"])
+        client.loop_start()
+        if not connected.wait(5):
+            raise ConnectionError("refused")
+    client.loop_stop()
+    # Without any certificate, the box port refuses too.
+    bare = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bare")
+    bare.tls_set(ca_certs=str(p["out"] / "broker" / "ca.crt"))
+    ok = threading.Event()
+    bare.on_connect = lambda c, u, f, rc, props: ok.set() if not rc.is_failure else None
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        bare.connect("127.0.0.1", p["box_port"])
+        bare.loop_start()
+        if not ok.wait(5):
+            raise ConnectionError("refused")
+    bare.loop_stop()
+
+
+def test_a_box_cannot_write_under_another_boxs_prefix(provisioned):
+    p, sub = provisioned, central(provisioned)
+    certs = p["out"] / "boxes" / "aisle1-left" / "certs"
+    client, connected, _ = box_client(p, certs / "box.crt", certs / "box.key")
+    client.connect("127.0.0.1", p["box_port"])
+    client.loop_start()
+    assert connected.wait(10)
+    forged = client.publish(f"shelfwatch/v1/{STORE}/aisle1-right/pick", json.dumps({"forged": True}), qos=1)
+    own = client.publish(f"shelfwatch/v1/{STORE}/aisle1-left/pick", json.dumps({"own": True}), qos=1)
+    forged.wait_for_publish(5)
+    own.wait_for_publish(5)
+    assert sub.wait_for(lambda: any(t.endswith("aisle1-left/pick") for t, _, _ in sub.messages))
+    time.sleep(1)
+    assert not any("aisle1-right" in t for t, _, _ in sub.messages)
+    client.loop_stop()
+    sub.close()
