@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     schema = sub.add_parser("schema", help="print a JSON Schema for consumers and editors",
                             description="Print the JSON Schema of the box events, the model bundle manifest or "
                             "the box config.")  # fmt: skip
-    schema.add_argument("what", choices=["events", "manifest", "box-config"])
+    schema.add_argument("what", choices=["events", "manifest", "box-config", "pos"])
     schema.set_defaults(func=print_schema)
 
 
@@ -99,6 +99,10 @@ def print_schema(args: argparse.Namespace) -> int:
         from edge.bundle import manifest_schema
 
         schema = manifest_schema()
+    elif args.what == "pos":
+        from central.pos import POS_ADAPTER
+
+        schema = POS_ADAPTER.json_schema()
     else:
         from edge.config import BoxConfig
 

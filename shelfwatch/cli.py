@@ -15,6 +15,7 @@ EXIT_BAD_INPUT = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from central import cli as central_cli
     from edge import cli as edge_cli
     from export import cli as export_cli
     from firmware_config import cli as firmware_cli
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     export_cli.register(sub)
     edge_cli.register(sub)
     firmware_cli.register(sub)
+    central_cli.register(sub)
     return parser
 
 

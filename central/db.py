@@ -1,0 +1,257 @@
+"""Central storage through SQLAlchemy Core: SQLite by default (embedded, nothing to install), PostgreSQL by URL.
+
+Writes are idempotent and order-independent: an event is keyed by its `event_id` (a replay inserts
+nothing), and everything derived from events (each box's highest seq, its open gaps) is recomputed from
+the stored set, so replaying the same events twice, or in any order, leaves the same state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from edge.errors import ShelfWatchError
+
+metadata = MetaData()
+
+events = Table(
+    "events", metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("store", String(64), nullable=False, index=True),
+    Column("box", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False, index=True),
+    Column("ts", DateTime(timezone=True), nullable=False, index=True),
+    Column("sku", String(64)),
+    Column("quantity", Integer),
+    Column("shopper", Integer),
+    Column("confidence", Float),
+    Column("payload", JSON, nullable=False),
+    UniqueConstraint("store", "box", "seq", name="one_event_per_seq"),
+)  # fmt: skip
+
+boxes = Table(
+    "boxes", metadata,
+    Column("store", String(64), primary_key=True),
+    Column("box", String(64), primary_key=True),
+    Column("online", Boolean, nullable=False, default=False),
+    Column("state", String(16)),
+    Column("status_ts", DateTime(timezone=True)),
+    Column("status", JSON),
+    Column("max_seq", BigInteger, nullable=False, default=0),  # highest seq seen in an event or a status
+)  # fmt: skip
+
+gaps = Table(
+    "gaps", metadata,
+    Column("store", String(64), primary_key=True),
+    Column("box", String(64), primary_key=True),
+    Column("first_seq", BigInteger, primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+)  # fmt: skip
+
+dead_letters = Table(
+    "dead_letters", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("received", DateTime(timezone=True), nullable=False),
+    Column("source", String(16), nullable=False),  # mqtt or http
+    Column("topic", String(256)),
+    Column("payload", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+)  # fmt: skip
+
+transactions = Table(
+    "pos_transactions", metadata,
+    Column("transaction_id", String(64), primary_key=True),
+    Column("store", String(64), nullable=False),
+    Column("lane", String(64), nullable=False),
+    Column("opened", DateTime(timezone=True), nullable=False),
+    Column("closed", DateTime(timezone=True)),
+    Column("paid", Float),
+)  # fmt: skip
+
+scans = Table(
+    "pos_items", metadata,
+    Column("message_id", String(64), primary_key=True),  # the POS's own id: a re-sent scan counts once
+    Column("transaction_id", String(64), nullable=False, index=True),
+    Column("sku", String(64), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("ts", DateTime(timezone=True), nullable=False),
+)  # fmt: skip
+
+alerts = Table(
+    "alerts", metadata,
+    Column("alert_id", String(128), primary_key=True),  # deterministic: transaction, SKU and unit
+    Column("store", String(64), nullable=False),
+    Column("lane", String(64), nullable=False),
+    Column("transaction_id", String(64), nullable=False),
+    Column("sku", String(64), nullable=False),
+    Column("unit", Integer, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("box", String(64), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+)  # fmt: skip
+
+
+def connect(url: str) -> Engine:
+    """`sqlite:///path.db` (the default backend) or `postgresql://user@host/db`."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    try:
+        engine = create_engine(url, future=True, pool_pre_ping=True)
+        metadata.create_all(engine)
+    except (ArgumentError, OperationalError, ModuleNotFoundError) as exc:
+        first = str(exc).strip().splitlines()[0][:200]
+        raise ShelfWatchError(f"cannot open the database {url!r}: {first}") from None
+    return engine
+
+
+def insert_ignore(conn: Connection, table: Table, rows: dict | list[dict]) -> int:
+    """Insert, skipping rows whose key exists: the idempotent write both backends support."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    key = next(iter(table.primary_key.columns))
+    # RETURNING tells what was inserted on both backends (psycopg reports no rowcount for ON CONFLICT).
+    stmt = dialect.insert(table).values(rows).on_conflict_do_nothing().returning(key)
+    return len(conn.execute(stmt).all())
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Stored:
+    new: bool
+    gaps_closed: list[tuple[int, int]]
+
+
+def store_event(conn: Connection, event: Any) -> Stored:
+    """One validated sequenced event (not a status): stored once; the box's gaps follow exactly."""
+    row = {
+        "event_id": event.event_id, "store": event.store, "box": event.box, "seq": event.seq, "kind": event.kind,
+        "ts": event.ts, "sku": getattr(event, "sku", None), "quantity": getattr(event, "quantity", None),
+        "shopper": getattr(event, "shopper", None), "confidence": getattr(event, "confidence", None),
+        "payload": json.loads(event.model_dump_json(exclude_none=True)),
+    }  # fmt: skip
+    top = _lock_box(conn, event.store, event.box)
+    if insert_ignore(conn, events, row) != 1:
+        return Stored(False, [])
+    if event.seq > top:
+        _open_gap(conn, event.store, event.box, top + 1, event.seq - 1)
+        _set_top(conn, event.store, event.box, event.seq)
+        return Stored(True, [])
+    return Stored(True, _fill(conn, event.store, event.box, event.seq))
+
+
+def store_status(conn: Connection, status: Any) -> None:
+    """A heartbeat or last will: online/offline, and the box's highest issued seq (a missing tail is a gap)."""
+    top = _lock_box(conn, status.store, status.box)
+    if status.seq > top:
+        _open_gap(conn, status.store, status.box, top + 1, status.seq)
+        _set_top(conn, status.store, status.box, status.seq)
+    # The broker's last will (offline) was written when the box connected, so its ts is old: it counts from
+    # when it arrives. Other statuses count from their own ts; an older one arriving late changes nothing.
+    ts = now() if status.state == "offline" else status.ts
+    current = conn.execute(select(boxes.c.status_ts).where(boxes.c.store == status.store,
+                                                            boxes.c.box == status.box)).scalar()  # fmt: skip
+    if current is not None and _aware(current) > ts:
+        return
+    conn.execute(update(boxes).where(boxes.c.store == status.store, boxes.c.box == status.box).values(
+        online=status.state == "running", state=status.state, status_ts=ts,
+        status=json.loads(status.model_dump_json(exclude_none=True))))  # fmt: skip
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)  # SQLite hands back naive datetimes
+
+
+def _lock_box(conn: Connection, store: str, box: str) -> int:
+    """The box's row, locked for this transaction (two consumers may hold events of one box): its max seq."""
+    insert_ignore(conn, boxes, {"store": store, "box": box, "online": False, "max_seq": 0})
+    query = select(boxes.c.max_seq).where(boxes.c.store == store, boxes.c.box == box).with_for_update()
+    return conn.execute(query).scalar() or 0
+
+
+def _set_top(conn: Connection, store: str, box: str, seq: int) -> None:
+    conn.execute(update(boxes).where(boxes.c.store == store, boxes.c.box == box).values(max_seq=seq))
+
+
+def _open_gap(conn: Connection, store: str, box: str, first: int, last: int) -> None:
+    if last >= first:
+        conn.execute(gaps.insert().values(store=store, box=box, first_seq=first, last_seq=last))
+
+
+def _fill(conn: Connection, store: str, box: str, seq: int) -> list[tuple[int, int]]:
+    """A late event arrived: shrink, split or close the gap it falls in; returns the gaps it closed."""
+    row = conn.execute(select(gaps.c.first_seq, gaps.c.last_seq).where(
+        gaps.c.store == store, gaps.c.box == box, gaps.c.first_seq <= seq, gaps.c.last_seq >= seq)).first()  # fmt: skip
+    if row is None:
+        return []
+    first, last = row
+    conn.execute(delete(gaps).where(gaps.c.store == store, gaps.c.box == box, gaps.c.first_seq == first))
+    _open_gap(conn, store, box, first, seq - 1)
+    _open_gap(conn, store, box, seq + 1, last)
+    return [(first, last)] if first == last else []
+
+
+def open_gaps(conn: Connection, store: str, box: str) -> list[tuple[int, int]]:
+    rows = conn.execute(select(gaps.c.first_seq, gaps.c.last_seq).where(gaps.c.store == store, gaps.c.box == box)
+                        .order_by(gaps.c.first_seq))  # fmt: skip
+    return [(a, b) for a, b in rows]
+
+
+def dead_letter(conn: Connection, source: str, topic: str | None, payload: bytes | str, reason: str) -> None:
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    conn.execute(dead_letters.insert().values(received=now(), source=source, topic=topic, payload=text[:10000],
+                                              reason=reason[:2000]))  # fmt: skip
+
+
+def box_rows(conn: Connection) -> list[dict]:
+    return [dict(r._mapping) for r in conn.execute(select(boxes).order_by(boxes.c.store, boxes.c.box))]
+
+
+def count(conn: Connection, table: Table) -> int:
+    return conn.execute(select(func.count()).select_from(table)).scalar() or 0
+
+
+def snapshot(conn: Connection, tables: Iterable[Table] = (events, boxes, gaps, alerts)) -> dict[str, list]:
+    """The logical state, for comparisons (timestamps of receipt left out)."""
+    out = {}
+    for table in tables:
+        cols = [c for c in table.c if c.name not in ("received", "created")]
+        rows = conn.execute(select(*cols).order_by(*table.primary_key.columns))
+        out[table.name] = [tuple(_plain(v) for v in r) for r in rows]
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _aware(value).isoformat()
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return value

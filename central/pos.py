@@ -1,0 +1,76 @@
+"""What the point of sale reports, over HTTP or MQTT: a basket opens, items are scanned, it is paid, it closes.
+
+Every message carries the POS's own `message_id`, so a message sent twice counts once. The published
+JSON Schema (`shelfwatch schema pos`) is what checkout integrations build against.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+POS_TOPIC_ROOT = "shelfwatch/pos/v1"  # shelfwatch/pos/v1/<store>/<lane>
+ALERT_TOPIC_ROOT = "shelfwatch/alerts/v1"  # shelfwatch/alerts/v1/<store>/<lane>
+
+
+class _Pos(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    message_id: str = Field(min_length=1, max_length=64)
+    transaction_id: str = Field(min_length=1, max_length=64)
+    store: Slug
+    lane: Slug
+    ts: datetime
+
+
+class BasketOpen(_Pos):
+    type: Literal["basket_open"] = "basket_open"
+
+
+class ItemScanned(_Pos):
+    type: Literal["item"] = "item"
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(default=1, ge=-1000, le=1000, description="negative: a voided scan")
+
+
+class Payment(_Pos):
+    type: Literal["payment"] = "payment"
+    amount: float = Field(ge=0)
+
+
+class BasketClose(_Pos):
+    type: Literal["basket_close"] = "basket_close"
+
+
+PosMessage = Annotated[BasketOpen | ItemScanned | Payment | BasketClose, Field(discriminator="type")]
+POS_ADAPTER: TypeAdapter[PosMessage] = TypeAdapter(PosMessage)
+
+
+class Alert(BaseModel):
+    """An item a checkout-lane box saw taken during a transaction that the POS did not scan."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alert_id: str
+    store: str
+    lane: str
+    transaction_id: str
+    sku: str
+    unit: int = Field(ge=1, description="1 for the first unscanned unit of this SKU, 2 for the second …")
+    confidence: float = Field(ge=0, le=1)
+    box: str
+    created: datetime
+
+
+class ShrinkRow(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: str
+    picked: int
+    put_back: int
+    taken: int = Field(description="picked minus put back, over every box of the store")
+    sold: int = Field(description="scanned in closed transactions")
+    unexplained: int = Field(description="taken minus sold: shrink if positive")

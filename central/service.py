@@ -1,0 +1,131 @@
+"""What central does with each message, wherever it came from (MQTT or HTTP): validate, store
+idempotently, reconcile; anything invalid goes to the dead-letter table with its reason, and nowhere else."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+
+from central import db
+from central.pos import POS_ADAPTER, Alert, BasketClose, BasketOpen, ItemScanned, Payment, PosMessage
+from central.reconcile import lane_alerts
+from edge.events import TOPIC_ROOT, StatusEvent, decode
+
+
+def reason_of(error: ValidationError) -> str:
+    """A validation error in one line: where and what, for each problem."""
+    parts = []
+    for e in error.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "payload"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def utc(ts: datetime) -> datetime:
+    return ts.astimezone(UTC)
+
+
+class Central:
+    def __init__(
+        self, engine: Engine, lane_boxes: dict[str, str] | None = None,
+        publish_alert: Callable[[Alert], None] | None = None,
+    ) -> None:  # fmt: skip
+        self.engine = engine
+        self.lane_boxes = lane_boxes or {}  # "store/lane" -> box; by default a lane's box has the lane's name
+        self.publish_alert = publish_alert
+        self.counts = {"stored": 0, "duplicate": 0, "dead": 0, "status": 0, "pos": 0}
+
+    def event(self, topic: str, payload: bytes) -> str:
+        """One message from a box's topic -> stored, duplicate, status or dead."""
+        try:
+            event = decode(payload)
+        except ValidationError as error:
+            return self._dead("mqtt", topic, payload, reason_of(error))
+        except ValueError as error:
+            return self._dead("mqtt", topic, payload, f"not JSON: {error}")
+        expected = f"{TOPIC_ROOT}/{event.store}/{event.box}/{event.kind}"
+        if topic != expected:
+            return self._dead("mqtt", topic, payload, f"topic does not match the payload (expected {expected})")
+        event = event.model_copy(update={"ts": utc(event.ts)})
+        with self.engine.begin() as conn:
+            if isinstance(event, StatusEvent):
+                db.store_status(conn, event)
+                outcome = "status"
+            else:
+                outcome = "stored" if db.store_event(conn, event).new else "duplicate"
+        self.counts[outcome] += 1
+        return outcome
+
+    def _dead(self, source: str, topic: str | None, payload: bytes | str, reason: str) -> str:
+        with self.engine.begin() as conn:
+            db.dead_letter(conn, source, topic, payload, reason)
+        self.counts["dead"] += 1
+        return "dead"
+
+    def pos_payload(self, source: str, topic: str | None, payload: bytes | str) -> tuple[list[Alert] | None, str]:
+        """A POS message as raw JSON: (alerts, "") when applied, (None, reason) when rejected."""
+        try:
+            message = POS_ADAPTER.validate_json(payload)
+        except ValidationError as error:
+            reason = reason_of(error)
+            self._dead(source, topic, payload, reason)
+            return None, reason
+        return self.pos(message, source, topic)
+
+    def pos(
+        self, message: PosMessage, source: str = "http", topic: str | None = None
+    ) -> tuple[list[Alert] | None, str]:
+        alerts: list[Alert] = []
+        with self.engine.begin() as conn:
+            t = conn.execute(select(db.transactions).where(
+                db.transactions.c.transaction_id == message.transaction_id)).first()  # fmt: skip
+            problem = self._pos_problem(message, t)
+            if problem:
+                db.dead_letter(conn, source, topic, message.model_dump_json(), problem)
+                self.counts["dead"] += 1
+                return None, problem
+            ts = utc(message.ts)
+            if isinstance(message, BasketOpen):
+                db.insert_ignore(conn, db.transactions, {"transaction_id": message.transaction_id,
+                                 "store": message.store, "lane": message.lane, "opened": ts})  # fmt: skip
+            elif isinstance(message, ItemScanned):
+                scan = {"message_id": message.message_id, "transaction_id": message.transaction_id}
+                scan |= {"sku": message.sku, "quantity": message.quantity, "ts": ts}
+                db.insert_ignore(conn, db.scans, scan)
+            elif isinstance(message, Payment):
+                conn.execute(update(db.transactions).where(db.transactions.c.transaction_id == message.transaction_id)
+                             .values(paid=message.amount))  # fmt: skip
+            elif isinstance(message, BasketClose):
+                if t.closed is None:
+                    conn.execute(update(db.transactions).where(
+                        db.transactions.c.transaction_id == message.transaction_id).values(closed=ts))  # fmt: skip
+                box = self.lane_boxes.get(f"{message.store}/{message.lane}", message.lane)
+                alerts = lane_alerts(conn, message.transaction_id, box)
+        self.counts["pos"] += 1
+        if self.publish_alert is not None:
+            for alert in alerts:
+                self.publish_alert(alert)
+        return alerts, ""
+
+    @staticmethod
+    def _pos_problem(message: PosMessage, t: object | None) -> str:
+        if isinstance(message, BasketOpen):
+            if t is not None and (t.store, t.lane) != (message.store, message.lane):
+                return f"transaction {message.transaction_id} is already open at {t.store}/{t.lane}"
+            return ""
+        if t is None:
+            return f"transaction {message.transaction_id} was never opened"
+        if (t.store, t.lane) != (message.store, message.lane):
+            return f"transaction {message.transaction_id} belongs to {t.store}/{t.lane}"
+        if isinstance(message, ItemScanned) and t.closed is not None:
+            return f"transaction {message.transaction_id} is closed"
+        return ""
+
+
+def alert_payload(alert: Alert) -> bytes:
+    return json.dumps(json.loads(alert.model_dump_json())).encode()

@@ -1,0 +1,79 @@
+"""The checkout API: a POS reports a transaction; closing it reconciles the lane box's counts with the scans
+(one alert per unscanned unit); malformed requests are refused with the reason and stored nowhere else."""
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from central import db
+from central.api import create_app
+from edge.events import PickEvent, encode, topic
+
+OPEN = datetime.now(UTC) - timedelta(minutes=10)
+
+
+def pick(seq: int, kind: str, sku: str, minutes: float, box: str = "lane-1", confidence: float = 0.9):
+    event = PickEvent(event_id=f"evt-{box}-{seq:04d}", seq=seq, ts=OPEN + timedelta(minutes=minutes), store="s1",
+                      box=box, kind=kind, sku=sku, shopper=1, frame=seq, confidence=confidence)  # fmt: skip
+    return topic("s1", box, kind), encode(event)
+
+
+def pos(client: TestClient, kind: str, n: int, minutes: float, **extra):
+    body = {"type": kind, "message_id": f"m{n}", "transaction_id": "t1", "store": "s1", "lane": "lane-1",
+            "ts": (OPEN + timedelta(minutes=minutes)).isoformat(), **extra}  # fmt: skip
+    return client.post("/pos", json=body)
+
+
+def test_an_unscanned_item_raises_one_alert_naming_it(central):
+    for event in [pick(1, "pick", "sku02", 1), pick(2, "pick", "sku07", 2), pick(3, "pick", "sku07", 3, confidence=0.7),
+                  pick(4, "putback", "sku07", 4), pick(5, "pick", "sku09", 5),
+                  pick(6, "pick", "sku01", 30), pick(1, "pick", "sku05", 2, box="aisle-3")]:  # fmt: skip
+        central.event(*event)  # the last two: after the transaction, and at another box
+    client = TestClient(create_app(central))
+    assert pos(client, "basket_open", 1, 0).status_code == 202
+    assert pos(client, "item", 2, 6, sku="sku02").status_code == 202
+    assert pos(client, "item", 3, 6.5, sku="sku07").status_code == 202
+    assert pos(client, "item", 3, 6.5, sku="sku07").status_code == 202  # re-sent: counts once
+    assert pos(client, "payment", 4, 7, amount=12.5).status_code == 202
+    closed = pos(client, "basket_close", 5, 8)
+    assert closed.status_code == 202
+    alerts = closed.json()["alerts"]
+    assert [(a["sku"], a["unit"], a["box"], a["lane"]) for a in alerts] == [("sku09", 1, "lane-1", "lane-1")]
+    assert alerts[0]["confidence"] == 0.9
+    assert client.get("/alerts", params={"store": "s1"}).json() == alerts
+    assert pos(client, "basket_close", 5, 8).json()["alerts"] == alerts  # closing again changes nothing
+    with central.engine.connect() as conn:
+        assert db.count(conn, db.alerts) == 1
+
+
+def test_malformed_and_out_of_place_requests_are_refused_with_the_reason(central):
+    client = TestClient(create_app(central))
+    bad = pos(client, "item", 1, 1, sku="sku02", colour="red")
+    assert bad.status_code == 422 and "colour: Extra inputs are not permitted" in bad.json()["detail"]
+    assert pos(client, "teleport", 2, 1).status_code == 422
+    unknown = pos(client, "item", 3, 1, sku="sku02")
+    assert unknown.status_code == 409 and unknown.json()["detail"] == "transaction t1 was never opened"
+    with central.engine.connect() as conn:
+        assert db.count(conn, db.transactions) == 0 and db.count(conn, db.scans) == 0
+        reasons = [r.reason for r in conn.execute(select(db.dead_letters).order_by(db.dead_letters.c.id))]
+    assert len(reasons) == 3 and "Extra inputs" in reasons[0] and "never opened" in reasons[2]
+
+
+def test_shrink_report_per_sku_and_period(central):
+    for event in [pick(1, "pick", "sku02", 1, box="aisle-1"), pick(2, "pick", "sku02", 2, box="aisle-1"),
+                  pick(3, "putback", "sku02", 3, box="aisle-1"), pick(4, "pick", "sku03", 4, box="aisle-1"),
+                  pick(1, "pick", "sku03", 4, box="aisle-2")]:  # fmt: skip
+        central.event(*event)
+    client = TestClient(create_app(central))
+    pos(client, "basket_open", 1, 5)
+    pos(client, "item", 2, 6, sku="sku03")
+    pos(client, "basket_close", 3, 7)
+    report = client.get("/reports/shrink", params={"store": "s1", "start": OPEN.isoformat(),
+                                                   "end": (OPEN + timedelta(hours=1)).isoformat()}).json()  # fmt: skip
+    assert report == [
+        {"sku": "sku02", "picked": 2, "put_back": 1, "taken": 1, "sold": 0, "unexplained": 1},
+        {"sku": "sku03", "picked": 2, "put_back": 0, "taken": 2, "sold": 1, "unexplained": 1},
+    ]
+    assert "/pos" in client.get("/openapi.json").json()["paths"]
+    assert client.get("/boxes").json()[0]["box"] == "aisle-1"

@@ -1,0 +1,91 @@
+"""The consumer on a real Mosquitto: two consumers share one subscription and split the load; every event
+is stored exactly once; invalid payloads are dead-lettered; POS messages and alerts travel over MQTT too."""
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.client as mqtt
+
+from central import db
+from central.consumer import Consumer
+from central.service import Central
+from tests.central.events import box_events
+from tests.conftest import Subscriber
+
+
+def publisher(port: int) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="boxes-sim")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def wait(predicate, timeout=60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.1)
+    return predicate()
+
+
+def stored(engine) -> int:
+    with engine.connect() as conn:
+        return db.count(conn, db.events)
+
+
+def test_two_consumers_share_the_subscription_and_store_each_event_once(broker, db_url):
+    url = f"mqtt://127.0.0.1:{broker.port}"
+    first, second = Central(db.connect(db_url)), Central(db.connect(db_url))
+    consumers = [Consumer(first, url, client_id="c1"), Consumer(second, url, client_id="c2")]
+    for c in consumers:
+        c.start()
+        assert c.subscribed.wait(10)
+    events = [e for box in range(6) for e in box_events("s1", f"box-{box}", 40)]
+    pub = publisher(broker.port)
+    for topic, payload in events:
+        pub.publish(topic, payload, qos=1)
+    for topic, payload in events[:30]:  # a box's replay after a reconnect: duplicates
+        pub.publish(topic, payload, qos=1)
+    pub.publish("shelfwatch/v1/s1/box-0/pick", b'{"kind": "pick"}', qos=1)
+    assert wait(lambda: stored(first.engine) == len(events) and first.counts["dead"] + second.counts["dead"] == 1)
+    assert wait(lambda: sum(c.counts["duplicate"] for c in (first, second)) == 30)
+    # The broker split the work: both consumers stored some of the events.
+    assert first.counts["stored"] > 20 and second.counts["stored"] > 20
+    assert first.counts["stored"] + second.counts["stored"] == len(events)
+    with first.engine.connect() as conn:
+        assert all(db.open_gaps(conn, "s1", f"box-{b}") == [] for b in range(6))
+        assert "Field required" in conn.execute(db.dead_letters.select()).first().reason
+    for c in consumers:
+        c.stop()
+    pub.loop_stop()
+
+
+def test_pos_over_mqtt_and_alerts_published(broker, tmp_path):
+    url = f"mqtt://127.0.0.1:{broker.port}"
+    central = Central(db.connect(f"sqlite:///{tmp_path / 'c.db'}"))
+    consumer = Consumer(central, url, client_id="c1")
+    consumer.start()
+    assert consumer.subscribed.wait(10)
+    alerts = Subscriber(broker.port, topic="shelfwatch/alerts/v1/#", client_id="alert-listener")
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    pub = publisher(broker.port)
+    for topic, payload in box_events("s1", "lane-2", 2, t0=t0 - timedelta(seconds=1)):  # an action, then a pick
+        pub.publish(topic, payload, qos=1)
+    assert wait(lambda: stored(central.engine) == 2)
+
+    def send(kind: str, n: int, **extra) -> None:
+        ts = t0 + timedelta(seconds=n * 10 if kind != "basket_open" else -60)
+        body = {"type": kind, "message_id": f"m{n}", "transaction_id": "t9", "store": "s1", "lane": "lane-2"}
+        body |= {"ts": ts.isoformat(), **extra}
+        pub.publish("shelfwatch/pos/v1/s1/lane-2", json.dumps(body), qos=1)
+
+    send("basket_open", 0)
+    send("basket_close", 3)
+    pub.publish("shelfwatch/pos/v1/s1/lane-2", b'{"type": "item"}', qos=1)
+    assert alerts.wait_for(lambda: len(alerts.payloads()) == 1)
+    (alert,) = [json.loads(p) for _, p, _ in alerts.messages]
+    assert alert["sku"] == "sku02" and alert["transaction_id"] == "t9" and alert["lane"] == "lane-2"
+    assert wait(lambda: central.counts["dead"] == 1)
+    consumer.stop()
+    alerts.close()
+    pub.loop_stop()

@@ -1,0 +1,81 @@
+"""Idempotent, order-independent storage: replays and shuffles change nothing; gaps in a box's seq are found
+and closed by late events; invalid payloads go to the dead letters with their reason, and nowhere else."""
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from central import db
+from tests.central.events import box_events, status
+
+
+def test_replaying_twice_or_out_of_order_leaves_the_same_state(central, db_url):
+    events = box_events("s1", "a", 40) + box_events("s1", "b", 25) + [status("s1", "a", 40)]
+    for topic, payload in events:
+        central.event(topic, payload)
+    with central.engine.connect() as conn:
+        reference = db.snapshot(conn)
+    assert len(reference["events"]) == 65 and reference["gaps"] == []
+    for topic, payload in events:  # the same again
+        assert central.event(topic, payload) in ("duplicate", "status")
+    shuffled = events[:]
+    random.Random(7).shuffle(shuffled)
+    for topic, payload in shuffled:
+        central.event(topic, payload)
+    with central.engine.connect() as conn:
+        assert db.snapshot(conn) == reference
+    fresh = type(central)(db.connect(db_url.replace("central.db", "other.db"))) if "sqlite" in db_url else None
+    if fresh is not None:  # a second database fed in another order ends up identical
+        for topic, payload in shuffled:
+            fresh.event(topic, payload)
+        with fresh.engine.connect() as conn:
+            assert db.snapshot(conn) == reference
+
+
+def test_gaps_open_on_missing_seq_and_close_when_late_events_arrive(central):
+    events = dict(enumerate(box_events("s1", "a", 9), start=1))
+    for seq in (1, 2, 5, 6):
+        central.event(*events[seq])
+    with central.engine.connect() as conn:
+        assert db.open_gaps(conn, "s1", "a") == [(3, 4)]
+    central.event(*status("s1", "a", 9))  # the box says it issued 9: 7..9 are missing too
+    with central.engine.connect() as conn:
+        assert db.open_gaps(conn, "s1", "a") == [(3, 4), (7, 9)]
+    for seq in (4, 8):
+        central.event(*events[seq])
+    with central.engine.connect() as conn:
+        assert db.open_gaps(conn, "s1", "a") == [(3, 3), (7, 7), (9, 9)]
+    for seq in (3, 7, 9):
+        central.event(*events[seq])
+    with central.engine.connect() as conn:
+        assert db.open_gaps(conn, "s1", "a") == []
+        box = db.box_rows(conn)[0]
+    assert box["max_seq"] == 9 and box["online"] is True and box["state"] == "running"
+
+
+def test_a_last_will_marks_the_box_offline(central):
+    connected = datetime.now(UTC) - timedelta(minutes=1)
+    central.event(*status("s1", "a", 0, ts=connected))
+    central.event(*status("s1", "a", 0, state="offline", ts=connected))  # the will is dated when it was set
+    with central.engine.connect() as conn:
+        assert db.box_rows(conn)[0]["online"] is False
+
+
+def test_invalid_payloads_are_dead_lettered_with_the_reason(central):
+    (topic, payload), = box_events("s1", "a", 2)[1:]  # fmt: skip
+    good = json.loads(payload)
+    cases = [
+        (topic, b"{not json", "Invalid JSON"),
+        (topic, json.dumps({**good, "extra": 1}).encode(), "extra: Extra inputs are not permitted"),
+        (topic, json.dumps({**good, "seq": -3}).encode(), "seq: Input should be greater than or equal to 0"),
+        ("shelfwatch/v1/s1/b/pick", payload, "topic does not match the payload"),
+    ]
+    for t, p, _ in cases:
+        assert central.event(t, p) == "dead"
+    with central.engine.connect() as conn:
+        reasons = [r.reason for r in conn.execute(select(db.dead_letters).order_by(db.dead_letters.c.id))]
+        assert db.count(conn, db.events) == 0 and db.count(conn, db.boxes) == 0
+    for (_, _, expected), reason in zip(cases, reasons, strict=True):
+        assert expected in reason
