@@ -4,14 +4,18 @@ broker spreads messages among a group's members; run more consumers to scale out
 
 from __future__ import annotations
 
+import queue
 import ssl
+import sys
 import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from sqlalchemy.exc import SQLAlchemyError
 
 from central.pos import ALERT_TOPIC_ROOT, POS_TOPIC_ROOT, Alert
 from central.service import Central, alert_payload
@@ -19,6 +23,8 @@ from edge.errors import ShelfWatchError
 from edge.events import TOPIC_ROOT
 
 SESSION_EXPIRY_S = 24 * 3600  # the broker keeps a stopped consumer's queue this long
+BATCH = 500  # messages per database transaction, at most
+BATCH_WAIT_S = 0.05  # how long a partial batch waits for more
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,11 @@ class Consumer:
             self.client.username_pw_set(self.broker.username, self.broker.password)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        # Acknowledge only once stored: messages are written in batches (one commit each) by the writer thread.
+        self.client.manual_ack_set(True)
+        self._inbox: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._writer = threading.Thread(target=self._write, name="central-writer", daemon=True)
         self.client.reconnect_delay_set(1, 30)
         self.subscribed = threading.Event()
         self.client.on_subscribe = lambda c, u, mid, codes, props: self.subscribed.set()
@@ -64,6 +75,7 @@ class Consumer:
         return [f"{share}/{TOPIC_ROOT}/+/+/+", f"{share}/{POS_TOPIC_ROOT}/+/+"]
 
     def start(self, block: bool = False) -> None:
+        self._writer.start()
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         try:
@@ -78,17 +90,48 @@ class Consumer:
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        self._stop.set()
+        self._writer.join(5)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if not reason_code.is_failure:
             client.subscribe([(t, 1) for t in self.topics()])
 
     def _on_message(self, client, userdata, msg) -> None:
-        # Returning acknowledges the message (QoS 1): it is in the database by then.
-        if msg.topic.startswith(POS_TOPIC_ROOT + "/"):
-            self.central.pos_payload("mqtt", msg.topic, msg.payload)
-        else:
-            self.central.event(msg.topic, msg.payload)
+        self._inbox.put(msg)
+
+    def _write(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = [self._inbox.get(timeout=0.2)]
+            except queue.Empty:
+                continue
+            deadline = time.monotonic() + BATCH_WAIT_S
+            while len(batch) < BATCH and (left := deadline - time.monotonic()) > 0:
+                try:
+                    batch.append(self._inbox.get(timeout=left))
+                except queue.Empty:
+                    break
+            while not self._stop.is_set():
+                try:
+                    self._store(batch)
+                    break
+                except SQLAlchemyError as exc:  # the database is away: keep the batch, unacknowledged, and retry
+                    print(f"central: database error, retrying in 2 s ({str(exc).splitlines()[0][:150]})",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                    time.sleep(2)
+            else:
+                return
+            for m in batch:  # stored: now the broker may forget them
+                self.client.ack(m.mid, m.qos)
+
+    def _store(self, batch: list[mqtt.MQTTMessage]) -> None:
+        events = [m for m in batch if not m.topic.startswith(POS_TOPIC_ROOT + "/")]
+        if events:
+            self.central.events([(m.topic, m.payload) for m in events])
+        for m in batch:
+            if m.topic.startswith(POS_TOPIC_ROOT + "/"):  # in order, each reconciles on its own
+                self.central.pos_payload("mqtt", m.topic, m.payload)
 
     def publish_alert(self, alert: Alert) -> None:
         self.client.publish(f"{ALERT_TOPIC_ROOT}/{alert.store}/{alert.lane}", alert_payload(alert), qos=1)

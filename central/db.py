@@ -152,20 +152,65 @@ class Stored:
 
 def store_event(conn: Connection, event: Any) -> Stored:
     """One validated sequenced event (not a status): stored once; the box's gaps follow exactly."""
-    row = {
+    return store_events(conn, [event])[0]
+
+
+def store_events(conn: Connection, batch: list[Any]) -> list[Stored]:
+    """Sequenced events, several boxes mixed: per box one lock, one multi-row insert, one gap rewrite."""
+    result: dict[int, Stored] = {}
+    by_box: dict[tuple[str, str], list[int]] = {}
+    for i, e in enumerate(batch):
+        by_box.setdefault((e.store, e.box), []).append(i)
+    for (store, box), indices in sorted(by_box.items()):
+        top = _lock_box(conn, store, box)
+        rows = {batch[i].event_id: _row(batch[i]) for i in indices}
+        stmt = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(events).values(list(rows.values()))
+        inserted = {r[0] for r in conn.execute(stmt.on_conflict_do_nothing().returning(events.c.event_id))}
+        open_now = open_gaps(conn, store, box)
+        gaps_before = list(open_now)
+        closed_by: dict[int, list[tuple[int, int]]] = {}
+        for i in indices:
+            e = batch[i]
+            if e.event_id not in inserted:
+                result[i] = Stored(False, [])
+                continue
+            inserted.discard(e.event_id)  # the same event twice in one batch is new once
+            if e.seq > top:
+                if e.seq > top + 1:
+                    open_now.append((top + 1, e.seq - 1))
+                top = e.seq
+            else:
+                closed_by[i] = _fill_in(open_now, e.seq)
+            result[i] = Stored(True, closed_by.get(i, []))
+        if sorted(open_now) != gaps_before:
+            conn.execute(delete(gaps).where(gaps.c.store == store, gaps.c.box == box))
+            if open_now:
+                conn.execute(gaps.insert(), [{"store": store, "box": box, "first_seq": a, "last_seq": b}
+                                             for a, b in sorted(open_now)])  # fmt: skip
+        _set_top(conn, store, box, top)
+    return [result[i] for i in range(len(batch))]
+
+
+def _row(event: Any) -> dict:
+    return {
         "event_id": event.event_id, "store": event.store, "box": event.box, "seq": event.seq, "kind": event.kind,
         "ts": event.ts, "sku": getattr(event, "sku", None), "quantity": getattr(event, "quantity", None),
         "shopper": getattr(event, "shopper", None), "confidence": getattr(event, "confidence", None),
         "payload": json.loads(event.model_dump_json(exclude_none=True)),
     }  # fmt: skip
-    top = _lock_box(conn, event.store, event.box)
-    if insert_ignore(conn, events, row) != 1:
-        return Stored(False, [])
-    if event.seq > top:
-        _open_gap(conn, event.store, event.box, top + 1, event.seq - 1)
-        _set_top(conn, event.store, event.box, event.seq)
-        return Stored(True, [])
-    return Stored(True, _fill(conn, event.store, event.box, event.seq))
+
+
+def _fill_in(open_now: list[tuple[int, int]], seq: int) -> list[tuple[int, int]]:
+    """A late event: shrink, split or close the gap it falls in (in place); returns the gap it closed."""
+    for k, (first, last) in enumerate(open_now):
+        if first <= seq <= last:
+            del open_now[k]
+            if first < seq:
+                open_now.append((first, seq - 1))
+            if seq < last:
+                open_now.append((seq + 1, last))
+            return [(first, last)] if first == last else []
+    return []
 
 
 def store_status(conn: Connection, status: Any) -> None:
@@ -204,19 +249,6 @@ def _set_top(conn: Connection, store: str, box: str, seq: int) -> None:
 def _open_gap(conn: Connection, store: str, box: str, first: int, last: int) -> None:
     if last >= first:
         conn.execute(gaps.insert().values(store=store, box=box, first_seq=first, last_seq=last))
-
-
-def _fill(conn: Connection, store: str, box: str, seq: int) -> list[tuple[int, int]]:
-    """A late event arrived: shrink, split or close the gap it falls in; returns the gaps it closed."""
-    row = conn.execute(select(gaps.c.first_seq, gaps.c.last_seq).where(
-        gaps.c.store == store, gaps.c.box == box, gaps.c.first_seq <= seq, gaps.c.last_seq >= seq)).first()  # fmt: skip
-    if row is None:
-        return []
-    first, last = row
-    conn.execute(delete(gaps).where(gaps.c.store == store, gaps.c.box == box, gaps.c.first_seq == first))
-    _open_gap(conn, store, box, first, seq - 1)
-    _open_gap(conn, store, box, seq + 1, last)
-    return [(first, last)] if first == last else []
 
 
 def open_gaps(conn: Connection, store: str, box: str) -> list[tuple[int, int]]:

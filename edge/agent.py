@@ -147,8 +147,8 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
     started = time.perf_counter()
     index = -1
 
-    def shopper_of(x: float | None) -> int | None:
-        s = shoppers.nearest(x)
+    def shopper_of(x: float | None, y: float | None = None) -> int | None:
+        s = shoppers.nearest(x, y)
         return s.id if s else None
 
     def emit_segments(segments: list[ActionSegment]) -> None:
@@ -163,7 +163,7 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
                          shopper=shopper_of(shelf_x))  # fmt: skip
 
     def emit_change(change: ShelfChange) -> None:
-        nearest = shopper_of(change.x)
+        nearest = shopper_of(change.x, change.y)
         owner = baskets.owner_of_putback(change.sku, nearest) if change.kind == "putback" else nearest
         owner = owner if owner is not None else 0  # 0: nobody seen (a shelf change without a shopper)
         emitter.emit(change.kind, sku=change.sku, quantity=change.quantity, shopper=owner, frame=change.frame,

@@ -111,14 +111,18 @@ class ShopperTracker:
             del self.tracks[t.id]
         return gone
 
-    def nearest(self, x: float | None) -> Shopper | None:
-        """The shopper standing closest (along the shelf) to `x`; the biggest presence when x is unknown."""
+    def nearest(self, x: float | None, y: float | None = None) -> Shopper | None:
+        """The shopper whose blob reaches closest to where the shelf was touched, (x, y) in frame pixels (y: the
+        shelf's front edge); the longest-seen one when the place is unknown. A shopper reaching into the
+        shelf is nearer than someone walking past behind them."""
         live = list(self.tracks.values())
         if not live:
             return None
         if x is None:
             return max(live, key=lambda t: t.frames)
-        return min(live, key=lambda t: abs(t.centre[0] - x))
+        if y is None:
+            return min(live, key=lambda t: abs(t.centre[0] - x))
+        return min(live, key=lambda t: _dist((min(max(x, t.box[0]), t.box[2]), t.box[1]), (x, y)))
 
 
 def _dist(a: tuple[float, float], b: tuple[float, float]) -> float:

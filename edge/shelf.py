@@ -31,6 +31,7 @@ class ShelfChange:
     quantity: int
     zone: str
     x: float | None  # where along the shelf the activity was (frame pixels)
+    y: float  # the zone's front edge (its lowest point in the picture)
     frame: int
     confidence: float
 
@@ -106,7 +107,8 @@ class ShelfCounter:
                     continue
                 agree = np.mean([c[sku] == now[sku] for c in s.samples])
                 base = conf.get(sku) or s.confidence.get(sku, 0.5)
-                changes.append(ShelfChange("pick" if delta < 0 else "putback", sku, abs(delta), s.zone.name, x, frame,
+                changes.append(ShelfChange("pick" if delta < 0 else "putback", sku, abs(delta), s.zone.name, x,
+                                           max(p[1] for p in s.zone.polygon), frame,
                                            float(np.clip(base * agree, 0, 1))))  # fmt: skip
         s.settled, s.disturbed = now, False
         s.confidence = {**s.confidence, **conf}

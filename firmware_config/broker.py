@@ -41,6 +41,9 @@ def mosquitto_conf(folder: Path, box_port: int, consumer_port: int) -> str:
     """Paths are where the broker files will live on the broker host (`folder`)."""
     return f"""# ShelfWatch listeners (include from mosquitto.conf, or run with -c).
 per_listener_settings true
+# A consumer that falls behind must not lose QoS 1 events (Mosquitto drops beyond 1000 queued by default).
+max_queued_messages 1000000
+max_inflight_messages 1000
 
 # Boxes: mutual TLS; a box's identity is its certificate's common name.
 listener {box_port}

@@ -121,11 +121,16 @@ def test_sigterm_flushes_and_publishes_stopped(broker, tmp_path):
     proc = agent(box_yaml(tmp_path, broker.port, sample(tmp_path, 600, seed=14)), "--realtime")
     assert sub.wait_for(lambda: any(s["state"] == "running" for s in sub.payloads("status")))
     time.sleep(3)
+    config = tmp_path / "box.yaml"
+    health = subprocess.run(shelfwatch_command("edge", "health", "--config", config), capture_output=True, text=True)
+    assert health.returncode == 0 and health.stdout.startswith("healthy: running"), health.stderr
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert sub.wait_for(lambda: sub.payloads("status")[-1]["state"] == "stopped")
     assert _stored(tmp_path / "outbox.sqlite") == 0  # everything acknowledged before it left
+    health = subprocess.run(shelfwatch_command("edge", "health", "--config", config), capture_output=True, text=True)
+    assert health.returncode == 2 and "unhealthy: last status 'stopped'" in health.stderr
     later = Subscriber(broker.port, client_id="late-joiner")  # the retained status tells newcomers
     assert later.wait_for(lambda: any(s["state"] == "stopped" for s in later.payloads("status")))
     sub.close()

@@ -3,6 +3,8 @@ and bad input as one clear line."""
 
 import json
 import shutil
+import subprocess
+import sys
 from collections import Counter
 
 import cv2
@@ -60,3 +62,12 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, shelfwatch):
         result = shelfwatch("edge", "run", *args, "--outbox", tmp_path / "o.sqlite", cwd=tmp_path)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and message in lines[0], (args, result.stderr)
+
+
+def test_the_agent_runs_without_torch():
+    code = (
+        "import sys; import shelfwatch.cli as c; c.build_parser(); import edge.agent, edge.cli; "
+        "print([m for m in ('torch', 'ultralytics', 'torchvision') if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

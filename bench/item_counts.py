@@ -1,0 +1,70 @@
+"""Item counting against the truth: the agent on held-out synthetic videos, its picks, put-backs and final
+baskets compared with each video's ledger.
+
+    python bench/item_counts.py --bundle models/demo --videos data/test
+
+Per video: picks and put-backs per SKU (matched as multisets: right SKU, right kind), and whether the
+shoppers' final baskets equal the ledger's (shopper ids are the agent's own, so baskets are compared as a
+multiset of item lists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edge.agent import RunOptions, run_agent  # noqa: E402
+from edge.config import BoxConfig, Camera, OutboxConfig  # noqa: E402
+
+
+def baskets_of(events: list[dict]) -> list[tuple]:
+    last: dict[int, dict] = {}
+    for e in events:
+        if e["kind"] == "basket":
+            last[e["shopper"]] = e["items"]
+    return sorted(tuple(sorted(b.items())) for b in last.values() if b)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path, default=ROOT / "models" / "demo")
+    parser.add_argument("--videos", type=Path, default=ROOT / "data" / "test")
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args()
+    videos = sorted(args.videos.glob("*.mp4"))[: args.limit]
+    truth_total, found_total, right_total, exact = Counter(), Counter(), 0, 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for video in videos:
+            labels = json.loads(video.with_name(video.name.replace(".mp4", ".labels.json")).read_text())
+            jsonl = Path(tmp) / f"{video.stem}.jsonl"
+            config = BoxConfig(store="bench", box="box1", camera=Camera(source=str(video)), bundle=args.bundle,
+                               outbox=OutboxConfig(path=Path(tmp) / f"{video.stem}.sqlite"))  # fmt: skip
+            run_agent(config, RunOptions(events_jsonl=jsonl))
+            events = [json.loads(line) for line in jsonl.read_text().splitlines()]
+            truth = Counter((("pick" if e["kind"] == "take" else "putback"), e["sku"]) for e in labels["ledger"])
+            found = Counter((e["kind"], e["sku"]) for e in events if e["kind"] in ("pick", "putback"))
+            right = sum((truth & found).values())
+            expected = sorted(tuple(sorted(b["items"].items())) for b in labels["baskets"] if b["items"])
+            match = baskets_of(events) == expected
+            exact += match
+            truth_total.update(truth)
+            found_total.update(found)
+            right_total += right
+            verdict = "match" if match else "DIFFER"
+            print(f"{video.stem}: ledger {sum(truth.values())} events, found {sum(found.values())}, right {right}; "
+                  f"baskets {verdict} (truth {expected}, found {baskets_of(events)})")  # fmt: skip
+    t, f = sum(truth_total.values()), sum(found_total.values())
+    print(f"\n{len(videos)} videos: {t} ledger events, {f} found, {right_total} right -> recall "
+          f"{right_total / max(1, t):.3f}, precision {right_total / max(1, f):.3f}; final baskets exact on "
+          f"{exact}/{len(videos)} videos")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

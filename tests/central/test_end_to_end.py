@@ -1,0 +1,62 @@
+"""End to end over a real Mosquitto: the edge agent watches a checkout lane on a synthetic video whose ledger
+says a shopper took three items; the POS scans two; central raises exactly one alert, naming the third."""
+
+import json
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
+
+from central import db
+from central.api import create_app
+from central.consumer import Consumer
+from central.service import Central
+from tests.conftest import shelfwatch_command
+from tests.edge.test_agent_delivery import DEMO_BUNDLE, sample
+
+
+def test_one_unscanned_item_one_alert(broker, tmp_path):
+    video = sample(tmp_path, 900, seed=2001)
+    ledger = json.loads(video.with_name(video.name.replace(".mp4", ".labels.json")).read_text())["ledger"]
+    taken = [e["sku"] for e in ledger if e["kind"] == "take"]
+    assert len(taken) == 3 and not [e for e in ledger if e["kind"] == "return"]
+
+    central = Central(db.connect(f"sqlite:///{tmp_path / 'central.db'}"))
+    consumer = Consumer(central, f"mqtt://127.0.0.1:{broker.port}", client_id="central-e2e")
+    consumer.start()
+    assert consumer.subscribed.wait(10)
+    pos = TestClient(create_app(central))
+
+    def send(kind: str, n: int, **extra) -> dict:
+        body = {"type": kind, "message_id": f"m{n}", "transaction_id": "t-1", "store": "s1", "lane": "lane-1",
+                "ts": datetime.now(UTC).isoformat(), **extra}  # fmt: skip
+        response = pos.post("/pos", json=body)
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    send("basket_open", 1)
+    config = tmp_path / "lane-1.yaml"
+    mqtt = f"mqtt: {{host: 127.0.0.1, port: {broker.port}}}"
+    config.write_text(f"store: s1\nbox: lane-1\ncamera: {{source: {video}}}\nbundle: {DEMO_BUNDLE}\n{mqtt}\n"
+                      f"outbox: {{path: {tmp_path / 'o.sqlite'}}}\n")  # fmt: skip
+    agent = subprocess.run(shelfwatch_command("edge", "run", "--config", config), capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
+    assert agent.returncode == 0, agent.stderr
+    deadline = datetime.now(UTC) + timedelta(seconds=30)
+    while datetime.now(UTC) < deadline:
+        with central.engine.connect() as conn:
+            picks = [r.sku for r in conn.execute(db.events.select().where(db.events.c.kind == "pick"))]
+            box = db.box_rows(conn)
+        if len(picks) >= 3 and box and box[0]["state"] == "stopped":
+            break
+        time.sleep(0.2)
+    assert sorted(picks) == sorted(taken)
+    send("item", 2, sku=taken[0])
+    send("item", 3, sku=taken[1])
+    send("payment", 4, amount=7.5)
+    alerts = send("basket_close", 5)["alerts"]
+    assert [(a["sku"], a["unit"], a["transaction_id"]) for a in alerts] == [(taken[2], 1, "t-1")]
+    assert 0 < alerts[0]["confidence"] <= 1
+    assert pos.get("/alerts").json() == alerts
+    consumer.stop()
