@@ -39,6 +39,8 @@ from edge.segments import ActionSegment, Segmenter
 from edge.shelf import ShelfChange, ShelfCounter
 from edge.video import VideoSource
 
+# A hand at or in the shelf: no shelf recount while one is recognised.
+AT_SHELF = {Action.REACH_TO_SHELF, Action.HAND_IN_SHELF, Action.RETRACT_FROM_SHELF}
 # Actions during which the products in hands matter enough to detect on every few frames.
 DETECT_DURING = {Action.HAND_IN_SHELF, Action.RETRACT_FROM_SHELF, Action.INSPECT_PRODUCT}
 DETECT_STRIDE = 3
@@ -210,8 +212,8 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
                 emit_segments(actions.frame(index, frame.image))
             else:
                 emit_segments(actions.gap(index))
-            recount = shelf.observe(fg)
             current = actions.current
+            recount = shelf.observe(fg, busy=current is not None and current[0] in AT_SHELF)
             during = active and current is not None and current[0] in DETECT_DURING and index % DETECT_STRIDE == 0
             periodic = active and index - last_detect >= refresh
             if recount or during or periodic:

@@ -54,12 +54,17 @@ class ShelfCounter:
         self.quiet_frames, self.motion_fraction, self.min_confidence = quiet_frames, motion_fraction, min_confidence
         self.contours = {z.name: np.array(z.polygon, np.float32) for z in zones}
 
-    def observe(self, fg: Foreground) -> bool:
-        """Follow each zone's activity; True when a recount wants a detection on this frame."""
+    def observe(self, fg: Foreground, busy: bool = False) -> bool:
+        """Follow each zone's activity; True when a recount wants a detection on this frame.
+
+        `busy`: the action model sees a hand at or in the shelf (reach, hand in shelf, retract). A still hand
+        inside a shelf is only a few pixels of motion, so the recognised action keeps a recount from
+        counting around it.
+        """
         want = False
         for s in self.states:
             name = s.zone.name
-            if fg.zones.get(name, 0.0) > self.motion_fraction:
+            if busy or fg.zones.get(name, 0.0) > self.motion_fraction:
                 s.disturbed, s.quiet = True, 0
                 s.samples.clear()
                 s.sample_conf.clear()

@@ -17,8 +17,8 @@ from training.synth.generate import VideoSpec, write_video
 DEMO_BUNDLE = Path(__file__).resolve().parents[2] / "models" / "demo"
 
 
-def sample(folder: Path, frames: int, seed: int = 11) -> Path:
-    labels = write_video(VideoSpec(seed=seed, index=0, frames=frames, width=640, height=480), folder)[0]
+def sample(folder: Path, frames: int, seed: int = 11, index: int = 0) -> Path:
+    labels = write_video(VideoSpec(seed=seed, index=index, frames=frames, width=640, height=480), folder)[0]
     return labels.with_name(labels.name.replace(".labels.json", ".mp4"))
 
 
