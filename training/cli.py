@@ -126,6 +126,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     action.add_argument(
         "--pretrained", type=Path, default=None, help="local encoder weights (a state dict); nothing is downloaded"
     )
+    action.add_argument(
+        "--encoder-from",
+        type=Path,
+        default=None,
+        help="skip stage 1: take the trained per-frame encoder from this checkpoint (another run's frame.pt)",
+    )
     action.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt")
     action.set_defaults(func=run_train_action)
     products = tsub.add_parser(
@@ -281,6 +287,7 @@ def run_train_action(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         augment=not args.no_augment,
         pretrained=str(args.pretrained) if args.pretrained else None,
+        encoder_from=str(args.encoder_from) if args.encoder_from else None,
     )
     metrics = train_action(args.data_dir, args.out, options, resume=args.resume)
     print(f"validation ({len(metrics['split']['val'])} videos), {metrics['train_seconds'] / 60:.1f} min of training:")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -51,6 +52,7 @@ class TrainOptions:
     val_fraction: float = 0.2
     augment: bool = True
     pretrained: str | None = None
+    encoder_from: str | None = None  # a trained per-frame checkpoint (frame.pt): stage 1 is skipped
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -217,8 +219,10 @@ def train_action(data_dir: Path, run_dir: Path, options: TrainOptions, resume: b
     # One frame cannot look back, so the per-frame head has no delay.
     frame = ActionModel(replace(options.model, head="frame", delay=0), pretrained)
 
-    # Stage 1: the encoder, one frame at a time.
-    if saved is None or saved["stage"] == "encoder":
+    # Stage 1: the encoder, one frame at a time (or one already trained, from another run).
+    if options.encoder_from:
+        _adopt_encoder(Path(options.encoder_from), run_dir, options.model)
+    elif saved is None or saved["stage"] == "encoder":
         sampler = FrameSampler(train, spec, options.augment, seed=options.seed * 7919 + (saved or {}).get("step", 0))
         _optimise(
             run,
@@ -262,6 +266,18 @@ def train_action(data_dir: Path, run_dir: Path, options: TrainOptions, resume: b
         saved,
     )
     return finish_run(run, val, val_feats)
+
+
+def _adopt_encoder(source: Path, run_dir: Path, model: ModelConfig) -> None:
+    trained, _ = load_model(source)
+    c = trained.config
+    if (c.encoder, c.width, c.input) != (model.encoder, model.width, model.input) or c.head != "frame":
+        raise ShelfWatchError(f"{source}: a per-frame encoder of another kind ({c.encoder}, width {c.width}, "
+                              f"{c.input}, head {c.head}); this run wants {model.encoder}, width {model.width}, "
+                              f"{model.input}")  # fmt: skip
+    if source.resolve() != (run_dir / "frame.pt").resolve():
+        shutil.copy(source, run_dir / "frame.pt")
+    print(f"stage 1 skipped: the encoder comes from {source}", flush=True)
 
 
 def finish_run(run: _Run, val: list[Video], val_feats: list[np.ndarray]) -> dict:

@@ -61,6 +61,23 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, shelfwatch):
     assert [h["step"] for h in history if h["head"] == "frame"] == list(range(3, 61, 3))  # none repeated or lost
 
 
+def test_temporal_heads_on_an_encoder_trained_before(tmp_path, shelfwatch):
+    make_data(tmp_path / "data")
+    first = shelfwatch("train", "action", tmp_path / "data", "--out", tmp_path / "a", "--encoder-steps", 3, *TINY)
+    assert first.returncode == 0, first.stderr
+    again = shelfwatch("train", "action", tmp_path / "data", "--out", tmp_path / "b", "--encoder-from",
+                       tmp_path / "a" / "frame.pt", *TINY)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "stage 1 skipped" in again.stdout
+    assert (tmp_path / "b" / "frame.pt").read_bytes() == (tmp_path / "a" / "frame.pt").read_bytes()
+    heads = [h["head"] for h in json.loads((tmp_path / "b" / "metrics.json").read_text())["history"]]
+    assert "frame" not in heads and "best" in heads and (tmp_path / "b" / "best.pt").exists()
+    other = [*TINY[: TINY.index("--width")], "--width", "8", *TINY[TINY.index("--width") + 2 :]]
+    wrong = shelfwatch("train", "action", tmp_path / "data", "--out", tmp_path / "c", "--encoder-from",
+                       tmp_path / "a" / "frame.pt", *other)  # fmt: skip
+    assert wrong.returncode == 2 and "a per-frame encoder of another kind" in wrong.stderr
+
+
 def test_bad_training_input_is_one_line(tmp_path, shelfwatch):
     (tmp_path / "empty").mkdir()
     result = shelfwatch("train", "action", tmp_path / "empty", "--out", tmp_path / "run")
