@@ -16,6 +16,7 @@ from edge.config import Zone
 
 MASK_SIZE = (160, 120)
 MIN_BLOB = 0.004  # of the frame: smaller blobs are noise, not people
+ZONE_MARGIN = 3  # mask pixels (12 at 640x480)
 
 
 def default_zones(width: int, height: int) -> list[Zone]:
@@ -41,18 +42,26 @@ class MotionWatcher:
         for zone in zones:
             m = np.zeros(MASK_SIZE[::-1], np.uint8)
             cv2.fillPoly(m, [np.round(np.array(zone.polygon) * (sx, sy)).astype(np.int32)], 255)
-            self.zone_masks[zone.name] = m > 0
+            # Motion is watched a few pixels inside the zone: hands resting at the shelf's edge do not hold
+            # a recount back (a hand reaching in is still seen, and the action model flags it too).
+            self.zone_masks[zone.name] = cv2.erode(m, np.ones((2 * ZONE_MARGIN + 1,) * 2, np.uint8)) > 0
         self.shelf = np.any(list(self.zone_masks.values()), axis=0) if zones else np.zeros(MASK_SIZE[::-1], bool)
         self.kernel = np.ones((3, 3), np.uint8)
+        self.shelf_subtractor = cv2.createBackgroundSubtractorMOG2(history=90, varThreshold=25, detectShadows=False)
 
     def update(self, frame_bgr: np.ndarray) -> Foreground:
         small = cv2.resize(frame_bgr, MASK_SIZE, interpolation=cv2.INTER_AREA)
-        mask = self.subtractor.apply(cv2.GaussianBlur(small, (3, 3), 0))
+        blurred = cv2.GaussianBlur(small, (3, 3), 0)
+        mask = self.subtractor.apply(blurred)
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self.kernel)
         on = mask > 0
+        # In the shelf zones a second, fast-learning background model: a product taken away leaves a "ghost"
+        # that the slow model above would call motion for many seconds; this one forgets it in about three.
+        shelf = self.shelf_subtractor.apply(blurred) > 0
+        changed = cv2.morphologyEx(shelf.astype(np.uint8), cv2.MORPH_OPEN, self.kernel) > 0
         zones, zone_x = {}, {}
         for name, zm in self.zone_masks.items():
-            hits = on & zm
+            hits = changed & zm
             zones[name] = float(hits.sum() / max(1, zm.sum()))
             xs = np.nonzero(hits)[1]
             zone_x[name] = float(xs.mean() * self.width / MASK_SIZE[0]) if len(xs) else None
