@@ -42,6 +42,7 @@ class _ZoneState:
     settled: Counter | None = None
     confidence: dict[str, float] = field(default_factory=dict)
     disturbed: bool = False
+    touched: bool = False  # a hand was recognised at the shelf during this disturbance
     quiet: int = 0
     activity_x: list[float] = field(default_factory=list)
     samples: list[Counter] = field(default_factory=list)
@@ -66,6 +67,7 @@ class ShelfCounter:
             name = s.zone.name
             if busy or fg.zones.get(name, 0.0) > self.motion_fraction:
                 s.disturbed, s.quiet = True, 0
+                s.touched = s.touched or busy
                 s.samples.clear()
                 s.sample_conf.clear()
                 if fg.zone_x.get(name) is not None:
@@ -104,6 +106,14 @@ class ShelfCounter:
         # How sure: the detector's confidence on the SKU, times how many samples agreed on the count.
         conf = {k: float(np.mean([c.get(k, 0.0) for c in s.sample_conf])) for k in skus}
         changes = []
+        # Only a recognised hand at the shelf takes or returns products; without one (a passer-by's shadow, a
+        # flicker of the lamp) a different count is the detector's noise, and the count stays as it was.
+        # A count the samples do not all agree on stays as it was too.
+        if s.settled is not None and not s.touched:
+            now = s.settled
+        elif s.settled is not None:
+            now = Counter({k: now[k] if all(c[k] == now[k] for c in s.samples) else s.settled[k]
+                           for k in skus | set(s.settled)})  # fmt: skip
         if s.settled is not None:
             x = float(np.median(s.activity_x)) if s.activity_x else None
             for sku in sorted(skus | set(s.settled)):
@@ -115,7 +125,7 @@ class ShelfCounter:
                 changes.append(ShelfChange("pick" if delta < 0 else "putback", sku, abs(delta), s.zone.name, x,
                                            max(p[1] for p in s.zone.polygon), frame,
                                            float(np.clip(base * agree, 0, 1))))  # fmt: skip
-        s.settled, s.disturbed = now, False
+        s.settled, s.disturbed, s.touched = +now, False, False
         s.confidence = {**s.confidence, **conf}
         s.activity_x.clear()
         s.samples.clear()

@@ -223,6 +223,7 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
         if out.exists():
             shutil.rmtree(out)
         staging.rename(out)
+        out.chmod(0o755)  # mkdtemp made it private
         return manifest
     finally:
         shutil.rmtree(work, ignore_errors=True)
