@@ -20,10 +20,10 @@ $(VENV)/.test-deps: pyproject.toml | $(PY)
 # The main job on a bundled sample: the edge agent with the committed demo bundle, no broker needed.
 # The sample is rendered by the bundled generator (deterministic: the same bytes every time, ~10 s).
 demo: $(VENV)/.demo-deps
-	test -f demo_out/synth_standard_s2001_0000.mp4 || \
-		$(VENV)/bin/shelfwatch synth demo_out --videos 1 --frames 900 --seed 2001 --preset standard
+	test -f demo_out/synth_standard_s1000_0006.mp4 || \
+		$(VENV)/bin/shelfwatch synth demo_out --videos 1 --frames 900 --seed 1000 --first 6 --preset standard
 	rm -f demo_out/events.jsonl demo_out/outbox.sqlite*
-	$(VENV)/bin/shelfwatch edge run --bundle models/demo --source demo_out/synth_standard_s2001_0000.mp4 \
+	$(VENV)/bin/shelfwatch edge run --bundle models/demo --source demo_out/synth_standard_s1000_0006.mp4 \
 		--events-jsonl demo_out/events.jsonl --annotate demo_out/annotated.mp4 --outbox demo_out/outbox.sqlite
 
 test: $(VENV)/.test-deps
