@@ -52,6 +52,9 @@ def open_session(
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # The agent runs several small graphs one after another on few cores: threads that spin-wait after one
+    # graph would only take the CPU from the next.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=providers or [(_NAMES["cpu"], {})])
     except Exception as exc:  # ORT raises its own exception types for unreadable or invalid models

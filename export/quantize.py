@@ -54,6 +54,7 @@ class Frames(CalibrationDataReader):
 def median_ms(path: Path, feed: dict[str, np.ndarray], runs: int = 30, threads: int = 0) -> float:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the agent runs its graphs
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     for _ in range(3):
         session.run(None, feed)
