@@ -56,9 +56,13 @@ def export_encoder(model: ActionModel, path: Path) -> Path:
                    {"frames": {0: "n"}, "features": {0: "n"}})  # fmt: skip
 
 
-def export_step(model: ActionModel, path: Path) -> Path:
+def check_streams(model: ActionModel) -> None:
     if model.lstm is None or model.lstm.bidirectional:
         raise ShelfWatchError("only a uni-directional LSTM model streams; export a run's best.pt (head lstm)")
+
+
+def export_step(model: ActionModel, path: Path) -> Path:
+    check_streams(model)
     f, hidden = model.encoder.out_features, model.config.hidden
     args = (torch.randn(1, f), torch.zeros(1, 1, hidden), torch.zeros(1, 1, hidden))
     return _export(_Step(model), args, path, ["features", "h", "c"], ["scores", "h_out", "c_out"],

@@ -39,7 +39,7 @@ from edge.detector import letterbox, to_tensor
 from edge.errors import ShelfWatchError
 from edge.preprocess import shrink, to_input
 from export import checks
-from export.action_onnx import export_encoder, export_sequence, export_step
+from export.action_onnx import check_streams, export_encoder, export_sequence, export_step
 from export.calibration import sample_frames
 from export.detector_onnx import detector_weights, export_detector
 from export.quantize import Frames, quantize_conv_graph, quantize_step_graph, to_fp16
@@ -99,6 +99,7 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
 
     checkpoint = action_run / "best.pt" if action_run.is_dir() else action_run
     model, ckpt = load_model(checkpoint)
+    check_streams(model)
     if products_run is not None:
         detector_weights(products_run)  # fail before any work
     spec = model.config.input
