@@ -36,14 +36,7 @@ def test_int8_bundle_manifest_says_what_every_file_is(int8_bundle, runs):
     assert max(manifest.metrics["onnx_vs_pytorch_max_abs"].values()) <= 1e-4
     accuracy = manifest.metrics["action_frame_accuracy"]
     assert accuracy["videos"] == 2 and accuracy["frames"] == 180
-    assert accuracy["fp32"] - accuracy["shipped"] <= 0.01
-    mAP50 = manifest.metrics["detector_map50"]
-    assert mAP50["fp32"] - mAP50["shipped"] <= 0.02
-    # INT8 ships only where it stayed within those limits; otherwise the graph is FP32, and says why.
-    if mAP50["fp32"] - mAP50["int8"] > 0.02:
-        assert manifest.detector.quantization.method == "none" and "shipped FP32" in manifest.detector.quantization.why
-    if accuracy["fp32"] - accuracy["int8"] > 0.01:
-        assert {q.method for q in manifest.action.quantization.values()} == {"none"}
+    assert_within_precision_limits(manifest)
 
 
 def test_fp16_and_fp32_bundles(runs, yolo_env, tmp_path):
@@ -105,3 +98,16 @@ def test_export_bad_input_is_one_line(runs, tmp_path, shelfwatch):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], result.stderr
         assert not (tmp_path / "bundle").exists()  # nothing half-written
+
+
+def assert_within_precision_limits(manifest) -> None:
+    """What ships costs at most 1 point of frame accuracy and 2 of mAP50 on held-out data; INT8 ships only where
+    it stayed within those limits, otherwise the graph is FP32 and says why."""
+    accuracy = manifest.metrics["action_frame_accuracy"]
+    assert accuracy["fp32"] - accuracy["shipped"] <= 0.01
+    map50 = manifest.metrics["detector_map50"]
+    assert map50["fp32"] - map50["shipped"] <= 0.02
+    if map50["fp32"] - map50["int8"] > 0.02:
+        assert manifest.detector.quantization.method == "none" and "shipped FP32" in manifest.detector.quantization.why
+    if accuracy["fp32"] - accuracy["int8"] > 0.01:
+        assert {q.method for q in manifest.action.quantization.values()} == {"none"}
