@@ -148,6 +148,7 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
     stop = _Stop()
     started = time.perf_counter()
     index = -1
+    last_image = None
 
     def shopper_of(x: float | None, y: float | None = None) -> int | None:
         s = shoppers.nearest(x, y)
@@ -189,7 +190,7 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
         heartbeat("running")
         for frame in source.frames():
             t0 = time.perf_counter()
-            index = frame.index
+            index, last_image = frame.index, frame.image
             frame_ts[index] = frame.ts
             frame_ts.pop(index - 10 * int(fps) * 60, None)  # ten minutes of timestamps is plenty
             if frame.after_gap:
@@ -238,6 +239,9 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
                 summary.stopped_by_signal = stop.requested
                 break
         emit_segments(actions.close(index + 1))
+        if last_image is not None and not stop.requested:
+            for change in shelf.finish(index, detector(last_image)):
+                emit_change(change)
         summary.seconds = time.perf_counter() - started
         summary.baskets.update({s: baskets.snapshot(s) for s in list(baskets.items)})
         if publisher is not None and not publisher.flush(options.flush_timeout_s):

@@ -132,5 +132,18 @@ class ShelfCounter:
         s.sample_conf.clear()
         return changes
 
+    def finish(self, frame: int, detections: list[Detection]) -> list[ShelfChange]:
+        """The stream ends: a zone still waiting to be recounted after a hand was at the shelf is counted once
+        on the last frame (a file may end before the shelf has been quiet long enough)."""
+        changes: list[ShelfChange] = []
+        for s in self.states:
+            if s.settled is None or not (s.disturbed and s.touched):
+                continue
+            mine = [d for d in detections if d.confidence >= self.min_confidence and self.inside(s.zone.name, d)]
+            s.samples = [Counter(d.sku for d in mine)]
+            s.sample_conf = [{d.sku: d.confidence for d in mine}]
+            changes += self._settle(s, frame)
+        return changes
+
     def counts(self) -> dict[str, Counter]:
         return {s.zone.name: s.settled or Counter() for s in self.states}
