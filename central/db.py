@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -144,20 +143,10 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
-class Stored:
-    new: bool
-    gaps_closed: list[tuple[int, int]]
-
-
-def store_event(conn: Connection, event: Any) -> Stored:
-    """One validated sequenced event (not a status): stored once; the box's gaps follow exactly."""
-    return store_events(conn, [event])[0]
-
-
-def store_events(conn: Connection, batch: list[Any]) -> list[Stored]:
-    """Sequenced events, several boxes mixed: per box one lock, one multi-row insert, one gap rewrite."""
-    result: dict[int, Stored] = {}
+def store_events(conn: Connection, batch: list[Any]) -> list[bool]:
+    """Sequenced events (not statuses), several boxes mixed: per box one lock, one multi-row insert, one gap
+    rewrite. Returns, for each event, whether it was new (False: stored before, a duplicate)."""
+    result: dict[int, bool] = {}
     by_box: dict[tuple[str, str], list[int]] = {}
     for i, e in enumerate(batch):
         by_box.setdefault((e.store, e.box), []).append(i)
@@ -168,11 +157,10 @@ def store_events(conn: Connection, batch: list[Any]) -> list[Stored]:
         inserted = {r[0] for r in conn.execute(stmt.on_conflict_do_nothing().returning(events.c.event_id))}
         open_now = open_gaps(conn, store, box)
         gaps_before = list(open_now)
-        closed_by: dict[int, list[tuple[int, int]]] = {}
         for i in indices:
             e = batch[i]
-            if e.event_id not in inserted:
-                result[i] = Stored(False, [])
+            result[i] = e.event_id in inserted
+            if not result[i]:
                 continue
             inserted.discard(e.event_id)  # the same event twice in one batch is new once
             if e.seq > top:
@@ -180,8 +168,7 @@ def store_events(conn: Connection, batch: list[Any]) -> list[Stored]:
                     open_now.append((top + 1, e.seq - 1))
                 top = e.seq
             else:
-                closed_by[i] = _fill_in(open_now, e.seq)
-            result[i] = Stored(True, closed_by.get(i, []))
+                _fill_in(open_now, e.seq)
         if sorted(open_now) != gaps_before:
             conn.execute(delete(gaps).where(gaps.c.store == store, gaps.c.box == box))
             if open_now:
@@ -200,8 +187,8 @@ def _row(event: Any) -> dict:
     }  # fmt: skip
 
 
-def _fill_in(open_now: list[tuple[int, int]], seq: int) -> list[tuple[int, int]]:
-    """A late event: shrink, split or close the gap it falls in (in place); returns the gap it closed."""
+def _fill_in(open_now: list[tuple[int, int]], seq: int) -> None:
+    """A late event: shrink, split or close the gap it falls in (in place)."""
     for k, (first, last) in enumerate(open_now):
         if first <= seq <= last:
             del open_now[k]
@@ -209,8 +196,7 @@ def _fill_in(open_now: list[tuple[int, int]], seq: int) -> list[tuple[int, int]]
                 open_now.append((first, seq - 1))
             if seq < last:
                 open_now.append((seq + 1, last))
-            return [(first, last)] if first == last else []
-    return []
+            return
 
 
 def store_status(conn: Connection, status: Any) -> None:

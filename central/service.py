@@ -60,8 +60,8 @@ class Central:
                 else:
                     sequenced.append((i, event))
             stored = db.store_events(conn, [e for _, e in sequenced]) if sequenced else []
-            for (i, _), result in zip(sequenced, stored, strict=True):
-                outcomes[i] = "stored" if result.new else "duplicate"
+            for (i, _), new in zip(sequenced, stored, strict=True):
+                outcomes[i] = "stored" if new else "duplicate"
             for i, status in statuses:
                 db.store_status(conn, status)
                 outcomes[i] = "status"

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.classes import ACTION_CLASSES
+from edge.config import key_path
 from edge.errors import ShelfWatchError
 from edge.preprocess import MEAN_RGB, MOTION_GAIN, STD_RGB, InputSpec
 
@@ -125,7 +126,7 @@ def load_bundle(folder: Path) -> Manifest:
         raise ShelfWatchError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from None
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        where = key_path(tuple(first["loc"]))
         raise ShelfWatchError(f"{path}: {where}: {first['msg']}") from None
     if manifest.action.classes != list(ACTION_CLASSES):
         raise ShelfWatchError(f"{path}: its action classes {manifest.action.classes} are not this agent's")

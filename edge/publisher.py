@@ -78,13 +78,9 @@ class Publisher:
                 self._restart.clear()
                 in_flight.clear()
                 sent_upto = 0  # replay everything not yet acknowledged, oldest first
-            while in_flight and in_flight[0][1].is_published():
-                self.outbox.acknowledge(in_flight.popleft()[0])
-            # Acknowledgements can arrive out of order only across a reconnect; drop any that did.
-            for seq, info in list(in_flight):
-                if info.is_published():
-                    self.outbox.acknowledge(seq)
-                    in_flight.remove((seq, info))
+            for seq, info in [x for x in in_flight if x[1].is_published()]:
+                self.outbox.acknowledge(seq)
+                in_flight.remove((seq, info))
             if self.connected.is_set() and len(in_flight) < WINDOW:
                 for stored in self.outbox.pending(after=sent_upto, limit=WINDOW - len(in_flight)):
                     info = self.client.publish(stored.topic, stored.payload, qos=1)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge.action import ActionRecognizer
+from edge.action import ActionRecognizer, softmax
 from edge.preprocess import shrink, to_input
 from edge.segments import segment_scores, segments_to_frames
 from training.action_data import Video
@@ -50,9 +50,7 @@ def onnx_probs(recognizer: ActionRecognizer, video: Video, batch: int = 128) -> 
         chunk = video.frames[s : s + batch]
         features = recognizer.encode(chunk, video.frames[s - 1] if s else None)
         for f in features:
-            scores = recognizer.step(f)
-            e = np.exp(scores - scores.max())
-            probs.append(e / e.sum())
+            probs.append(softmax(recognizer.step(f)))
     out = np.stack(probs)
     d = recognizer.delay
     return np.concatenate([out[d:], np.repeat(out[-1:], d, axis=0)]) if d else out
