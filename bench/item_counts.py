@@ -40,6 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     videos = sorted(args.videos.glob("*.mp4"))[: args.limit]
     truth_total, found_total, right_total, exact = Counter(), Counter(), 0, 0
+    units, unit_errors = 0, 0
     with tempfile.TemporaryDirectory() as tmp:
         for video in videos:
             labels = json.loads(video.with_name(video.name.replace(".mp4", ".labels.json")).read_text())
@@ -49,8 +50,15 @@ def main() -> None:
             run_agent(config, RunOptions(events_jsonl=jsonl))
             events = [json.loads(line) for line in jsonl.read_text().splitlines()]
             truth = Counter((("pick" if e["kind"] == "take" else "putback"), e["sku"]) for e in labels["ledger"])
-            found = Counter((e["kind"], e["sku"]) for e in events if e["kind"] in ("pick", "putback"))
+            found = Counter()
+            for e in events:
+                if e["kind"] in ("pick", "putback"):
+                    found[(e["kind"], e["sku"])] += e["quantity"]
             right = sum((truth & found).values())
+            net_truth, net_found = _net(truth), _net(found)
+            units += sum(abs(v) for v in net_truth.values())
+            errors = sum(abs(net_truth[k] - net_found[k]) for k in set(net_truth) | set(net_found))
+            unit_errors += errors
             expected = sorted(tuple(sorted(b["items"].items())) for b in labels["baskets"] if b["items"])
             match = baskets_of(events) == expected
             exact += match
@@ -59,11 +67,21 @@ def main() -> None:
             right_total += right
             verdict = "match" if match else "DIFFER"
             print(f"{video.stem}: ledger {sum(truth.values())} events, found {sum(found.values())}, right {right}; "
-                  f"baskets {verdict} (truth {expected}, found {baskets_of(events)})")  # fmt: skip
+                  f"net unit errors {errors}; baskets {verdict} "
+                  f"(truth {expected}, found {baskets_of(events)})")  # fmt: skip
     t, f = sum(truth_total.values()), sum(found_total.values())
     print(f"\n{len(videos)} videos: {t} ledger events, {f} found, {right_total} right -> recall "
           f"{right_total / max(1, t):.3f}, precision {right_total / max(1, f):.3f}; final baskets exact on "
           f"{exact}/{len(videos)} videos")  # fmt: skip
+    print(f"net items taken per SKU (takes minus returns, what checkout compares): {units} in the ledgers, "
+          f"{unit_errors} unit(s) wrong -> {1 - unit_errors / max(1, units):.3f} right")  # fmt: skip
+
+
+def _net(kinds: Counter) -> Counter:
+    net: Counter = Counter()
+    for (kind, sku), n in kinds.items():
+        net[sku] += n if kind == "pick" else -n
+    return net
 
 
 if __name__ == "__main__":

@@ -39,8 +39,9 @@ from edge.segments import ActionSegment, Segmenter
 from edge.shelf import ShelfChange, ShelfCounter
 from edge.video import VideoSource
 
-# A hand at or in the shelf: no shelf recount while one is recognised.
-AT_SHELF = {Action.REACH_TO_SHELF, Action.HAND_IN_SHELF, Action.RETRACT_FROM_SHELF}
+# A hand at or in the shelf, or a product being looked at (held over the shelf's edge, often put straight back):
+# no shelf recount while one is recognised.
+AT_SHELF = {Action.REACH_TO_SHELF, Action.HAND_IN_SHELF, Action.RETRACT_FROM_SHELF, Action.INSPECT_PRODUCT}
 # Actions during which the products in hands matter enough to detect on every few frames.
 DETECT_DURING = {Action.HAND_IN_SHELF, Action.RETRACT_FROM_SHELF, Action.INSPECT_PRODUCT}
 DETECT_STRIDE = 3
@@ -130,7 +131,8 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
     t = config.thresholds
     watcher = MotionWatcher(size, zones)
     shoppers = ShopperTracker(size, ~watcher.shelf, gone_s=t.shopper_gone_s)
-    shelf = ShelfCounter(zones, max(1, round(t.shelf_quiet_s * fps)), t.motion_fraction, t.detector_confidence)
+    shelf = ShelfCounter(zones, max(1, round(t.shelf_quiet_s * fps)), t.motion_fraction, t.detector_confidence,
+                         size[0])  # fmt: skip
     actions = ActionStream(recognizer, Segmenter())
     baskets = Baskets()
     annotator = Annotator(options.annotate, fps, size, zones, names) if options.annotate else None
@@ -197,11 +199,11 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
                 dropped += 1
                 emit_segments(actions.gap(index))
             fg = watcher.update(frame.image)
-            for gone in shoppers.update(fg.mask, frame.ts):
-                final = baskets.leave(gone.id)
+            for gone in shoppers.update(fg.mask, frame.ts, fg.fresh):
+                final = baskets.leave(gone)
                 if final is not None:
-                    summary.baskets[gone.id] = final
-                    emitter.emit("basket", shopper=gone.id, items=final, reason="left", confidence=1.0)
+                    summary.baskets[gone] = final
+                    emitter.emit("basket", shopper=gone, items=final, reason="left", confidence=1.0)
             xs = [x for x in fg.zone_x.values() if x is not None]
             if xs:
                 shelf_x = float(statistics.mean(xs))
@@ -222,11 +224,11 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
                 summary.detections_run += 1
                 last_detect = index
                 if recount:
-                    for change in shelf.counted(index, detections):
+                    for change in shelf.counted(index, detections, size[1]):
                         emit_change(change)
             if annotator is not None:
                 annotator.write(frame.image, detections if active or recount else [], list(shoppers.tracks.values()),
-                                {s: baskets.snapshot(s) for s in shoppers.tracks}, current, active,
+                                {s: baskets.snapshot(s) for s in shoppers.present}, current, active,
                                 len(recent) / max(1e-9, sum(recent)) if recent else 0.0)  # fmt: skip
             summary.frames += 1
             took = time.perf_counter() - t0
@@ -240,7 +242,7 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
                 break
         emit_segments(actions.close(index + 1))
         if last_image is not None and not stop.requested:
-            for change in shelf.finish(index, detector(last_image)):
+            for change in shelf.finish(index, detector(last_image), size[1]):
                 emit_change(change)
         summary.seconds = time.perf_counter() - started
         summary.baskets.update({s: baskets.snapshot(s) for s in list(baskets.items)})

@@ -43,9 +43,13 @@ class Annotator:
             x1, y1, x2, y2 = (int(v) for v in d.box)
             cv2.rectangle(out, (x1, y1), (x2, y2), GREEN, 1)
             _label(out, f"{self.names.get(d.sku, d.sku)} {d.confidence:.2f}", (x1, y1 - 2), GREEN, 0.3)
-        for s in shoppers:
+        labelled: set[int] = set()
+        for s in sorted(shoppers, key=lambda s: -s.frames):  # a shopper's basket once, on their oldest blob
             x1, y1, x2, y2 = s.box
             cv2.rectangle(out, (x1, y1), (x2, y2), ORANGE, 1)
+            if s.id in labelled:
+                continue
+            labelled.add(s.id)
             items = baskets.get(s.id, {})
             text = f"shopper {s.id}: " + (", ".join(f"{n}x {self.names.get(k, k)}" for k, n in items.items()) or "-")
             _label(out, text, (x1, min(y2 + 12, out.shape[0] - 4)), ORANGE, 0.35)

@@ -31,6 +31,8 @@ class Foreground:
     moving: float  # fraction of the frame
     zones: dict[str, float]  # fraction of each shelf zone
     zone_x: dict[str, float | None]  # x (frame pixels) of the motion's centre in each zone
+    zone_columns: dict[str, np.ndarray]  # changed pixels per mask column, in each zone and its front margin
+    fresh: np.ndarray  # (120, 160) bool: the fast-learning model's foreground, what moved in the last seconds
 
 
 class MotionWatcher:
@@ -39,12 +41,14 @@ class MotionWatcher:
         self.subtractor = cv2.createBackgroundSubtractorMOG2(history=600, varThreshold=25, detectShadows=False)
         sx, sy = MASK_SIZE[0] / self.width, MASK_SIZE[1] / self.height
         self.zone_masks: dict[str, np.ndarray] = {}
+        self.zone_reach: dict[str, np.ndarray] = {}  # the whole zone: a hand at the shelf's edge counts here
         for zone in zones:
             m = np.zeros(MASK_SIZE[::-1], np.uint8)
             cv2.fillPoly(m, [np.round(np.array(zone.polygon) * (sx, sy)).astype(np.int32)], 255)
             # Motion is watched a few pixels inside the zone: hands resting at the shelf's edge do not hold
             # a recount back (a hand reaching in is still seen, and the action model flags it too).
             self.zone_masks[zone.name] = cv2.erode(m, np.ones((2 * ZONE_MARGIN + 1,) * 2, np.uint8)) > 0
+            self.zone_reach[zone.name] = m > 0
         self.shelf = np.any(list(self.zone_masks.values()), axis=0) if zones else np.zeros(MASK_SIZE[::-1], bool)
         self.kernel = np.ones((3, 3), np.uint8)
         self.shelf_subtractor = cv2.createBackgroundSubtractorMOG2(history=90, varThreshold=25, detectShadows=False)
@@ -57,71 +61,103 @@ class MotionWatcher:
         on = mask > 0
         # In the shelf zones a second, fast-learning background model: a product taken away leaves a "ghost"
         # that the slow model above would call motion for many seconds; this one forgets it in about three.
-        shelf = self.shelf_subtractor.apply(blurred) > 0
-        changed = cv2.morphologyEx(shelf.astype(np.uint8), cv2.MORPH_OPEN, self.kernel) > 0
-        zones, zone_x = {}, {}
+        fresh = self.shelf_subtractor.apply(blurred) > 0
+        changed = cv2.morphologyEx(fresh.astype(np.uint8), cv2.MORPH_OPEN, self.kernel) > 0
+        zones, zone_x, columns = {}, {}, {}
         for name, zm in self.zone_masks.items():
             hits = changed & zm
             zones[name] = float(hits.sum() / max(1, zm.sum()))
             xs = np.nonzero(hits)[1]
             zone_x[name] = float(xs.mean() * self.width / MASK_SIZE[0]) if len(xs) else None
-        return Foreground(mask, float(on.mean()), zones, zone_x)
+            columns[name] = (changed & self.zone_reach[name]).sum(axis=0)
+        return Foreground(mask, float(on.mean()), zones, zone_x, columns, changed)
 
 
 @dataclass
 class Shopper:
-    id: int
+    """One foreground blob of a shopper (a shopper, their arms and their cart are one blob or several)."""
+
+    id: int  # the shopper's: the blobs of one shopper share it
     centre: tuple[float, float]  # frame pixels
     box: tuple[int, int, int, int]
     first_seen: float
     last_seen: float
+    last_moved: float  # the last time the fast background model saw motion on it
     frames: int = 1
+    at_border: bool = False  # last seen touching the picture's edge: when it vanishes there, it walked out
 
 
 @dataclass
 class ShopperTracker:
-    """People in the aisle as foreground blobs (a shopper, their arms and their cart merge into one)."""
+    """People in the aisle as foreground blobs, followed by nearest-centroid tracking.
+
+    Two rules keep one shopper one basket: a blob that appears next to a shopper's blob is part of that shopper
+    (an arm, a cart left a step behind, a body the slow background model has half learned while the shopper
+    stood still); and a blob on which nothing has moved for `still_s` is not a person but what a person left
+    behind (the "ghost" of a cart that stood still, a bag on the floor), so it stops holding a shopper open.
+    """
 
     frame_size: tuple[int, int]
     aisle: np.ndarray  # (120, 160) bool: where shoppers can be (outside the shelf zones)
     gone_s: float = 2.0
+    still_s: float = 10.0
     max_jump: float = 0.25  # of the frame width, per update
-    tracks: dict[int, Shopper] = field(default_factory=dict)
+    join: float = 0.08  # of the frame width: a new blob this close to a shopper's blob is part of that shopper
+    exit_s: float = 0.3  # a blob gone this long after touching the picture's edge has left
+    tracks: dict[int, Shopper] = field(default_factory=dict)  # by blob
+    present: set[int] = field(default_factory=set)  # shoppers with a blob in the picture
+    next_blob: int = 1
     next_id: int = 1
 
-    def update(self, mask: np.ndarray, ts: float) -> list[Shopper]:
-        """Follow the blobs; returns the shoppers that left (unseen for `gone_s`)."""
+    def update(self, mask: np.ndarray, ts: float, moving: np.ndarray | None = None) -> list[int]:
+        """Follow the blobs (`moving`: the fast background model's foreground, same shape as `mask`); returns
+        the shoppers that left (none of their blobs seen for `gone_s`)."""
         sx, sy = self.frame_size[0] / MASK_SIZE[0], self.frame_size[1] / MASK_SIZE[1]
         # Dilating by ~30 px (at 640x480) joins a shopper, their arms and their cart into one blob.
         blobs = cv2.dilate(np.where(self.aisle, mask, 0).astype(np.uint8), np.ones((15, 15), np.uint8))
-        n, _, stats, centroids = cv2.connectedComponentsWithStats(blobs)
-        found = [
-            ((centroids[i][0] * sx, centroids[i][1] * sy), stats[i])
-            for i in range(1, n)
-            if stats[i][cv2.CC_STAT_AREA] >= MIN_BLOB * mask.size
-        ]
+        n, labels, stats, centroids = cv2.connectedComponentsWithStats(blobs)
+        found = [i for i in range(1, n) if stats[i][cv2.CC_STAT_AREA] >= MIN_BLOB * mask.size]
         unmatched = set(self.tracks)
         limit = self.max_jump * self.frame_size[0]
-        for centre, stat in sorted(found, key=lambda b: -b[1][cv2.CC_STAT_AREA]):
-            best = min(unmatched, key=lambda k: _dist(self.tracks[k].centre, centre), default=None)
+        for i in sorted(found, key=lambda i: -stats[i][cv2.CC_STAT_AREA]):
+            centre = (centroids[i][0] * sx, centroids[i][1] * sy)
+            stat = stats[i]
             box = (int(stat[0] * sx), int(stat[1] * sy), int((stat[0] + stat[2]) * sx), int((stat[1] + stat[3]) * sy))
+            stirs = moving is None or bool((moving & (labels == i)).any())
+            at_border = bool(
+                stat[0] <= 0 or stat[1] <= 0 or stat[0] + stat[2] >= MASK_SIZE[0] or stat[1] + stat[3] >= MASK_SIZE[1]
+            )
+            best = min(unmatched, key=lambda k: _dist(self.tracks[k].centre, centre), default=None)
             if best is not None and _dist(self.tracks[best].centre, centre) <= limit:
                 t = self.tracks[best]
                 t.centre, t.box, t.last_seen, t.frames = centre, box, ts, t.frames + 1
+                t.last_moved = ts if stirs else t.last_moved
+                t.at_border = at_border
                 unmatched.discard(best)
+                continue
+            if not stirs:
+                continue  # a still blob nobody followed here is something left behind, not someone new
+            near = [t for t in self.tracks.values() if _gap(t.box, box) <= self.join * self.frame_size[0]]
+            if near:
+                shopper = max(near, key=lambda t: t.frames).id
             else:
-                self.tracks[self.next_id] = Shopper(self.next_id, centre, box, ts, ts)
-                self.next_id += 1
+                shopper, self.next_id = self.next_id, self.next_id + 1
+            self.tracks[self.next_blob] = Shopper(shopper, centre, box, ts, ts, ts, at_border=at_border)
+            self.next_blob += 1
         return self.expire(ts)
 
-    def expire(self, ts: float) -> list[Shopper]:
-        gone = [t for t in self.tracks.values() if ts - t.last_seen > self.gone_s]
-        for t in gone:
-            del self.tracks[t.id]
+    def expire(self, ts: float) -> list[int]:
+        for blob, t in list(self.tracks.items()):
+            unseen = ts - t.last_seen
+            if unseen > self.gone_s or (t.at_border and unseen > self.exit_s) or ts - t.last_moved > self.still_s:
+                del self.tracks[blob]
+        live = {t.id for t in self.tracks.values()}
+        gone = sorted(self.present - live)
+        self.present = live
         return gone
 
     def nearest(self, x: float | None, y: float | None = None) -> Shopper | None:
-        """The shopper whose blob reaches closest to where the shelf was touched, (x, y) in frame pixels (y: the
+        """The shopper blob that reaches closest to where the shelf was touched, (x, y) in frame pixels (y: the
         shelf's front edge); the longest-seen one when the place is unknown. A shopper reaching into the
         shelf is nearer than someone walking past behind them."""
         live = list(self.tracks.values())
@@ -132,6 +168,13 @@ class ShopperTracker:
         if y is None:
             return min(live, key=lambda t: abs(t.centre[0] - x))
         return min(live, key=lambda t: _dist((min(max(x, t.box[0]), t.box[2]), t.box[1]), (x, y)))
+
+
+def _gap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """The distance between two boxes (0 when they overlap)."""
+    dx = max(0, max(a[0], b[0]) - min(a[2], b[2]))
+    dy = max(0, max(a[1], b[1]) - min(a[3], b[3]))
+    return float(np.hypot(dx, dy))
 
 
 def _dist(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -1,10 +1,16 @@
-"""Item counting at the shelf: what left it and what came back, per SKU.
+"""Item counting at the shelf: which product units left it and which came back.
 
-Each shelf zone is recounted with the product detector once it has been quiet for a moment after
-activity (a hand in the shelf): the median of a few detections, per SKU, against the last settled count.
-One fewer SKU X on the shelf is a pick of X, one more is a put-back. Counting the shelf at rest is what
-makes this robust: hands, arms and motion blur never hide products while the count is taken, and a
-product seen in a hand only has to be recognised on the shelf, where the detector sees it best.
+Each shelf zone is recounted with the product detector once it has been quiet for a moment after a hand
+was recognised at the shelf: a few detections, SAMPLES frames apart, are compared with the units the zone
+held before. Counting the shelf at rest is what makes this robust: hands, arms and motion blur never hide
+products while the count is taken, and a product only has to be recognised where the detector sees it best.
+
+The zone keeps its units (SKU and box), not just counts per SKU, which is the light product tracker:
+- a unit is still there while any sample shows a product on its place, even at the detector's lowest
+  confidence or under another class: a product the detector grows unsure of is not a pick;
+- a unit is new (a put-back) only when every sample shows it at the configured confidence on a free place;
+- a unit gone or new counts only near where the hand was (the zone's motion while it was disturbed):
+  a change across the shelf from the hand is the detector's noise, not the shopper.
 """
 
 from __future__ import annotations
@@ -18,10 +24,15 @@ import numpy as np
 
 from edge.config import Zone
 from edge.detector import Detection
-from edge.scene import Foreground
+from edge.scene import MASK_SIZE, Foreground
 
 SAMPLES = 3  # detections per recount
 SPACING = 3  # frames between them
+MOSTLY_INSIDE = 0.75  # of a box's area in the zone: a product on the shelf, not in a hand at its edge
+SAME_PLACE = 0.3  # IoU at which two boxes are one product's place
+NEAR_HAND = 0.15  # of the frame width: how far from the hand's motion a change may be
+ACTIVE_COLUMN, ACTIVE_SHARE = 3, 0.1  # changed pixel-frames for a mask column to count as the hand's place
+ADOPT_AFTER = 2  # a unit missing at this many recounts away from any hand leaves the zone's memory silently
 
 
 @dataclass(frozen=True)
@@ -30,35 +41,48 @@ class ShelfChange:
     sku: str
     quantity: int
     zone: str
-    x: float | None  # where along the shelf the activity was (frame pixels)
+    x: float | None  # where along the shelf the product was (frame pixels)
     y: float  # the zone's front edge (its lowest point in the picture)
     frame: int
     confidence: float
 
 
 @dataclass
+class Unit:
+    """One product on the shelf, as the recounts saw it."""
+
+    sku: str
+    box: tuple[float, float, float, float]
+    confidence: float
+    misses: int = 0  # recounts in a row that did not see it, while no hand was near
+
+
+@dataclass
 class _ZoneState:
     zone: Zone
-    settled: Counter | None = None
-    confidence: dict[str, float] = field(default_factory=dict)
+    units: list[Unit] | None = None  # None until the first recount
     disturbed: bool = False
     touched: bool = False  # a hand was recognised at the shelf during this disturbance
     quiet: int = 0
-    activity_x: list[float] = field(default_factory=list)
-    samples: list[Counter] = field(default_factory=list)
-    sample_conf: list[dict[str, float]] = field(default_factory=list)
+    activity: np.ndarray = field(default_factory=lambda: np.zeros(MASK_SIZE[0], np.int64))  # per mask column
+    samples: list[list[Detection]] = field(default_factory=list)
 
 
 class ShelfCounter:
-    def __init__(self, zones: list[Zone], quiet_frames: int, motion_fraction: float, min_confidence: float) -> None:
+    def __init__(
+        self, zones: list[Zone], quiet_frames: int, motion_fraction: float, min_confidence: float, frame_width: int
+    ) -> None:
         self.states = [_ZoneState(z) for z in zones]
         self.quiet_frames, self.motion_fraction, self.min_confidence = quiet_frames, motion_fraction, min_confidence
-        self.contours = {z.name: np.array(z.polygon, np.float32) for z in zones}
+        self.near = NEAR_HAND * frame_width
+        self.column_px = frame_width / MASK_SIZE[0]
+        self.frame_width = frame_width
+        self.inside_sums: dict[str, np.ndarray] = {}  # integral images of the zones: how much of a box is inside
 
     def observe(self, fg: Foreground, busy: bool = False) -> bool:
         """Follow each zone's activity; True when a recount wants a detection on this frame.
 
-        `busy`: the action model sees a hand at or in the shelf (reach, hand in shelf, retract). A still hand
+        `busy`: the action model sees a hand at the shelf or a product being handled there. A still hand
         inside a shelf is only a few pixels of motion, so the recognised action keeps a recount from
         counting around it.
         """
@@ -69,81 +93,182 @@ class ShelfCounter:
                 s.disturbed, s.quiet = True, 0
                 s.touched = s.touched or busy
                 s.samples.clear()
-                s.sample_conf.clear()
-                if fg.zone_x.get(name) is not None:
-                    s.activity_x.append(fg.zone_x[name])
+                if name in fg.zone_columns:
+                    s.activity += fg.zone_columns[name]
                 continue
             s.quiet += 1
-            due = s.quiet >= self.quiet_frames and (s.quiet - self.quiet_frames) % SPACING == 0
-            if due and (s.settled is None or s.disturbed) and len(s.samples) < SAMPLES:
+            if self._due(s) and (s.quiet - self.quiet_frames) % SPACING == 0:
                 want = True
         return want
 
-    def inside(self, zone: str, d: Detection) -> bool:
-        cx, cy = (d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2
-        return cv2.pointPolygonTest(self.contours[zone], (float(cx), float(cy)), False) >= 0
+    def _due(self, s: _ZoneState) -> bool:
+        return s.quiet >= self.quiet_frames and (s.units is None or s.disturbed) and len(s.samples) < SAMPLES
 
-    def counted(self, frame: int, detections: list[Detection]) -> list[ShelfChange]:
-        """A detection made on a frame `observe` asked for; returns the changes it settles."""
+    def inside(self, zone: Zone, d: Detection, height: int) -> bool:
+        """Most of the box lies in the zone: a product held at the shelf's edge is in a hand, not on the shelf."""
+        sums = self.inside_sums.get(zone.name)
+        if sums is None or sums.shape[0] != height + 1:
+            m = np.zeros((height, self.frame_width), np.uint8)
+            cv2.fillPoly(m, [np.round(np.array(zone.polygon)).astype(np.int32)], 1)
+            sums = self.inside_sums[zone.name] = cv2.integral(m)
+        x1, y1, x2, y2 = (
+            int(np.clip(round(v), 0, lim)) for v, lim in zip(d.box, (self.frame_width, height) * 2, strict=True)
+        )
+        area = max(1, (x2 - x1) * (y2 - y1))
+        return (sums[y2, x2] - sums[y1, x2] - sums[y2, x1] + sums[y1, x1]) / area >= MOSTLY_INSIDE
+
+    def counted(self, frame: int, detections: list[Detection], height: int) -> list[ShelfChange]:
+        """A detection made on a frame `observe` asked for (`height`: the frame's); returns the changes it settles."""
         changes: list[ShelfChange] = []
         for s in self.states:
-            ready = s.quiet >= self.quiet_frames and (s.settled is None or s.disturbed) and len(s.samples) < SAMPLES
-            if not ready:
+            if not self._due(s):
                 continue
-            mine = [d for d in detections if d.confidence >= self.min_confidence and self.inside(s.zone.name, d)]
-            s.samples.append(Counter(d.sku for d in mine))
-            conf: dict[str, list[float]] = {}
-            for d in mine:
-                conf.setdefault(d.sku, []).append(d.confidence)
-            s.sample_conf.append({k: float(np.mean(v)) for k, v in conf.items()})
+            s.samples.append(_one_per_place([d for d in detections if self.inside(s.zone, d, height)]))
             if len(s.samples) == SAMPLES:
                 changes += self._settle(s, frame)
         return changes
 
-    def _settle(self, s: _ZoneState, frame: int) -> list[ShelfChange]:
-        skus = set().union(*s.samples)
-        now = Counter({k: int(np.median([c[k] for c in s.samples])) for k in skus})
-        # How sure: the detector's confidence on the SKU, times how many samples agreed on the count.
-        conf = {k: float(np.mean([c.get(k, 0.0) for c in s.sample_conf])) for k in skus}
-        changes = []
-        # Only a recognised hand at the shelf takes or returns products; without one (a passer-by's shadow, a
-        # flicker of the lamp) a different count is the detector's noise, and the count stays as it was.
-        # A count the samples do not all agree on stays as it was too.
-        if s.settled is not None and not s.touched:
-            now = s.settled
-        elif s.settled is not None:
-            now = Counter({k: now[k] if all(c[k] == now[k] for c in s.samples) else s.settled[k]
-                           for k in skus | set(s.settled)})  # fmt: skip
-        if s.settled is not None:
-            x = float(np.median(s.activity_x)) if s.activity_x else None
-            for sku in sorted(skus | set(s.settled)):
-                delta = now[sku] - s.settled[sku]
-                if delta == 0:
-                    continue
-                agree = np.mean([c[sku] == now[sku] for c in s.samples])
-                base = conf.get(sku) or s.confidence.get(sku, 0.5)
-                changes.append(ShelfChange("pick" if delta < 0 else "putback", sku, abs(delta), s.zone.name, x,
-                                           max(p[1] for p in s.zone.polygon), frame,
-                                           float(np.clip(base * agree, 0, 1))))  # fmt: skip
-        s.settled, s.disturbed, s.touched = +now, False, False
-        s.confidence = {**s.confidence, **conf}
-        s.activity_x.clear()
-        s.samples.clear()
-        s.sample_conf.clear()
-        return changes
-
-    def finish(self, frame: int, detections: list[Detection]) -> list[ShelfChange]:
+    def finish(self, frame: int, detections: list[Detection], height: int) -> list[ShelfChange]:
         """The stream ends: a zone still waiting to be recounted after a hand was at the shelf is counted once
-        on the last frame (a file may end before the shelf has been quiet long enough)."""
+        on the last frame (a file may end before the shelf has been quiet long enough). Only picks: a hand may
+        still hold a product over the shelf, which is no put-back."""
         changes: list[ShelfChange] = []
         for s in self.states:
-            if s.settled is None or not (s.disturbed and s.touched):
-                continue
-            mine = [d for d in detections if d.confidence >= self.min_confidence and self.inside(s.zone.name, d)]
-            s.samples = [Counter(d.sku for d in mine)]
-            s.sample_conf = [{d.sku: d.confidence for d in mine}]
-            changes += self._settle(s, frame)
+            if s.units is not None and s.disturbed and s.touched:
+                s.samples = [_one_per_place([d for d in detections if self.inside(s.zone, d, height)])]
+                changes += self._settle(s, frame, at_rest=False)
         return changes
 
+    def _settle(self, s: _ZoneState, frame: int, at_rest: bool = True) -> list[ShelfChange]:
+        seen = _places(s.samples)
+        front = max(p[1] for p in s.zone.polygon)
+        changes: list[ShelfChange] = []
+        if s.units is None:  # the first count: what most samples agree on
+            s.units = [Unit(p.sku, p.box, p.confidence) for p in seen if p.hits * 2 > len(s.samples)]
+        else:
+            kept: list[Unit] = []
+            for u in s.units:
+                if any(_iou(u.box, p.box) >= SAME_PLACE for p in seen):
+                    u.misses = 0
+                    kept.append(u)
+                elif s.touched and u.confidence >= self.min_confidence and self._near_hand(s, u.box):
+                    changes.append(self._change("pick", u.sku, u.box, u.confidence, s, front, frame))
+                else:  # not where the hand was: the detector lost it for now, not the shopper
+                    u.misses += 1
+                    if u.misses < ADOPT_AFTER:
+                        kept.append(u)
+            for p in seen:
+                if any(_iou(u.box, p.box) >= SAME_PLACE for u in s.units):
+                    continue
+                sure = p.hits == len(s.samples) and p.min_confidence >= self.min_confidence
+                if not at_rest:
+                    continue
+                if s.touched and sure and self._near_hand(s, p.box):
+                    changes.append(self._change("putback", p.sku, p.box, p.confidence, s, front, frame))
+                    kept.append(Unit(p.sku, p.box, p.confidence))
+                elif sure and not s.touched:
+                    kept.append(Unit(p.sku, p.box, p.confidence))  # there all along, unseen by earlier counts
+            s.units = kept
+        s.disturbed, s.touched = False, False
+        s.activity[:] = 0
+        s.samples.clear()
+        return _merged(changes)
+
+    def _near_hand(self, s: _ZoneState, box: tuple[float, float, float, float]) -> bool:
+        peak = int(s.activity.max())
+        if peak == 0:
+            return True  # the hand was recognised but nothing moved in the zone: no place to hold against
+        lo = max(0, int((box[0] - self.near) / self.column_px))
+        hi = int((box[2] + self.near) / self.column_px) + 1
+        return bool(s.activity[lo:hi].max(initial=0) >= max(ACTIVE_COLUMN, ACTIVE_SHARE * peak))
+
+    @staticmethod
+    def _change(kind: Literal["pick", "putback"], sku: str, box: tuple[float, float, float, float],
+                confidence: float, s: _ZoneState, front: float, frame: int) -> ShelfChange:  # fmt: skip
+        return ShelfChange(
+            kind, sku, 1, s.zone.name, (box[0] + box[2]) / 2, front, frame, float(np.clip(confidence, 0, 1))
+        )
+
     def counts(self) -> dict[str, Counter]:
-        return {s.zone.name: s.settled or Counter() for s in self.states}
+        return {s.zone.name: Counter(u.sku for u in s.units or []) for s in self.states}
+
+
+@dataclass
+class _Place:
+    sku: str
+    box: tuple[float, float, float, float]
+    confidence: float  # mean over the samples that saw it
+    min_confidence: float
+    hits: int
+
+
+def _places(samples: list[list[Detection]]) -> list[_Place]:
+    """The product places the samples show: detections of one place across samples joined (any class; the
+    class most confident overall names it)."""
+    groups: list[list[Detection]] = []
+    for sample in samples:
+        taken: set[int] = set()
+        for d in sorted(sample, key=lambda d: -d.confidence):
+            best, best_iou = None, SAME_PLACE
+            for i, g in enumerate(groups):
+                iou = _iou(g[0].box, d.box)
+                if i not in taken and iou >= best_iou:
+                    best, best_iou = i, iou
+            if best is None:
+                groups.append([d])
+                taken.add(len(groups) - 1)
+            else:
+                groups[best].append(d)
+                taken.add(best)
+    places = []
+    for g in groups:
+        votes: Counter = Counter()
+        for d in g:
+            votes[d.sku] += d.confidence
+        sku = votes.most_common(1)[0][0]
+        box = tuple(float(v) for v in np.mean([d.box for d in g], axis=0))
+        confs = [d.confidence for d in g if d.sku == sku]
+        places.append(_Place(sku, box, float(np.mean(confs)), float(min(confs)), len(g)))  # type: ignore[arg-type]
+    return places
+
+
+def _one_per_place(detections: list[Detection]) -> list[Detection]:
+    """Products on a shelf stand side by side, not on top of each other: of boxes that overlap much (a second box
+    shifted by half a product, one product named twice), the most confident one stays."""
+    kept: list[Detection] = []
+    for d in sorted(detections, key=lambda d: -d.confidence):
+        if all(_overlap(d.box, k.box) < SAME_PLACE for k in kept):
+            kept.append(d)
+    return kept
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over the smaller box."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    return w * h / max(1e-9, min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1])))
+
+
+def _merged(changes: list[ShelfChange]) -> list[ShelfChange]:
+    """One event per SKU and kind (two units of one SKU taken at once: quantity 2)."""
+    out: dict[tuple[str, str], ShelfChange] = {}
+    for c in changes:
+        k = (c.kind, c.sku)
+        if k in out:
+            o = out[k]
+            out[k] = ShelfChange(c.kind, c.sku, o.quantity + 1, c.zone, o.x, o.y, o.frame,
+                                 (o.confidence * o.quantity + c.confidence) / (o.quantity + 1))  # fmt: skip
+        else:
+            out[k] = c
+    return list(out.values())
+
+
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
