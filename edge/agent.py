@@ -151,6 +151,7 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
     started = time.perf_counter()
     index = -1
     last_image = None
+    previous: int | None = None  # the action recognised on the frame before
 
     def shopper_of(x: float | None, y: float | None = None) -> int | None:
         s = shoppers.nearest(x, y)
@@ -216,13 +217,17 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
             else:
                 emit_segments(actions.gap(index))
             current = actions.current
-            recount = shelf.observe(fg, busy=current is not None and current[0] in AT_SHELF)
+            label = current[0] if current is not None else None
+            hand_in = label == Action.HAND_IN_SHELF and previous != Action.HAND_IN_SHELF
+            recount = shelf.observe(fg, busy=label in AT_SHELF, hand_in=hand_in)
+            previous = label
             during = active and current is not None and current[0] in DETECT_DURING and index % DETECT_STRIDE == 0
             periodic = active and index - last_detect >= refresh
             if recount or during or periodic:
                 detections = [d if not sku_of else _renamed(d, sku_of) for d in detector(frame.image)]
                 summary.detections_run += 1
                 last_detect = index
+                shelf.handled(detections, size[1])
                 if recount:
                     for change in shelf.counted(index, detections, size[1]):
                         emit_change(change)

@@ -10,7 +10,10 @@ The zone keeps its units (SKU and box), not just counts per SKU, which is the li
   confidence or under another class: a product the detector grows unsure of is not a pick;
 - a unit is new (a put-back) only when every sample shows it at the configured confidence on a free place;
 - a unit gone or new counts only near where the hand was (the zone's motion while it was disturbed):
-  a change across the shelf from the hand is the detector's noise, not the shopper.
+  a change across the shelf from the hand is the detector's noise, not the shopper;
+- a hand takes or returns one product per visit (a hand-in-shelf segment);
+- products in a hand at the shelf's edge are remembered from the detections made while a hand is at the
+  shelf: one still in the hand after its last visit left the shelf, even where the shelf cannot show it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ SAMPLES = 3  # detections per recount
 SPACING = 3  # frames between them
 MOSTLY_INSIDE = 0.75  # of a box's area in the zone: a product on the shelf, not in a hand at its edge
 SAME_PLACE = 0.3  # IoU at which two boxes are one product's place
+HAND_BAND = 0.1  # of the frame height: how far outside a zone a product is still at the shelf's edge, in a hand
+HELD_SIGHTINGS = 3  # sightings of one product in a hand after the last visit: a pick the shelf cannot show
 NEAR_HAND = 0.15  # of the frame width: how far from the hand's motion a change may be
 ACTIVE_COLUMN, ACTIVE_SHARE = 3, 0.1  # changed pixel-frames for a mask column to count as the hand's place
 ADOPT_AFTER = 2  # a unit missing at this many recounts away from any hand leaves the zone's memory silently
@@ -64,6 +69,8 @@ class _ZoneState:
     disturbed: bool = False
     touched: bool = False  # a hand was recognised at the shelf during this disturbance
     quiet: int = 0
+    hand_visits: int = 0  # hand-in-shelf segments during this disturbance
+    held: list[Detection] = field(default_factory=list)  # products seen in a hand at the shelf since the last visit
     activity: np.ndarray = field(default_factory=lambda: np.zeros(MASK_SIZE[0], np.int64))  # per mask column
     samples: list[list[Detection]] = field(default_factory=list)
 
@@ -77,14 +84,15 @@ class ShelfCounter:
         self.near = NEAR_HAND * frame_width
         self.column_px = frame_width / MASK_SIZE[0]
         self.frame_width = frame_width
-        self.inside_sums: dict[str, np.ndarray] = {}  # integral images of the zones: how much of a box is inside
+        self.inside_sums: dict[tuple[str, bool], np.ndarray] = {}  # integral images of the zones (and grown)
 
-    def observe(self, fg: Foreground, busy: bool = False) -> bool:
+    def observe(self, fg: Foreground, busy: bool = False, hand_in: bool = False) -> bool:
         """Follow each zone's activity; True when a recount wants a detection on this frame.
 
         `busy`: the action model sees a hand at the shelf or a product being handled there. A still hand
         inside a shelf is only a few pixels of motion, so the recognised action keeps a recount from
-        counting around it.
+        counting around it. `hand_in`: a hand-in-shelf segment begins on this frame; a hand takes or returns
+        one product per visit, which bounds what a recount may report.
         """
         want = False
         for s in self.states:
@@ -92,6 +100,9 @@ class ShelfCounter:
             if busy or fg.zones.get(name, 0.0) > self.motion_fraction:
                 s.disturbed, s.quiet = True, 0
                 s.touched = s.touched or busy
+                s.hand_visits += hand_in
+                if hand_in:
+                    s.held.clear()
                 s.samples.clear()
                 if name in fg.zone_columns:
                     s.activity += fg.zone_columns[name]
@@ -106,16 +117,38 @@ class ShelfCounter:
 
     def inside(self, zone: Zone, d: Detection, height: int) -> bool:
         """Most of the box lies in the zone: a product held at the shelf's edge is in a hand, not on the shelf."""
-        sums = self.inside_sums.get(zone.name)
+        return self._share(zone, d, height, grown=False) >= MOSTLY_INSIDE
+
+    def in_hand(self, zone: Zone, d: Detection, height: int) -> bool:
+        """At the zone's edge but not on the shelf: a product in a hand that has just left (or is about to enter)
+        the shelf; a product in a cart or a basket further back in the aisle is not."""
+        return not self.inside(zone, d, height) and self._share(zone, d, height, grown=True) >= MOSTLY_INSIDE
+
+    def _share(self, zone: Zone, d: Detection, height: int, grown: bool) -> float:
+        key = (zone.name, grown)
+        sums = self.inside_sums.get(key)
         if sums is None or sums.shape[0] != height + 1:
             m = np.zeros((height, self.frame_width), np.uint8)
             cv2.fillPoly(m, [np.round(np.array(zone.polygon)).astype(np.int32)], 1)
-            sums = self.inside_sums[zone.name] = cv2.integral(m)
+            if grown:
+                reach = 2 * round(HAND_BAND * height) + 1
+                m = cv2.dilate(m, np.ones((reach, reach), np.uint8))
+            sums = self.inside_sums[key] = cv2.integral(m)
         x1, y1, x2, y2 = (
             int(np.clip(round(v), 0, lim)) for v, lim in zip(d.box, (self.frame_width, height) * 2, strict=True)
         )
         area = max(1, (x2 - x1) * (y2 - y1))
-        return (sums[y2, x2] - sums[y1, x2] - sums[y2, x1] + sums[y1, x1]) / area >= MOSTLY_INSIDE
+        return float(sums[y2, x2] - sums[y1, x2] - sums[y2, x1] + sums[y1, x1]) / area
+
+    def handled(self, detections: list[Detection], height: int) -> None:
+        """A detection made while a hand is at the shelf or a product is being looked at: products in a hand,
+        remembered until the next hand visit. A product that left the shelf in a hand and was not put back is
+        a pick even where the shelf cannot show it (a product hidden behind a lamp, at the back of a slot)."""
+        for s in self.states:
+            if s.disturbed and s.hand_visits:
+                s.held += [
+                    d for d in detections if d.confidence >= self.min_confidence and self.in_hand(s.zone, d, height)
+                ]
 
     def counted(self, frame: int, detections: list[Detection], height: int) -> list[ShelfChange]:
         """A detection made on a frame `observe` asked for (`height`: the frame's); returns the changes it settles."""
@@ -146,38 +179,59 @@ class ShelfCounter:
         if s.units is None:  # the first count: what most samples agree on
             s.units = [Unit(p.sku, p.box, p.confidence) for p in seen if p.hits * 2 > len(s.samples)]
         else:
+            # One product per hand visit: more units gone than that is the detector losing some (the most
+            # confident ones are the ones taken), more new ones is the detector seeing double.
+            visits = max(1, s.hand_visits)
             kept: list[Unit] = []
-            for u in s.units:
+            taken: list[Unit] = []
+            for u in sorted(s.units, key=lambda u: -u.confidence):
                 if any(_iou(u.box, p.box) >= SAME_PLACE for p in seen):
                     u.misses = 0
                     kept.append(u)
-                elif s.touched and u.confidence >= self.min_confidence and self._near_hand(s, u.box):
+                elif (s.touched and len(taken) < visits and u.confidence >= self.min_confidence
+                      and self._near_hand(s, u.box)):  # fmt: skip
+                    taken.append(u)
                     changes.append(self._change("pick", u.sku, u.box, u.confidence, s, front, frame))
                 else:  # not where the hand was: the detector lost it for now, not the shopper
                     u.misses += 1
                     if u.misses < ADOPT_AFTER:
                         kept.append(u)
-            for p in seen:
-                if any(_iou(u.box, p.box) >= SAME_PLACE for u in s.units):
+            returned = 0
+            for p in sorted(seen, key=lambda p: -p.confidence):
+                if not at_rest or any(_iou(u.box, p.box) >= SAME_PLACE for u in s.units):
                     continue
                 sure = p.hits == len(s.samples) and p.min_confidence >= self.min_confidence
-                if not at_rest:
-                    continue
-                if s.touched and sure and self._near_hand(s, p.box):
+                if s.touched and sure and returned < visits and self._near_hand(s, p.box):
+                    returned += 1
                     changes.append(self._change("putback", p.sku, p.box, p.confidence, s, front, frame))
                     kept.append(Unit(p.sku, p.box, p.confidence))
                 elif sure and not s.touched:
                     kept.append(Unit(p.sku, p.box, p.confidence))  # there all along, unseen by earlier counts
             s.units = kept
-        s.disturbed, s.touched = False, False
+            if s.touched and not changes:
+                changes += self._carried_away(s, front, frame)
+        s.disturbed, s.touched, s.hand_visits = False, False, 0
+        s.held.clear()
         s.activity[:] = 0
         s.samples.clear()
         return _merged(changes)
 
+    def _carried_away(self, s: _ZoneState, front: float, frame: int) -> list[ShelfChange]:
+        """The shelf shows no change, but a product was seen in a hand after the hand's last visit to the shelf."""
+        votes = Counter(d.sku for d in s.held)
+        if not votes or votes.most_common(1)[0][1] < HELD_SIGHTINGS:
+            return []
+        sku = votes.most_common(1)[0][0]
+        mine = [d for d in s.held if d.sku == sku]
+        box = tuple(float(v) for v in np.mean([d.box for d in mine], axis=0))
+        # Less sure than a unit gone from the shelf: one product seen in a hand, not counted at rest.
+        confidence = float(np.mean([d.confidence for d in mine])) * 0.8
+        return [self._change("pick", sku, box, confidence, s, front, frame)]  # type: ignore[arg-type]
+
     def _near_hand(self, s: _ZoneState, box: tuple[float, float, float, float]) -> bool:
         peak = int(s.activity.max())
-        if peak == 0:
-            return True  # the hand was recognised but nothing moved in the zone: no place to hold against
+        if peak < ACTIVE_COLUMN:
+            return True  # the hand was recognised but hardly anything moved in the zone: no place to hold against
         lo = max(0, int((box[0] - self.near) / self.column_px))
         hi = int((box[2] + self.near) / self.column_px) + 1
         return bool(s.activity[lo:hi].max(initial=0) >= max(ACTIVE_COLUMN, ACTIVE_SHARE * peak))
