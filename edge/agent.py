@@ -42,6 +42,8 @@ from edge.video import VideoSource
 # A hand at or in the shelf, or a product being looked at (held over the shelf's edge, often put straight back):
 # no shelf recount while one is recognised.
 AT_SHELF = {Action.REACH_TO_SHELF, Action.HAND_IN_SHELF, Action.RETRACT_FROM_SHELF, Action.INSPECT_PRODUCT}
+# A hand going into the shelf: one visit, however the model splits it between reaching and being in the shelf.
+INTO_SHELF = {Action.REACH_TO_SHELF, Action.HAND_IN_SHELF}
 # Actions during which the products in hands matter enough to detect on every few frames.
 DETECT_DURING = {Action.HAND_IN_SHELF, Action.RETRACT_FROM_SHELF, Action.INSPECT_PRODUCT}
 DETECT_STRIDE = 3
@@ -218,7 +220,7 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
                 emit_segments(actions.gap(index))
             current = actions.current
             label = current[0] if current is not None else None
-            hand_in = label == Action.HAND_IN_SHELF and previous != Action.HAND_IN_SHELF
+            hand_in = label in INTO_SHELF and previous not in INTO_SHELF
             recount = shelf.observe(fg, busy=label in AT_SHELF, hand_in=hand_in)
             previous = label
             during = active and current is not None and current[0] in DETECT_DURING and index % DETECT_STRIDE == 0

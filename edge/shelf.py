@@ -91,7 +91,7 @@ class ShelfCounter:
 
         `busy`: the action model sees a hand at the shelf or a product being handled there. A still hand
         inside a shelf is only a few pixels of motion, so the recognised action keeps a recount from
-        counting around it. `hand_in`: a hand-in-shelf segment begins on this frame; a hand takes or returns
+        counting around it. `hand_in`: a hand starts going into the shelf on this frame; a hand takes or returns
         one product per visit, which bounds what a recount may report.
         """
         want = False
