@@ -41,6 +41,22 @@ def test_the_agent_on_a_video_with_a_ledger_counts_what_each_shopper_took(tmp_pa
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 900 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
 
 
+def test_two_shoppers_one_after_the_other_get_a_basket_each(tmp_path, shelfwatch):
+    # A held-out video (the test set's first): one shopper takes two items and leaves; the next takes one.
+    video = sample(tmp_path, 900, seed=1000, index=0)
+    ledger = json.loads(video.with_name(video.name.replace(".mp4", ".labels.json")).read_text())
+    jsonl = tmp_path / "events.jsonl"
+    result = shelfwatch("edge", "run", "--bundle", DEMO_BUNDLE, "--source", video, "--events-jsonl", jsonl,
+                        "--outbox", tmp_path / "outbox.sqlite")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    expected = sorted((b["items"] for b in ledger["baskets"] if b["items"]), key=lambda b: sorted(b.items()))
+    assert len(expected) == 2 and final_baskets(events) == expected
+    # The first shopper walked out before the video ended: their basket was closed when they left.
+    left = [e["items"] for e in events if e["kind"] == "basket" and e["reason"] == "left" and e["items"]]
+    assert left == [ledger["baskets"][0]["items"]]
+
+
 def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, shelfwatch):
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
