@@ -134,7 +134,7 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
     watcher = MotionWatcher(size, zones)
     shoppers = ShopperTracker(size, ~watcher.shelf, gone_s=t.shopper_gone_s)
     shelf = ShelfCounter(zones, max(1, round(t.shelf_quiet_s * fps)), t.motion_fraction, t.detector_confidence,
-                         size[0])  # fmt: skip
+                         size)  # fmt: skip
     actions = ActionStream(recognizer, Segmenter())
     baskets = Baskets()
     annotator = Annotator(options.annotate, fps, size, zones, names) if options.annotate else None
@@ -229,9 +229,9 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
                 detections = [d if not sku_of else _renamed(d, sku_of) for d in detector(frame.image)]
                 summary.detections_run += 1
                 last_detect = index
-                shelf.handled(detections, size[1])
+                shelf.handled(detections)
                 if recount:
-                    for change in shelf.counted(index, detections, size[1]):
+                    for change in shelf.counted(index, detections):
                         emit_change(change)
             if annotator is not None:
                 annotator.write(frame.image, detections if active or recount else [], list(shoppers.tracks.values()),
@@ -249,7 +249,7 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
                 break
         emit_segments(actions.close(index + 1))
         if last_image is not None and not stop.requested:
-            for change in shelf.finish(index, detector(last_image), size[1]):
+            for change in shelf.finish(index, detector(last_image)):
                 emit_change(change)
         summary.seconds = time.perf_counter() - started
         summary.baskets.update({s: baskets.snapshot(s) for s in list(baskets.items)})

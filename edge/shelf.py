@@ -11,7 +11,7 @@ The zone keeps its units (SKU and box), not just counts per SKU, which is the li
 - a unit is new (a put-back) only when every sample shows it at the configured confidence on a free place;
 - a unit gone or new counts only near where the hand was (the zone's motion while it was disturbed):
   a change across the shelf from the hand is the detector's noise, not the shopper;
-- a hand takes or returns one product per visit (a hand-in-shelf segment);
+- a hand takes or returns one product per visit (a reach into the shelf);
 - products in a hand at the shelf's edge are remembered from the detections made while a hand is at the
   shelf: one still in the hand after its last visit left the shelf, even where the shelf cannot show it.
 """
@@ -69,7 +69,7 @@ class _ZoneState:
     disturbed: bool = False
     touched: bool = False  # a hand was recognised at the shelf during this disturbance
     quiet: int = 0
-    hand_visits: int = 0  # hand-in-shelf segments during this disturbance
+    hand_visits: int = 0  # hands going into the shelf during this disturbance
     held: list[Detection] = field(default_factory=list)  # products seen in a hand at the shelf since the last visit
     activity: np.ndarray = field(default_factory=lambda: np.zeros(MASK_SIZE[0], np.int64))  # per mask column
     samples: list[list[Detection]] = field(default_factory=list)
@@ -77,14 +77,27 @@ class _ZoneState:
 
 class ShelfCounter:
     def __init__(
-        self, zones: list[Zone], quiet_frames: int, motion_fraction: float, min_confidence: float, frame_width: int
+        self,
+        zones: list[Zone],
+        quiet_frames: int,
+        motion_fraction: float,
+        min_confidence: float,
+        frame_size: tuple[int, int],
     ) -> None:
         self.states = [_ZoneState(z) for z in zones]
         self.quiet_frames, self.motion_fraction, self.min_confidence = quiet_frames, motion_fraction, min_confidence
-        self.near = NEAR_HAND * frame_width
-        self.column_px = frame_width / MASK_SIZE[0]
-        self.frame_width = frame_width
-        self.inside_sums: dict[tuple[str, bool], np.ndarray] = {}  # integral images of the zones (and grown)
+        self.frame_size = frame_size
+        width, height = frame_size
+        self.near = NEAR_HAND * width
+        self.column_px = width / MASK_SIZE[0]
+        # Integral images of each zone, and of the zone grown by the hand band: how much of a box lies inside.
+        self.inside_sums: dict[tuple[str, bool], np.ndarray] = {}
+        reach = 2 * round(HAND_BAND * height) + 1
+        for z in zones:
+            m = np.zeros((height, width), np.uint8)
+            cv2.fillPoly(m, [np.round(np.array(z.polygon)).astype(np.int32)], 1)
+            self.inside_sums[(z.name, False)] = cv2.integral(m)
+            self.inside_sums[(z.name, True)] = cv2.integral(cv2.dilate(m, np.ones((reach, reach), np.uint8)))
 
     def observe(self, fg: Foreground, busy: bool = False, hand_in: bool = False) -> bool:
         """Follow each zone's activity; True when a recount wants a detection on this frame.
@@ -115,60 +128,48 @@ class ShelfCounter:
     def _due(self, s: _ZoneState) -> bool:
         return s.quiet >= self.quiet_frames and (s.units is None or s.disturbed) and len(s.samples) < SAMPLES
 
-    def inside(self, zone: Zone, d: Detection, height: int) -> bool:
+    def inside(self, zone: Zone, d: Detection) -> bool:
         """Most of the box lies in the zone: a product held at the shelf's edge is in a hand, not on the shelf."""
-        return self._share(zone, d, height, grown=False) >= MOSTLY_INSIDE
+        return self._share(zone, d, grown=False) >= MOSTLY_INSIDE
 
-    def in_hand(self, zone: Zone, d: Detection, height: int) -> bool:
+    def in_hand(self, zone: Zone, d: Detection) -> bool:
         """At the zone's edge but not on the shelf: a product in a hand that has just left (or is about to enter)
         the shelf; a product in a cart or a basket further back in the aisle is not."""
-        return not self.inside(zone, d, height) and self._share(zone, d, height, grown=True) >= MOSTLY_INSIDE
+        return not self.inside(zone, d) and self._share(zone, d, grown=True) >= MOSTLY_INSIDE
 
-    def _share(self, zone: Zone, d: Detection, height: int, grown: bool) -> float:
-        key = (zone.name, grown)
-        sums = self.inside_sums.get(key)
-        if sums is None or sums.shape[0] != height + 1:
-            m = np.zeros((height, self.frame_width), np.uint8)
-            cv2.fillPoly(m, [np.round(np.array(zone.polygon)).astype(np.int32)], 1)
-            if grown:
-                reach = 2 * round(HAND_BAND * height) + 1
-                m = cv2.dilate(m, np.ones((reach, reach), np.uint8))
-            sums = self.inside_sums[key] = cv2.integral(m)
-        x1, y1, x2, y2 = (
-            int(np.clip(round(v), 0, lim)) for v, lim in zip(d.box, (self.frame_width, height) * 2, strict=True)
-        )
+    def _share(self, zone: Zone, d: Detection, grown: bool) -> float:
+        sums = self.inside_sums[(zone.name, grown)]
+        x1, y1, x2, y2 = (int(np.clip(round(v), 0, lim)) for v, lim in zip(d.box, self.frame_size * 2, strict=True))
         area = max(1, (x2 - x1) * (y2 - y1))
         return float(sums[y2, x2] - sums[y1, x2] - sums[y2, x1] + sums[y1, x1]) / area
 
-    def handled(self, detections: list[Detection], height: int) -> None:
+    def handled(self, detections: list[Detection]) -> None:
         """A detection made while a hand is at the shelf or a product is being looked at: products in a hand,
         remembered until the next hand visit. A product that left the shelf in a hand and was not put back is
         a pick even where the shelf cannot show it (a product hidden behind a lamp, at the back of a slot)."""
         for s in self.states:
             if s.disturbed and s.hand_visits:
-                s.held += [
-                    d for d in detections if d.confidence >= self.min_confidence and self.in_hand(s.zone, d, height)
-                ]
+                s.held += [d for d in detections if d.confidence >= self.min_confidence and self.in_hand(s.zone, d)]
 
-    def counted(self, frame: int, detections: list[Detection], height: int) -> list[ShelfChange]:
-        """A detection made on a frame `observe` asked for (`height`: the frame's); returns the changes it settles."""
+    def counted(self, frame: int, detections: list[Detection]) -> list[ShelfChange]:
+        """A detection made on a frame `observe` asked for; returns the changes it settles."""
         changes: list[ShelfChange] = []
         for s in self.states:
             if not self._due(s):
                 continue
-            s.samples.append(_one_per_place([d for d in detections if self.inside(s.zone, d, height)]))
+            s.samples.append(_one_per_place([d for d in detections if self.inside(s.zone, d)]))
             if len(s.samples) == SAMPLES:
                 changes += self._settle(s, frame)
         return changes
 
-    def finish(self, frame: int, detections: list[Detection], height: int) -> list[ShelfChange]:
+    def finish(self, frame: int, detections: list[Detection]) -> list[ShelfChange]:
         """The stream ends: a zone still waiting to be recounted after a hand was at the shelf is counted once
         on the last frame (a file may end before the shelf has been quiet long enough). Only picks: a hand may
         still hold a product over the shelf, which is no put-back."""
         changes: list[ShelfChange] = []
         for s in self.states:
             if s.units is not None and s.disturbed and s.touched:
-                s.samples = [_one_per_place([d for d in detections if self.inside(s.zone, d, height)])]
+                s.samples = [_one_per_place([d for d in detections if self.inside(s.zone, d)])]
                 changes += self._settle(s, frame, at_rest=False)
         return changes
 

@@ -50,7 +50,7 @@ def recount(
     changes, samples = [], 0
     for frame in range(60):
         if counter.observe(scene()):
-            changes += counter.counted(frame, shelf(samples) if callable(shelf) else shelf, HEIGHT)
+            changes += counter.counted(frame, shelf(samples) if callable(shelf) else shelf)
             samples += 1
     assert samples in (0, SAMPLES)
     return changes
@@ -62,7 +62,7 @@ def stocked() -> list[Detection]:
 
 
 def counter() -> ShelfCounter:
-    c = ShelfCounter([SHELF], quiet_frames=5, motion_fraction=0.002, min_confidence=0.4, frame_width=WIDTH)
+    c = ShelfCounter([SHELF], quiet_frames=5, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
     assert recount(c, stocked()) == []  # the first count learns the shelf
     assert c.counts()["shelf"] == {"cola": 3, "chips": 2}
     return c
@@ -119,7 +119,7 @@ def test_a_product_held_at_the_shelfs_edge_is_in_a_hand_not_on_the_shelf():
 
 
 def test_one_product_named_twice_is_one_product():
-    c = ShelfCounter([SHELF], quiet_frames=5, motion_fraction=0.002, min_confidence=0.4, frame_width=WIDTH)
+    c = ShelfCounter([SHELF], quiet_frames=5, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
     doubled = [*stocked(), product("cola", 110, 130, 0.55), product("cola", 100, 110, 0.45)]
     recount(c, doubled)
     assert c.counts()["shelf"] == {"cola": 3, "chips": 2}
@@ -148,7 +148,7 @@ def test_the_end_of_a_file_counts_picks_but_not_a_product_still_in_a_hand():
     for _ in range(10):
         c.observe(scene(100), busy=True)
     last = [d for d in stocked() if d.box[1] != 115 or d.sku != "cola"] + [product("cola", 120, 140, 0.9)]
-    [change] = c.finish(900, last, HEIGHT)
+    [change] = c.finish(900, last)
     assert (change.kind, change.sku, change.quantity) == ("pick", "cola", 1)
 
 
@@ -156,7 +156,7 @@ def handle(counter: ShelfCounter, hand_x: float, visit: bool, held: list[Detecti
     """Frames of a hand at the shelf (a new hand-in-shelf visit first if `visit`), the detector seeing `held`."""
     for i in range(frames):
         counter.observe(scene(hand_x), busy=True, hand_in=visit and i == 0)
-        counter.handled(held, HEIGHT)
+        counter.handled(held)
 
 
 def test_a_product_carried_away_in_a_hand_is_a_pick_even_where_the_shelf_cannot_show_it():
