@@ -223,7 +223,7 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
             hand_in = label in INTO_SHELF and previous not in INTO_SHELF
             recount = shelf.observe(fg, busy=label in AT_SHELF, hand_in=hand_in)
             previous = label
-            during = active and current is not None and current[0] in DETECT_DURING and index % DETECT_STRIDE == 0
+            during = active and label in DETECT_DURING and index % DETECT_STRIDE == 0
             periodic = active and index - last_detect >= refresh
             if recount or during or periodic:
                 detections = [d if not sku_of else _renamed(d, sku_of) for d in detector(frame.image)]

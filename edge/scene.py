@@ -91,10 +91,12 @@ class Shopper:
 class ShopperTracker:
     """People in the aisle as foreground blobs, followed by nearest-centroid tracking.
 
-    Two rules keep one shopper one basket: a blob that appears next to a shopper's blob is part of that shopper
-    (an arm, a cart left a step behind, a body the slow background model has half learned while the shopper
-    stood still); and a blob on which nothing has moved for `still_s` is not a person but what a person left
-    behind (the "ghost" of a cart that stood still, a bag on the floor), so it stops holding a shopper open.
+    Three rules keep one shopper one basket: a blob that appears next to a shopper's blob is part of that
+    shopper (an arm, a cart left a step behind, a body the slow background model has half learned while the
+    shopper stood still); a blob on which nothing has moved for `still_s` is not a person but what a person
+    left behind (the "ghost" of a cart that stood still, a bag on the floor), so it stops holding a shopper
+    open and never starts a new one; and a blob that vanishes at the picture's edge has walked out (after
+    `exit_s`, not `gone_s`), so whoever walks in there next is someone new.
     """
 
     frame_size: tuple[int, int]

@@ -39,6 +39,8 @@ NEAR_HAND = 0.15  # of the frame width: how far from the hand's motion a change 
 ACTIVE_COLUMN, ACTIVE_SHARE = 3, 0.1  # changed pixel-frames for a mask column to count as the hand's place
 ADOPT_AFTER = 2  # a unit missing at this many recounts away from any hand leaves the zone's memory silently
 
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
+
 
 @dataclass(frozen=True)
 class ShelfChange:
@@ -57,7 +59,7 @@ class Unit:
     """One product on the shelf, as the recounts saw it."""
 
     sku: str
-    box: tuple[float, float, float, float]
+    box: Box
     confidence: float
     misses: int = 0  # recounts in a row that did not see it, while no hand was near
 
@@ -184,14 +186,14 @@ class ShelfCounter:
             # confident ones are the ones taken), more new ones is the detector seeing double.
             visits = max(1, s.hand_visits)
             kept: list[Unit] = []
-            taken: list[Unit] = []
+            taken = 0
             for u in sorted(s.units, key=lambda u: -u.confidence):
                 if any(_iou(u.box, p.box) >= SAME_PLACE for p in seen):
                     u.misses = 0
                     kept.append(u)
-                elif (s.touched and len(taken) < visits and u.confidence >= self.min_confidence
+                elif (s.touched and taken < visits and u.confidence >= self.min_confidence
                       and self._near_hand(s, u.box)):  # fmt: skip
-                    taken.append(u)
+                    taken += 1
                     changes.append(self._change("pick", u.sku, u.box, u.confidence, s, front, frame))
                 else:  # not where the hand was: the detector lost it for now, not the shopper
                     u.misses += 1
@@ -229,7 +231,7 @@ class ShelfCounter:
         confidence = float(np.mean([d.confidence for d in mine])) * 0.8
         return [self._change("pick", sku, box, confidence, s, front, frame)]  # type: ignore[arg-type]
 
-    def _near_hand(self, s: _ZoneState, box: tuple[float, float, float, float]) -> bool:
+    def _near_hand(self, s: _ZoneState, box: Box) -> bool:
         peak = int(s.activity.max())
         if peak < ACTIVE_COLUMN:
             return True  # the hand was recognised but hardly anything moved in the zone: no place to hold against
@@ -238,7 +240,7 @@ class ShelfCounter:
         return bool(s.activity[lo:hi].max(initial=0) >= max(ACTIVE_COLUMN, ACTIVE_SHARE * peak))
 
     @staticmethod
-    def _change(kind: Literal["pick", "putback"], sku: str, box: tuple[float, float, float, float],
+    def _change(kind: Literal["pick", "putback"], sku: str, box: Box,
                 confidence: float, s: _ZoneState, front: float, frame: int) -> ShelfChange:  # fmt: skip
         return ShelfChange(
             kind, sku, 1, s.zone.name, (box[0] + box[2]) / 2, front, frame, float(np.clip(confidence, 0, 1))
@@ -251,7 +253,7 @@ class ShelfCounter:
 @dataclass
 class _Place:
     sku: str
-    box: tuple[float, float, float, float]
+    box: Box
     confidence: float  # mean over the samples that saw it
     min_confidence: float
     hits: int
@@ -297,13 +299,9 @@ def _one_per_place(detections: list[Detection]) -> list[Detection]:
     return kept
 
 
-def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+def _overlap(a: Box, b: Box) -> float:
     """Intersection over the smaller box."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    return w * h / max(1e-9, min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1])))
+    return _intersection(a, b) / max(1e-9, min(_area(a), _area(b)))
 
 
 def _merged(changes: list[ShelfChange]) -> list[ShelfChange]:
@@ -320,10 +318,14 @@ def _merged(changes: list[ShelfChange]) -> list[ShelfChange]:
     return list(out.values())
 
 
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+def _iou(a: Box, b: Box) -> float:
+    inter = _intersection(a, b)
+    return inter / max(1e-9, _area(a) + _area(b) - inter)
+
+
+def _intersection(a: Box, b: Box) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def _area(a: Box) -> float:
+    return (a[2] - a[0]) * (a[3] - a[1])
