@@ -26,8 +26,12 @@ demo: $(VENV)/.demo-deps
 	$(VENV)/bin/shelfwatch edge run --bundle models/demo --source demo_out/synth_standard_s1000_0006.mp4 \
 		--events-jsonl demo_out/events.jsonl --annotate demo_out/annotated.mp4 --outbox demo_out/outbox.sqlite
 
+# The box runs Python 3.10 (JetPack 6): what it imports (edge/, shelfwatch/) may need nothing newer.
+BOX_PACKAGES := edge shelfwatch
+
 test: $(VENV)/.test-deps
 	$(PY) -m ruff check .
+	$(VENV)/bin/vermin --target=3.10- --violations --eval-annotations --no-tips --no-parse-comments $(BOX_PACKAGES)
 	$(PY) -m pytest -q
 
 lint: $(VENV)/.test-deps

@@ -3,7 +3,7 @@ alerts, shrink reports, boxes and gaps are served."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 from fastapi import Body, FastAPI, HTTPException, Query, Request
@@ -65,8 +65,8 @@ def create_app(central: Central) -> FastAPI:
     def shrink(store: str, start: Annotated[datetime | None, Query()] = None,
                end: Annotated[datetime | None, Query()] = None) -> list[ShrinkRow]:  # fmt: skip
         """Per SKU over [start, end) (default: the last 24 hours): shelf picks minus put-backs against sales."""
-        end = (end or datetime.now(UTC)).astimezone(UTC)
-        start = (start or end - timedelta(days=1)).astimezone(UTC)
+        end = (end or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        start = (start or end - timedelta(days=1)).astimezone(timezone.utc)
         with central.engine.connect() as conn:
             return shrink_report(conn, store, start, end)
 

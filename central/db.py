@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (
@@ -140,7 +140,7 @@ def insert_ignore(conn: Connection, table: Table, rows: dict | list[dict]) -> in
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(timezone.utc)
 
 
 def store_events(conn: Connection, batch: list[Any]) -> list[bool]:
@@ -218,7 +218,7 @@ def store_status(conn: Connection, status: Any) -> None:
 
 
 def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)  # SQLite hands back naive datetimes
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)  # SQLite hands back naive datetimes
 
 
 def _lock_box(conn: Connection, store: str, box: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from pydantic import ValidationError
 from sqlalchemy import select, update
@@ -15,19 +15,11 @@ from central import db
 from central.pos import POS_ADAPTER, Alert, BasketClose, BasketOpen, ItemScanned, Payment, PosMessage
 from central.reconcile import lane_alerts
 from edge.events import TOPIC_ROOT, StatusEvent, decode
-
-
-def reason_of(error: ValidationError) -> str:
-    """A validation error in one line: where and what, for each problem."""
-    parts = []
-    for e in error.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "payload"
-        parts.append(f"{where}: {e['msg']}")
-    return "; ".join(parts)
+from edge.schema import describe
 
 
 def utc(ts: datetime) -> datetime:
-    return ts.astimezone(UTC)
+    return ts.astimezone(timezone.utc)
 
 
 class Central:
@@ -74,7 +66,7 @@ class Central:
         try:
             event = decode(payload)
         except ValidationError as error:
-            return None, reason_of(error)
+            return None, describe(error, every=True)
         expected = f"{TOPIC_ROOT}/{event.store}/{event.box}/{event.kind}"
         if topic != expected:
             return None, f"topic does not match the payload (expected {expected})"
@@ -91,7 +83,7 @@ class Central:
         try:
             message = POS_ADAPTER.validate_json(payload)
         except ValidationError as error:
-            reason = reason_of(error)
+            reason = describe(error, every=True)
             self._dead(source, topic, payload, reason)
             return None, reason
         return self.pos(message, source, topic)

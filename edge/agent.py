@@ -19,7 +19,7 @@ import sys
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from edge.action import ActionRecognizer, ActionStream
@@ -124,7 +124,7 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
     publisher = None
     if config.mqtt is not None:
         will = StatusEvent(event_id=f"will-{config.box}-{int(time.time())}", seq=outbox.last_seq(),
-                           ts=datetime.now(UTC), store=config.store, box=config.box, state="offline")  # fmt: skip
+                           ts=_utc(time.time()), store=config.store, box=config.box, state="offline")  # fmt: skip
         publisher = Publisher(outbox, config.mqtt, f"shelfwatch-{config.store}-{config.box}",
                               emitter.topic("status"), encode(will))  # fmt: skip
         emitter.publisher = publisher
@@ -278,4 +278,4 @@ def _renamed(d: Detection, sku_of: dict[str, str]) -> Detection:
 
 
 def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
+    return datetime.fromtimestamp(ts, timezone.utc)

@@ -13,28 +13,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from edge.classes import ACTION_CLASSES
-from edge.config import key_path
 from edge.errors import ShelfWatchError
 from edge.preprocess import MEAN_RGB, MOTION_GAIN, STD_RGB, InputSpec
+from edge.schema import Strict, describe
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 Precision = Literal["int8", "fp16", "fp32"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FileEntry(_Strict):
+class FileEntry(Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(ge=0)
 
 
-class Quantization(_Strict):
+class Quantization(Strict):
     """How one graph was made smaller; `method` is what ran, `why` what the measurement said."""
 
     method: Literal["none", "static-qoperator-u8s8-per-channel", "static-qdq-u8s8-per-channel", "dynamic", "fp16"]
@@ -42,7 +38,7 @@ class Quantization(_Strict):
     ms_per_run: dict[str, float] = Field(default_factory=dict)  # candidate -> median ms, measured at export
 
 
-class ActionInput(_Strict):
+class ActionInput(Strict):
     width: int = Field(gt=0)
     height: int = Field(gt=0)
     motion: bool
@@ -55,7 +51,7 @@ class ActionInput(_Strict):
         return InputSpec(width=self.width, height=self.height, motion=self.motion)
 
 
-class ActionModelEntry(_Strict):
+class ActionModelEntry(Strict):
     encoder: str  # frames (N, C, H, W) -> features (N, F)
     step: str  # features (B, F), h, c (1, B, hidden) -> scores (B, classes), h', c'
     sequence: str | None = None  # frames (1, T, C, H, W) -> scores (1, T, classes), for offline use
@@ -67,27 +63,27 @@ class ActionModelEntry(_Strict):
     quantization: dict[str, Quantization]
 
 
-class SkuEntry(_Strict):
+class SkuEntry(Strict):
     class_index: int = Field(ge=0)  # the detector's output class
     sku: str
     name: str
 
 
-class DetectorEntry(_Strict):
+class DetectorEntry(Strict):
     model: str  # images (1, 3, S, S) RGB 0..1 letterboxed -> (1, 4 + classes, anchors), boxes as cx, cy, w, h
     imgsz: int = Field(gt=0)
     catalog: list[SkuEntry]
     quantization: Quantization
 
 
-class Provenance(_Strict):
+class Provenance(Strict):
     commands: list[str]
     seeds: dict[str, int] = Field(default_factory=dict)
     git_commit: str | None = None
     sources: dict[str, str] = Field(default_factory=dict)  # what each part was exported from
 
 
-class Manifest(_Strict):
+class Manifest(Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     bundle_id: str  # a digest of the files: changes whenever any model changes
     created: datetime
@@ -125,9 +121,7 @@ def load_bundle(folder: Path) -> Manifest:
     except json.JSONDecodeError as exc:
         raise ShelfWatchError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = key_path(tuple(first["loc"]))
-        raise ShelfWatchError(f"{path}: {where}: {first['msg']}") from None
+        raise ShelfWatchError(f"{path}: {describe(exc)}") from None
     if manifest.action.classes != list(ACTION_CLASSES):
         raise ShelfWatchError(f"{path}: its action classes {manifest.action.classes} are not this agent's")
     named = [manifest.action.encoder, manifest.action.step]

@@ -1,9 +1,8 @@
-"""`shelfwatch edge run` (the agent) and `shelfwatch schema` (the published JSON Schemas)."""
+"""`shelfwatch edge run` (the agent) and `shelfwatch edge health` (the container's health check)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 
@@ -44,12 +43,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     health.add_argument("--max-age", type=float, default=90.0, help="seconds (default 90)")
     health.set_defaults(func=run_health)
 
-    schema = sub.add_parser("schema", help="print a JSON Schema for consumers and editors",
-                            description="Print the JSON Schema of the box events, the model bundle manifest or "
-                            "the box config.")  # fmt: skip
-    schema.add_argument("what", choices=["events", "manifest", "box-config", "pos"])
-    schema.set_defaults(func=print_schema)
-
 
 def run_edge(args: argparse.Namespace) -> int:
     from edge.agent import RunOptions, run_agent
@@ -87,27 +80,6 @@ def run_edge(args: argparse.Namespace) -> int:
         print(f"events written to {args.events_jsonl}")
     if args.annotate:
         print(f"annotated video: {args.annotate}")
-    return 0
-
-
-def print_schema(args: argparse.Namespace) -> int:
-    if args.what == "events":
-        from edge.events import events_schema
-
-        schema = events_schema()
-    elif args.what == "manifest":
-        from edge.bundle import manifest_schema
-
-        schema = manifest_schema()
-    elif args.what == "pos":
-        from central.pos import POS_ADAPTER
-
-        schema = POS_ADAPTER.json_schema()
-    else:
-        from edge.config import BoxConfig
-
-        schema = BoxConfig.model_json_schema()
-    print(json.dumps(schema, indent=2))
     return 0
 
 

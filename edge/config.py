@@ -11,26 +11,23 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from edge.errors import ShelfWatchError
+from edge.schema import Strict, describe
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="lower-case letters, digits, _ and -")]
 Point = tuple[float, float]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Zone(_Strict):
+class Zone(Strict):
     """A shelf zone: a polygon in the camera frame's pixels (at least three corners)."""
 
     name: Slug
     polygon: list[Point] = Field(min_length=3)
 
 
-class SkuMap(_Strict):
+class SkuMap(Strict):
     """The store's SKU id (and name) for one of the detector's classes."""
 
     detector_class: str
@@ -38,14 +35,14 @@ class SkuMap(_Strict):
     name: str | None = None
 
 
-class Camera(_Strict):
+class Camera(Strict):
     source: str = Field(description="a video file, an rtsp:// or http(s):// stream, or a local camera index")
     read_timeout_s: float = Field(default=5.0, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
     realtime: bool = Field(default=False, description="pace a file at its frame rate, as a camera would")
 
 
-class Thresholds(_Strict):
+class Thresholds(Strict):
     detector_confidence: float = Field(default=0.4, gt=0, lt=1)
     motion_fraction: float = Field(default=0.002, ge=0, lt=1, description="share of changed pixels that is motion")
     motion_hold_s: float = Field(default=1.0, ge=0, description="keep the models running this long after motion")
@@ -54,7 +51,7 @@ class Thresholds(_Strict):
     shopper_gone_s: float = Field(default=4.0, gt=0, description="a shopper unseen this long has left")
 
 
-class Tls(_Strict):
+class Tls(Strict):
     ca: Path
     cert: Path | None = None
     key: Path | None = None
@@ -66,7 +63,7 @@ class Tls(_Strict):
         return self
 
 
-class MqttConfig(_Strict):
+class MqttConfig(Strict):
     host: str = Field(min_length=1)
     port: int = Field(default=1883, ge=1, le=65535)
     tls: Tls | None = None
@@ -96,13 +93,13 @@ class MqttConfig(_Strict):
         return None
 
 
-class OutboxConfig(_Strict):
+class OutboxConfig(Strict):
     path: Path = Path("shelfwatch-outbox.sqlite")
     max_events: int = Field(default=100_000, ge=10)
     max_age_s: float = Field(default=7 * 24 * 3600, gt=0)
 
 
-class BoxConfig(_Strict):
+class BoxConfig(Strict):
     store: Slug
     box: Slug
     camera: Camera
@@ -123,11 +120,6 @@ class BoxConfig(_Strict):
         if len(set(names)) != len(names):
             raise ValueError("zone names must be unique")
         return zones
-
-
-def key_path(loc: tuple) -> str:
-    """`mqtt.tls.ca` for a validation error's location; odd keys (control characters, spaces) are quoted."""
-    return ".".join(str(p) if str(p).isprintable() and " " not in str(p) else repr(p) for p in loc) or "(top level)"
 
 
 def yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, str]:
@@ -173,7 +165,4 @@ def load_box_config(path: Path) -> BoxConfig:
     except ValueError as exc:  # pydantic's ValidationError, or a value that resolve_paths cannot take
         if not isinstance(exc, ValidationError):
             raise ShelfWatchError(f"{path}: {' '.join(str(exc).split())}") from None
-        first = exc.errors()[0]
-        where = key_path(tuple(first["loc"]))
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ShelfWatchError(f"{path}: {where}: {first['msg']}{more}") from None
+        raise ShelfWatchError(f"{path}: {describe(exc)}") from None

@@ -9,7 +9,6 @@ Topics: `shelfwatch/v1/<store>/<box>/<kind>`, QoS 1.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -112,7 +111,3 @@ def events_schema() -> dict:
     schema["$id"] = f"https://shelfwatch.dev/schemas/events/v{EVENTS_VERSION}.json"
     schema["title"] = "ShelfWatch box events"
     return schema
-
-
-def schema_text() -> str:
-    return json.dumps(events_schema(), indent=2)

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -205,7 +205,7 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
         commands.append(command_line())
         manifest = Manifest(
             bundle_id=bundle_id(files),
-            created=datetime.now(UTC),
+            created=datetime.now(timezone.utc),
             precision=options.precision,
             target=options.target,
             action=entry,
@@ -270,7 +270,7 @@ def _draft_manifest(folder: Path, model, encoder: str, step: str) -> Manifest:
     """An unverified manifest, to run graphs that are not in a bundle yet."""
     files = {n: FileEntry(sha256=sha256_of(folder / n), bytes=(folder / n).stat().st_size) for n in (encoder, step)}
     quant = {k: Quantization(method="none") for k in ("encoder", "step")}
-    return Manifest(bundle_id=bundle_id(files), created=datetime.now(UTC), precision="fp32", target="cpu",
+    return Manifest(bundle_id=bundle_id(files), created=datetime.now(timezone.utc), precision="fp32", target="cpu",
                     action=_action_entry(model, encoder, step, None, quant), files=files,
                     provenance=Provenance(commands=[]))  # fmt: skip
 

@@ -43,7 +43,7 @@ def _name(common_name: str, org: str) -> x509.Name:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)  # a little slack for clocks that lag
+    return dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)  # a little slack for clocks that lag
 
 
 def write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:

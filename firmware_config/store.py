@@ -12,7 +12,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from edge.config import BoxConfig, key_path, resolve_paths, yaml_problem
+from edge.config import BoxConfig, resolve_paths, yaml_problem
+from edge.schema import problems as validation_problems
 
 STORE_FILE = "store.yaml"
 BOXES_DIR = "boxes"
@@ -128,10 +129,9 @@ def validate_box(sources: list[Source]) -> tuple[BoxConfig | None, list[Problem]
         return BoxConfig.model_validate(merged), []
     except ValidationError as exc:
         problems = []
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            file, line = _locate(loc, sources)
-            problems.append(Problem(file, line, key_path(loc), error["msg"]))
+        for error, (where, what) in zip(exc.errors(), validation_problems(exc), strict=True):
+            file, line = _locate(tuple(error["loc"]), sources)
+            problems.append(Problem(file, line, where, what))
         return None, problems
 
 

@@ -4,12 +4,14 @@ turns bad input into one line on stderr and a non-zero exit instead of a traceba
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
 from pydantic import ValidationError
 
 from edge.errors import ShelfWatchError
+from edge.schema import describe
 from shelfwatch import __version__
 
 EXIT_BAD_INPUT = 2
@@ -33,7 +35,46 @@ def build_parser() -> argparse.ArgumentParser:
     edge_cli.register(sub)
     firmware_cli.register(sub)
     central_cli.register(sub)
+    schema = sub.add_parser("schema", help="print a JSON Schema for consumers and editors",
+                            description="Print the JSON Schema of the box events, the model bundle manifest, "
+                            "the box config or the checkout (POS) messages.")  # fmt: skip
+    schema.add_argument("what", choices=sorted(SCHEMAS))
+    schema.set_defaults(func=print_schema)
     return parser
+
+
+def _events_schema() -> dict:
+    from edge.events import events_schema
+
+    return events_schema()
+
+
+def _manifest_schema() -> dict:
+    from edge.bundle import manifest_schema
+
+    return manifest_schema()
+
+
+def _box_config_schema() -> dict:
+    from edge.config import BoxConfig
+
+    return BoxConfig.model_json_schema()
+
+
+def _pos_schema() -> dict:
+    from central.pos import POS_ADAPTER
+
+    return POS_ADAPTER.json_schema()
+
+
+# Imported on use: each schema lives with its component, and the box has no central package to import.
+SCHEMAS = {"events": _events_schema, "manifest": _manifest_schema, "box-config": _box_config_schema,
+           "pos": _pos_schema}  # fmt: skip
+
+
+def print_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(SCHEMAS[args.what](), indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,9 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     except ShelfWatchError as exc:
         print(f"shelfwatch: error: {exc}", file=sys.stderr)
     except ValidationError as exc:
-        from training.labels import describe_validation_error
-
-        print(f"shelfwatch: error: {describe_validation_error(exc)}", file=sys.stderr)
+        print(f"shelfwatch: error: {describe(exc)}", file=sys.stderr)
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
         print(f"shelfwatch: error: {exc.filename}: {exc.strerror}", file=sys.stderr)
     except KeyboardInterrupt:

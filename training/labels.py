@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from edge.classes import ACTION_CLASSES, Action
 from edge.errors import ShelfWatchError
+from edge.schema import Strict, describe
 from edge.segments import segments_to_frames
 
 LABELS_FORMAT = "shelfwatch-labels"
@@ -100,32 +101,28 @@ Point = tuple[float, float]
 Box = tuple[int, int, int, int]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SegmentRecord(_Strict):
+class SegmentRecord(Strict):
     label: str = Field(description="Action class name, one of `classes` other than no_action.")
     start: int = Field(ge=0, description="First frame (0-based).")
     end: int = Field(gt=0, description="One past the last frame.")
     shopper: int | None = Field(default=None, description="Shopper id, where known.")
 
 
-class SkuRecord(_Strict):
+class SkuRecord(Strict):
     id: str
     name: str
     shape: str
     yolo_class: int = Field(ge=0, description="Class index in the generated YOLO dataset.")
 
 
-class ShopperPose(_Strict):
+class ShopperPose(Strict):
     id: int
     head: Point = Field(description="Head centre, pixels.")
     hands: tuple[Point, Point] = Field(description="Left and right hand centres, pixels.")
     passerby: bool = Field(default=False, description="Crossing the aisle; never takes anything.")
 
 
-class ProductBox(_Strict):
+class ProductBox(Strict):
     sku: str
     box: Box = Field(description="x1, y1, x2, y2 in pixels.")
     place: Literal["shelf", "hand", "cart"] = Field(description="'hand' means held by `shopper`.")
@@ -134,24 +131,24 @@ class ProductBox(_Strict):
     visible: float = Field(ge=0.0, le=1.0, description="Fraction of the box not covered by people.")
 
 
-class FrameRecord(_Strict):
-    shoppers: list[ShopperPose] = []
-    products: list[ProductBox] = []
+class FrameRecord(Strict):
+    shoppers: list[ShopperPose] = Field(default_factory=list)
+    products: list[ProductBox] = Field(default_factory=list)
 
 
-class LedgerEntry(_Strict):
+class LedgerEntry(Strict):
     frame: int = Field(ge=0, description="Frame at which the item left the shelf (take) or was put back.")
     shopper: int
     sku: str
     kind: Literal["take", "return"]
 
 
-class Basket(_Strict):
+class Basket(Strict):
     shopper: int
     items: dict[str, int] = Field(description="SKU id -> items taken minus items put back.")
 
 
-class LabelFile(_Strict):
+class LabelFile(Strict):
     format: Literal["shelfwatch-labels"] = LABELS_FORMAT
     version: Literal[1] = LABELS_VERSION
     video: str | None = Field(default=None, description="The video file's name, beside this file.")
@@ -162,10 +159,10 @@ class LabelFile(_Strict):
     classes: list[str]
     frame_classes: list[int] = Field(description="Class index of every frame.")
     segments: list[SegmentRecord]
-    skus: list[SkuRecord] = []
+    skus: list[SkuRecord] = Field(default_factory=list)
     frames: list[FrameRecord] | None = Field(default=None, description="Per-frame shoppers and product boxes.")
-    ledger: list[LedgerEntry] = []
-    baskets: list[Basket] = []
+    ledger: list[LedgerEntry] = Field(default_factory=list)
+    baskets: list[Basket] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> LabelFile:
@@ -229,17 +226,7 @@ def read_label_file(path: str | Path) -> LabelFile:
     try:
         return LabelFile.model_validate(data)
     except ValidationError as exc:
-        raise LabelError(path, describe_validation_error(exc)) from None
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """The first problem pydantic found, as one line: where it is and what is wrong."""
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    message = str(first["msg"]).removeprefix("Value error, ")
-    more = exc.error_count() - 1
-    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{where + ': ' if where else ''}{message}{suffix}"
+        raise LabelError(path, describe(exc)) from None
 
 
 def write_label_file(label_file: LabelFile, path: str | Path) -> None:

@@ -1,11 +1,11 @@
 """Events as a box would publish them, for central's tests and benchmark."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from edge.events import ActionEvent, BasketEvent, PickEvent, StatusEvent, encode, topic
 
-T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 
 
 def box_events(store: str, box: str, n: int, start_seq: int = 1, t0: datetime = T0) -> list[tuple[str, bytes]]:

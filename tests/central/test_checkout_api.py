@@ -1,7 +1,7 @@
 """The checkout API: a POS reports a transaction; closing it reconciles the lane box's counts with the scans
 (one alert per unscanned unit); malformed requests are refused with the reason and stored nowhere else."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -10,7 +10,7 @@ from central import db
 from central.api import create_app
 from edge.events import PickEvent, encode, topic
 
-OPEN = datetime.now(UTC) - timedelta(minutes=10)
+OPEN = datetime.now(timezone.utc) - timedelta(minutes=10)
 
 
 def pick(seq: int, kind: str, sku: str, minutes: float, box: str = "lane-1", confidence: float = 0.9):

@@ -3,7 +3,7 @@ is stored exactly once; invalid payloads are dead-lettered; POS messages and ale
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import paho.mqtt.client as mqtt
 
@@ -67,7 +67,7 @@ def test_pos_over_mqtt_and_alerts_published(broker, tmp_path):
     consumer.start()
     assert consumer.subscribed.wait(10)
     alerts = Subscriber(broker.port, topic="shelfwatch/alerts/v1/#", client_id="alert-listener")
-    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    t0 = datetime.now(timezone.utc) - timedelta(minutes=5)
     pub = publisher(broker.port)
     for topic, payload in box_events("s1", "lane-2", 2, t0=t0 - timedelta(seconds=1)):  # an action, then a pick
         pub.publish(topic, payload, qos=1)

@@ -5,7 +5,7 @@ import json
 import subprocess
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from fastapi.testclient import TestClient
 
@@ -33,7 +33,7 @@ def test_one_unscanned_item_one_alert(broker, tmp_path):
 
     def send(kind: str, n: int, **extra) -> dict:
         body = {"type": kind, "message_id": f"m{n}", "transaction_id": "t-1", "store": "s1", "lane": "lane-1",
-                "ts": datetime.now(UTC).isoformat(), **extra}  # fmt: skip
+                "ts": datetime.now(timezone.utc).isoformat(), **extra}  # fmt: skip
         response = pos.post("/pos", json=body)
         assert response.status_code == 202, response.text
         return response.json()
@@ -46,8 +46,8 @@ def test_one_unscanned_item_one_alert(broker, tmp_path):
     agent = subprocess.run(shelfwatch_command("edge", "run", "--config", config), capture_output=True, text=True,
                            timeout=600)  # fmt: skip
     assert agent.returncode == 0, agent.stderr
-    deadline = datetime.now(UTC) + timedelta(seconds=30)
-    while datetime.now(UTC) < deadline:
+    deadline = datetime.now(timezone.utc) + timedelta(seconds=30)
+    while datetime.now(timezone.utc) < deadline:
         with central.engine.connect() as conn:
             picks = Counter()
             for r in conn.execute(db.events.select().where(db.events.c.kind == "pick")):

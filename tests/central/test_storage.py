@@ -3,7 +3,7 @@ and closed by late events; invalid payloads go to the dead letters with their re
 
 import json
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
@@ -56,7 +56,7 @@ def test_gaps_open_on_missing_seq_and_close_when_late_events_arrive(central):
 
 
 def test_a_last_will_marks_the_box_offline(central):
-    connected = datetime.now(UTC) - timedelta(minutes=1)
+    connected = datetime.now(timezone.utc) - timedelta(minutes=1)
     central.event(*status("s1", "a", 0, ts=connected))
     central.event(*status("s1", "a", 0, state="offline", ts=connected))  # the will is dated when it was set
     with central.engine.connect() as conn:

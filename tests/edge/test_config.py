@@ -59,7 +59,7 @@ def test_a_password_file(tmp_path):
         (("box: aisle3-left", "box: Aisle 3"), "box: String should match pattern"),
         (("outbox: {", "outbx: {"), "outbx: Extra inputs are not permitted"),
         (("polygon: [[0, 0], [640, 0], ", "polygon: ["), "zones.0.polygon: List should have at least 3 items"),
-        (("cert: certs/box.crt, ", ""), "mqtt.tls: Value error, give both cert and key, or neither"),
+        (("cert: certs/box.crt, ", ""), "mqtt.tls: give both cert and key, or neither"),
         (("store: store-7", "store: [store-7"), "line 3: not valid YAML"),
     ],
 )

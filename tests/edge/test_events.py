@@ -1,7 +1,7 @@
 """The event contract: versioned pydantic models, a published JSON Schema, payloads under 1 KB."""
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import pytest
 from pydantic import ValidationError
@@ -19,7 +19,7 @@ from edge.events import (
     topic,
 )
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 COMMON = {"event_id": "7d1e4c1a-5b7e-4f7e-9a63-0d2b1c9e4f10", "seq": 42, "ts": NOW, "store": "store-7", "box": "aisle3"}
 
 
