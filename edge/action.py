@@ -11,6 +11,7 @@ from edge.bundle import Manifest
 from edge.preprocess import shrink, to_input
 from edge.providers import open_session
 from edge.segments import ActionSegment, Segmenter
+from edge.video import Frame
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -71,6 +72,18 @@ class ActionStream:
         self.in_gap = True
         self.warmup = 0
         self.last: np.ndarray | None = None
+
+    def update(self, frame: Frame, active: bool) -> list[ActionSegment]:
+        """One frame of the stream: scored when the motion gate is open, a gap otherwise; returns the segments
+        it closed. A frame after lost ones starts afresh."""
+        closed = self.gap(frame.index) if frame.after_gap else []
+        return closed + (self.frame(frame.index, frame.image) if active else self.gap(frame.index))
+
+    @property
+    def label(self) -> int | None:
+        """The action recognised on the latest frame; None while nothing is scored."""
+        current = self.current
+        return current[0] if current is not None else None
 
     def frame(self, index: int, image: np.ndarray) -> list[ActionSegment]:
         closed: list[ActionSegment] = []

@@ -8,8 +8,6 @@ from collections import Counter
 class Baskets:
     def __init__(self) -> None:
         self.items: dict[int, Counter] = {}
-        self.picks = 0
-        self.putbacks = 0
 
     def owner_of_putback(self, sku: str, nearest: int | None) -> int | None:
         """A put-back goes to the nearest shopper, unless only someone else has that SKU to put back."""
@@ -22,10 +20,8 @@ class Baskets:
         basket = self.items.setdefault(shopper, Counter())
         if kind == "pick":
             basket[sku] += quantity
-            self.picks += quantity
         else:
             basket[sku] -= quantity
-            self.putbacks += quantity
         return self.snapshot(shopper)
 
     def snapshot(self, shopper: int) -> dict[str, int]:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge.telemetry import Progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,8 +69,9 @@ def run_edge(args: argparse.Namespace) -> int:
                            outbox=OutboxConfig(path=args.outbox or Path("shelfwatch-outbox.sqlite")))  # fmt: skip
     if args.max_frames is not None and args.max_frames < 1:
         raise ShelfWatchError("--max-frames must be at least 1")
+    progress = progress_line if sys.stderr.isatty() else None  # a terminal, not a log file
     options = RunOptions(events_jsonl=args.events_jsonl, annotate=args.annotate, max_frames=args.max_frames,
-                         realtime=args.realtime)  # fmt: skip
+                         realtime=args.realtime, on_progress=progress)  # fmt: skip
     s = run_agent(config, options)
     actions = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in sorted(s.actions.items())) or "none"
     print(f"{s.frames} frames in {s.seconds:.1f} s ({s.fps:.0f} fps); models skipped on {100 * s.motion_skip:.0f}% "
@@ -81,6 +87,14 @@ def run_edge(args: argparse.Namespace) -> int:
     if args.annotate:
         print(f"annotated video: {args.annotate}")
     return 0
+
+
+def progress_line(p: Progress) -> None:
+    """One line on the terminal, rewritten in place: frames done (of how many), events so far, speed."""
+    of = f"/{p.total}" if p.total else ""
+    share = f" ({100 * p.fraction:.0f}%)" if p.fraction is not None else ""
+    print(f"\r{p.frames}{of} frames{share}, {p.events} events, {p.fps:.0f} fps  ", end="\n" if p.done else "",
+          file=sys.stderr, flush=True)  # fmt: skip
 
 
 def run_health(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """What moves in the picture, from one cheap foreground mask per frame (OpenCV's MOG2 at 160x120):
 
-- the motion gate: nothing moves -> the models are skipped (an empty store costs almost nothing);
+- the motion gate (`MotionGate`): nothing moves -> the models are skipped (an empty store costs almost nothing);
 - shelf activity: motion inside each shelf zone (a recount waits until the zone is quiet again);
 - shoppers: foreground blobs outside the shelf zones, followed by nearest-centroid tracking.
 """
@@ -71,6 +71,20 @@ class MotionWatcher:
             zone_x[name] = float(xs.mean() * self.width / MASK_SIZE[0]) if len(xs) else None
             columns[name] = (changed & self.zone_reach[name]).sum(axis=0)
         return Foreground(mask, float(on.mean()), zones, zone_x, columns, changed)
+
+
+class MotionGate:
+    """The models run while something moves in the picture and for `hold_frames` after: an empty aisle costs
+    only the foreground mask."""
+
+    def __init__(self, threshold: float, hold_frames: int) -> None:
+        self.threshold, self.hold_frames = threshold, hold_frames
+        self.last_motion = -(10**9)
+
+    def update(self, index: int, fg: Foreground) -> bool:
+        if fg.moving > self.threshold:
+            self.last_motion = index
+        return index - self.last_motion <= self.hold_frames
 
 
 @dataclass

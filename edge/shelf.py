@@ -25,9 +25,12 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from edge.classes import Action
 from edge.config import Zone
 from edge.detector import Detection
+from edge.geometry import Box, iou, suppress_overlaps
 from edge.scene import MASK_SIZE, Foreground
+from edge.schedule import Look
 
 SAMPLES = 3  # detections per recount
 SPACING = 3  # frames between them
@@ -39,7 +42,11 @@ NEAR_HAND = 0.15  # of the frame width: how far from the hand's motion a change 
 ACTIVE_COLUMN, ACTIVE_SHARE = 3, 0.1  # changed pixel-frames for a mask column to count as the hand's place
 ADOPT_AFTER = 2  # a unit missing at this many recounts away from any hand leaves the zone's memory silently
 
-Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
+# A hand at or in the shelf, or a product being looked at (held over the shelf's edge, often put straight back):
+# no shelf recount while one is recognised.
+AT_SHELF = {Action.REACH_TO_SHELF, Action.HAND_IN_SHELF, Action.RETRACT_FROM_SHELF, Action.INSPECT_PRODUCT}
+# A hand going into the shelf: one visit, however the model splits it between reaching and being in the shelf.
+INTO_SHELF = {Action.REACH_TO_SHELF, Action.HAND_IN_SHELF}
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,7 @@ class ShelfCounter:
         frame_size: tuple[int, int],
     ) -> None:
         self.states = [_ZoneState(z) for z in zones]
+        self.previous: int | None = None  # the action recognised on the frame before
         self.quiet_frames, self.motion_fraction, self.min_confidence = quiet_frames, motion_fraction, min_confidence
         self.frame_size = frame_size
         width, height = frame_size
@@ -100,6 +108,19 @@ class ShelfCounter:
             cv2.fillPoly(m, [np.round(np.array(z.polygon)).astype(np.int32)], 1)
             self.inside_sums[(z.name, False)] = cv2.integral(m)
             self.inside_sums[(z.name, True)] = cv2.integral(cv2.dilate(m, np.ones((reach, reach), np.uint8)))
+
+    def update(self, frame: int, fg: Foreground, action: int | None, look: Look) -> list[ShelfChange]:
+        """One frame: the zones' motion (`fg`), the action recognised on it (None: nothing scored) and the frame's
+        product detections (`look`: run if the schedule wanted them, or here when a recount needs them).
+        Returns the picks and put-backs this frame settles."""
+        hand_in = action in INTO_SHELF and self.previous not in INTO_SHELF
+        self.previous = action
+        recount = self.observe(fg, busy=action in AT_SHELF, hand_in=hand_in)
+        if not (recount or look.wanted):
+            return []
+        detections = look.detections()
+        self.handled(detections)
+        return self.counted(frame, detections) if recount else []
 
     def observe(self, fg: Foreground, busy: bool = False, hand_in: bool = False) -> bool:
         """Follow each zone's activity; True when a recount wants a detection on this frame.
@@ -185,10 +206,12 @@ class ShelfCounter:
             # One product per hand visit: more units gone than that is the detector losing some (the most
             # confident ones are the ones taken), more new ones is the detector seeing double.
             visits = max(1, s.hand_visits)
+            units = sorted(s.units, key=lambda u: -u.confidence)
+            same = iou([u.box for u in units], [p.box for p in seen]) >= SAME_PLACE  # (units, places)
             kept: list[Unit] = []
             taken = 0
-            for u in sorted(s.units, key=lambda u: -u.confidence):
-                if any(_iou(u.box, p.box) >= SAME_PLACE for p in seen):
+            for u, still_there in zip(units, same.any(axis=1), strict=True):
+                if still_there:
                     u.misses = 0
                     kept.append(u)
                 elif (s.touched and taken < visits and u.confidence >= self.min_confidence
@@ -200,8 +223,9 @@ class ShelfCounter:
                     if u.misses < ADOPT_AFTER:
                         kept.append(u)
             returned = 0
-            for p in sorted(seen, key=lambda p: -p.confidence):
-                if not at_rest or any(_iou(u.box, p.box) >= SAME_PLACE for u in s.units):
+            for i in sorted(range(len(seen)), key=lambda i: -seen[i].confidence):
+                p = seen[i]
+                if not at_rest or same[:, i].any():
                     continue
                 sure = p.hits == len(s.samples) and p.min_confidence >= self.min_confidence
                 if s.touched and sure and returned < visits and self._near_hand(s, p.box):
@@ -267,10 +291,9 @@ def _places(samples: list[list[Detection]]) -> list[_Place]:
         taken: set[int] = set()
         for d in sorted(sample, key=lambda d: -d.confidence):
             best, best_iou = None, SAME_PLACE
-            for i, g in enumerate(groups):
-                iou = _iou(g[0].box, d.box)
-                if i not in taken and iou >= best_iou:
-                    best, best_iou = i, iou
+            for i, overlap in enumerate(iou([g[0].box for g in groups], [d.box])[:, 0]):
+                if i not in taken and overlap >= best_iou:
+                    best, best_iou = i, overlap
             if best is None:
                 groups.append([d])
                 taken.add(len(groups) - 1)
@@ -292,16 +315,8 @@ def _places(samples: list[list[Detection]]) -> list[_Place]:
 def _one_per_place(detections: list[Detection]) -> list[Detection]:
     """Products on a shelf stand side by side, not on top of each other: of boxes that overlap much (a second box
     shifted by half a product, one product named twice), the most confident one stays."""
-    kept: list[Detection] = []
-    for d in sorted(detections, key=lambda d: -d.confidence):
-        if all(_overlap(d.box, k.box) < SAME_PLACE for k in kept):
-            kept.append(d)
-    return kept
-
-
-def _overlap(a: Box, b: Box) -> float:
-    """Intersection over the smaller box."""
-    return _intersection(a, b) / max(1e-9, min(_area(a), _area(b)))
+    kept = suppress_overlaps([d.box for d in detections], [d.confidence for d in detections], SAME_PLACE)
+    return [detections[i] for i in kept]
 
 
 def _merged(changes: list[ShelfChange]) -> list[ShelfChange]:
@@ -316,16 +331,3 @@ def _merged(changes: list[ShelfChange]) -> list[ShelfChange]:
         else:
             out[k] = c
     return list(out.values())
-
-
-def _iou(a: Box, b: Box) -> float:
-    inter = _intersection(a, b)
-    return inter / max(1e-9, _area(a) + _area(b) - inter)
-
-
-def _intersection(a: Box, b: Box) -> float:
-    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-
-
-def _area(a: Box) -> float:
-    return (a[2] - a[0]) * (a[3] - a[1])

@@ -60,6 +60,8 @@ class VideoSource:
             self.fps = 30.0
         self.width = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.kind == "file" else 0
+        self.frame_count: int | None = count if count > 0 else None  # a file's length, as its container says
 
     def _open(self) -> cv2.VideoCapture:
         ms = int(self.read_timeout_s * 1000)

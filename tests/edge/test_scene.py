@@ -69,3 +69,14 @@ def test_the_shopper_reaching_closest_to_the_touched_shelf_is_nearest():
     assert tracker.nearest(120 * 4, 172).id == ids[120]  # the shelf touched in front of the one further back
     assert tracker.nearest(30 * 4, 172).id == ids[30]
     assert tracker.nearest(None).id in ids.values()
+
+
+def test_the_motion_gate_stays_open_a_while_after_the_last_motion():
+    from edge.scene import Foreground, MotionGate
+
+    def fg(moving: float) -> Foreground:
+        return Foreground(np.zeros((H, W), np.uint8), moving, {}, {}, {}, np.zeros((H, W), bool))
+
+    gate = MotionGate(threshold=0.01, hold_frames=3)
+    opened = [gate.update(i, fg(0.05 if i in (2, 10) else 0.0)) for i in range(16)]
+    assert [i for i, o in enumerate(opened) if o] == [2, 3, 4, 5, 10, 11, 12, 13]

@@ -181,3 +181,28 @@ def test_a_product_in_the_cart_further_back_is_not_in_a_hand():
     handle(c, 300, visit=True, held=[])
     handle(c, 300, visit=False, held=[product("fanta", 300, 330, 0.9)])
     assert recount(c, stocked()) == []
+
+
+def test_one_call_per_frame_takes_the_action_and_the_frames_detections_and_returns_the_changes():
+    from edge.classes import Action
+    from edge.schedule import Look
+
+    c = counter()
+    shelf = [d for d in stocked() if d.box[1] != 130 - 15 or d.sku != "cola"]  # the front cola taken
+    asked: list[int] = []
+
+    def look(frame: int, wanted: bool = False) -> Look:
+        return Look(lambda: asked.append(frame) or shelf, wanted)
+
+    # A hand reaches in and out at x=105: the recognised action holds the recount back, whatever the motion.
+    for f in range(10):
+        assert c.update(f, scene(105), Action.REACH_TO_SHELF if f < 5 else Action.HAND_IN_SHELF, look(f)) == []
+    # Detections the schedule wanted while the hand is there are looked at (products in the hand), not counted.
+    assert c.update(10, scene(105), Action.RETRACT_FROM_SHELF, look(10, wanted=True)) == []
+    assert asked == [10]
+    changes = []
+    for f in range(11, 60):
+        changes += c.update(f, scene(), None, look(f))
+    assert len(asked) == 1 + SAMPLES  # the quiet shelf asked for its samples, and only those
+    [pick] = changes
+    assert (pick.kind, pick.sku, pick.quantity) == ("pick", "cola", 1)

@@ -1,0 +1,85 @@
+"""How the agent is doing, on the side of the frame's way: per-frame time, frames lost, the status heartbeat
+(to the broker, and beside the outbox for the container's health check) and a progress hook for whoever
+watches a run (the CLI's progress line, a web worker's progress bar)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edge.emitter import Emitter
+from edge.video import Frame, VideoSource
+
+PROGRESS_EVERY_S = 0.5
+
+
+@dataclass(frozen=True)
+class Progress:
+    frames: int  # frames done
+    total: int | None  # frames the run will take (a file's length, or --max-frames); None for a live stream
+    events: int  # events emitted so far
+    fps: float  # recent frames per second
+    done: bool = False  # the last report of the run
+
+    @property
+    def fraction(self) -> float | None:
+        return min(1.0, self.frames / self.total) if self.total else None
+
+
+class Telemetry:
+    def __init__(
+        self, emitter: Emitter, source: VideoSource, bundle_id: str, heartbeat_s: float,
+        total: int | None = None, on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:  # fmt: skip
+        self.emitter, self.source, self.bundle_id, self.heartbeat_s = emitter, source, bundle_id, heartbeat_s
+        self.total, self.on_progress = total, on_progress
+        self.frames = 0
+        self.active_frames = 0
+        self.dropped = 0  # frames after which the source lost some
+        self.latencies: deque[float] = deque(maxlen=300)  # ms per frame
+        self.recent: deque[float] = deque(maxlen=60)  # seconds per frame
+        self.next_status = time.monotonic()
+        self.next_progress = time.monotonic()
+        self.started = time.perf_counter()
+
+    @property
+    def fps(self) -> float:
+        """Recent frames per second (the last 60 frames' processing time)."""
+        return len(self.recent) / max(1e-9, sum(self.recent)) if self.recent else 0.0
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def frame_done(self, frame: Frame, active: bool, started: float) -> None:
+        """A frame went all the way through (`started`: its `time.perf_counter()` when it came in)."""
+        took = time.perf_counter() - started
+        self.frames += 1
+        self.active_frames += active
+        self.dropped += frame.after_gap
+        self.latencies.append(took * 1000)
+        self.recent.append(took)
+        now = time.monotonic()
+        if now >= self.next_status:
+            self.heartbeat("running")
+            self.next_status = now + self.heartbeat_s
+        if self.on_progress is not None and now >= self.next_progress:
+            self.on_progress(self.progress())
+            self.next_progress = now + PROGRESS_EVERY_S
+
+    def progress(self, done: bool = False) -> Progress:
+        return Progress(self.frames, self.total, sum(self.emitter.counts.values()), round(self.fps, 1), done)
+
+    def heartbeat(self, state: str, publish: bool = True) -> bytes:
+        return self.emitter.status(
+            state, fps=round(self.fps, 2), latency_ms=round(statistics.median(self.latencies), 3) if self.latencies
+            else 0.0, frames=self.frames, dropped_frames=self.dropped, motion_skip=round(self.motion_skip, 4),
+            source_reconnects=self.source.reconnects, bundle_id=self.bundle_id, publish=publish,
+        )  # fmt: skip
+
+    @property
+    def motion_skip(self) -> float:
+        return 1 - self.active_frames / self.frames if self.frames else 0.0

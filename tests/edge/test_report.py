@@ -1,0 +1,89 @@
+"""From what the stages found to events (`edge.report.Reporter`): a shelf change becomes a pick or put-back of
+the shopper nearest to it and their basket, an action segment is credited to the shopper at the shelf, and a
+shopper who leaves closes their basket."""
+
+import json
+
+import numpy as np
+
+from edge.classes import Action
+from edge.emitter import Emitter
+from edge.outbox import Outbox
+from edge.report import NOBODY, Reporter
+from edge.scene import MASK_SIZE, Foreground, ShopperTracker
+from edge.segments import ActionSegment
+from edge.shelf import ShelfChange
+from edge.video import Frame
+
+W, H = MASK_SIZE
+AISLE = np.zeros((H, W), bool)
+AISLE[44:, :] = True
+
+
+def setup(tmp_path):
+    outbox = Outbox(tmp_path / "outbox.sqlite", 100, 3600)
+    jsonl = tmp_path / "events.jsonl"
+    shoppers = ShopperTracker((640, 480), AISLE)
+    return Reporter(Emitter("store-1", "box-a", outbox, jsonl), shoppers, fps=30.0), shoppers, jsonl
+
+
+def events(jsonl) -> list[dict]:
+    return [json.loads(line) for line in jsonl.read_text().splitlines()]
+
+
+def shopper_at(shoppers: ShopperTracker, x1: int, x2: int, ts: float) -> None:
+    m = np.zeros((H, W), np.uint8)
+    m[60:100, x1:x2] = 255
+    shoppers.update(m, ts, m > 0)
+
+
+def foreground(zone_x: float | None) -> Foreground:
+    return Foreground(np.zeros((H, W), np.uint8), 0.0, {"shelf": 0.0}, {"shelf": zone_x},
+                      {"shelf": np.zeros(W, np.int64)}, np.zeros((H, W), bool))  # fmt: skip
+
+
+def change(kind: str, sku: str, x: float) -> ShelfChange:
+    return ShelfChange(kind, sku, 1, "shelf", x, 170.0, 42, 0.9)  # type: ignore[arg-type]
+
+
+def test_a_pick_goes_to_the_nearest_shoppers_basket_and_a_putback_to_whoever_holds_that_sku(tmp_path):
+    reporter, shoppers, jsonl = setup(tmp_path)
+    shopper_at(shoppers, 10, 40, ts=0.0)  # shopper 1 on the left
+    shopper_at(shoppers, 10, 40, ts=0.1)
+    reporter.changes([change("pick", "cola", x=80)])
+    shopper_at(shoppers, 110, 150, ts=0.2)  # shopper 2 appears on the right, nearer the put-back
+    reporter.changes([change("putback", "cola", x=560)])
+    found = [(e["kind"], e.get("sku"), e["shopper"], e.get("items")) for e in events(jsonl)]
+    assert found == [("pick", "cola", 1, None), ("basket", None, 1, {"cola": 1}),
+                     ("putback", "cola", 1, None), ("basket", None, 1, {})]  # fmt: skip
+    assert (reporter.picks, reporter.putbacks) == (1, 1)
+
+
+def test_a_change_with_nobody_in_view_is_nobodys(tmp_path):
+    reporter, _, jsonl = setup(tmp_path)
+    reporter.changes([change("pick", "chips", x=300)])
+    assert events(jsonl)[0]["shopper"] == NOBODY
+
+
+def test_an_action_is_credited_to_the_shopper_nearest_where_the_shelf_moved_and_carries_its_frames_times(tmp_path):
+    reporter, shoppers, jsonl = setup(tmp_path)
+    shopper_at(shoppers, 10, 40, ts=0.0)
+    shopper_at(shoppers, 110, 150, ts=0.0)
+    image = np.zeros((480, 640, 3), np.uint8)
+    for i in range(10):
+        reporter.saw(Frame(i, 1_700_000_000.0 + i / 30, image), foreground(520.0 if i > 5 else None))
+    reporter.actions([ActionSegment(Action.NO_ACTION, 0, 3, 0.9), ActionSegment(Action.REACH_TO_SHELF, 3, 9, 0.8)])
+    [e] = events(jsonl)  # no action is no event
+    assert (e["action"], e["start"], e["end"], e["shopper"]) == ("reach_to_shelf", 3, 9, 2)
+    assert e["start_ts"].startswith("2023-11-14T22:13:20.1") and e["end_ts"].startswith("2023-11-14T22:13:20.2")
+    assert reporter.actions_seen == {"reach_to_shelf": 1}
+
+
+def test_a_shopper_who_leaves_closes_their_basket(tmp_path):
+    reporter, shoppers, jsonl = setup(tmp_path)
+    shopper_at(shoppers, 60, 90, ts=0.0)
+    reporter.changes([change("pick", "cola", x=300)])
+    reporter.shoppers_left([1, 7])  # shopper 7 never touched anything: no basket
+    last = events(jsonl)[-1]
+    assert (last["kind"], last["shopper"], last["items"], last["reason"]) == ("basket", 1, {"cola": 1}, "left")
+    assert reporter.open_baskets() == {1: {"cola": 1}}
