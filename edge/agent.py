@@ -42,7 +42,7 @@ from edge.schedule import DetectionSchedule
 from edge.segments import Segmenter
 from edge.shelf import ShelfCounter
 from edge.telemetry import Progress, Telemetry
-from edge.video import Frame, VideoSource
+from edge.video import Frame, SourceStopped, VideoSource
 
 
 @dataclass(frozen=True)
@@ -124,35 +124,29 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
     manifest = load_bundle(config.bundle)
     outbox = Outbox(config.outbox.path, config.outbox.max_events, config.outbox.max_age_s)
     emitter = Emitter(config.store, config.box, outbox, options.events_jsonl)
-    publisher, s = None, None
+    telemetry = Telemetry(emitter, manifest.bundle_id, config.heartbeat_s, on_progress=options.on_progress)
     stop = _Stop()
+
+    def keep_waiting() -> bool:
+        """While the camera is unreachable the heartbeat goes on, and a stop request ends the wait."""
+        telemetry.tick()
+        return not stop.requested
+
+    publisher, s = None, None
     try:
-        s = build_stages(config, options, manifest, emitter)
-        if config.mqtt is not None:
+        if config.mqtt is not None:  # before the camera: a box whose camera is down still reports
             publisher = _start_publisher(config, outbox, emitter)
-        s.telemetry.heartbeat("running")
-        last: Frame | None = None
-        for frame in s.source.frames():
-            started = time.perf_counter()
-            fg = s.motion.update(frame.image)
-            s.reporter.saw(frame, fg)
-            s.reporter.shoppers_left(s.shoppers.update(fg.mask, frame.ts, fg.fresh))
-            active = s.gate.update(frame.index, fg)
-            s.reporter.actions(s.actions.update(frame, active))
-            look = s.schedule.look(frame, active, s.actions.label)
-            s.reporter.changes(s.shelf.update(frame.index, fg, s.actions.label, look))
-            if s.annotator is not None:
-                s.annotator.write(frame.image, s.schedule.latest if active or look.ran else [],
-                                  list(s.shoppers.tracks.values()), s.reporter.present_baskets(),
-                                  s.actions.current, active, s.telemetry.fps)  # fmt: skip
-            s.telemetry.frame_done(frame, active, started)
-            last = frame
-            if stop.requested or (options.max_frames is not None and s.telemetry.frames >= options.max_frames):
-                break
-        summary = _finish(s, last, stop.requested)
+        telemetry.heartbeat("running")
+        try:
+            s = build_stages(config, options, manifest, telemetry, keep_waiting)
+        except SourceStopped:
+            log("stopped while waiting for the camera")
+            summary = Summary(stopped_by_signal=True)
+        else:
+            summary = run_frames(s, options, stop)
         if publisher is not None and not publisher.flush(options.flush_timeout_s):
             log(f"{outbox.depth()} event(s) not yet acknowledged; they stay in the outbox for the next run")
-        final = s.telemetry.heartbeat("stopped", publish=False)
+        final = telemetry.heartbeat("stopped", publish=False)
         if publisher is not None:
             publisher.stop(final)
             publisher = None
@@ -169,14 +163,46 @@ def run_agent(config: BoxConfig, options: RunOptions) -> Summary:
     return summary
 
 
-def build_stages(config: BoxConfig, options: RunOptions, manifest: Manifest, emitter: Emitter) -> Stages:
+def run_frames(s: Stages, options: RunOptions, stop: _Stop) -> Summary:
+    """Each frame through the stages, until the source ends, a stop is requested or --max-frames is reached."""
+    last: Frame | None = None
+    for frame in s.source.frames():
+        started = time.perf_counter()
+        fg = s.motion.update(frame.image)
+        s.reporter.saw(frame, fg)
+        s.reporter.shoppers_left(s.shoppers.update(fg.mask, frame.ts, fg.fresh))
+        active = s.gate.update(frame.index, fg)
+        s.reporter.actions(s.actions.update(frame, active))
+        look = s.schedule.look(frame, active, s.actions.label)
+        s.reporter.changes(s.shelf.update(frame.index, fg, s.actions.label, look))
+        if s.annotator is not None:
+            s.annotator.write(frame.image, s.schedule.latest if active or look.ran else [],
+                              list(s.shoppers.tracks.values()), s.reporter.present_baskets(), s.actions.current,
+                              active, s.telemetry.fps)  # fmt: skip
+        s.telemetry.frame_done(frame, active, started)
+        last = frame
+        if stop.requested or (options.max_frames is not None and s.telemetry.frames >= options.max_frames):
+            break
+    return _finish(s, last, stop.requested)
+
+
+def build_stages(
+    config: BoxConfig, options: RunOptions, manifest: Manifest, telemetry: Telemetry,
+    keep_waiting: Callable[[], bool],
+) -> Stages:  # fmt: skip
     providers = choose_providers(config.provider, cache_dir=config.bundle / "trt-cache")
     recognizer = ActionRecognizer(manifest, config.bundle, providers, config.threads)
     detector = ProductDetector(manifest, config.bundle, providers, config.threads,
                                conf=min(0.25, config.thresholds.detector_confidence))  # fmt: skip
+
+    def reconnecting(message: str) -> None:
+        telemetry.reconnects += 1
+        log(message)
+
     source = VideoSource(
         config.camera.source, config.camera.read_timeout_s, config.camera.reconnect_max_s,
-        realtime=options.realtime or config.camera.realtime, on_reconnect=log,
+        realtime=options.realtime or config.camera.realtime, on_reconnect=reconnecting, keep_waiting=keep_waiting,
+        on_warning=log,
     )  # fmt: skip
     fps, size = source.fps, (source.width, source.height)
     zones = config.zones or default_zones(*size)
@@ -185,9 +211,9 @@ def build_stages(config: BoxConfig, options: RunOptions, manifest: Manifest, emi
     t = config.thresholds
     motion = MotionWatcher(size, zones)
     shoppers = ShopperTracker(size, ~motion.shelf, gone_s=t.shopper_gone_s)
-    total = source.frame_count
+    telemetry.total = source.frame_count
     if options.max_frames is not None:
-        total = min(total, options.max_frames) if total is not None else options.max_frames
+        telemetry.total = min(telemetry.total or options.max_frames, options.max_frames)
     schedule = DetectionSchedule(detector, max(1, round(t.detect_every_s * fps)),
                                  {s.detector_class: s.sku for s in config.catalog})  # fmt: skip
     shelf = ShelfCounter(zones, max(1, round(t.shelf_quiet_s * fps)), t.motion_fraction, t.detector_confidence,
@@ -200,9 +226,9 @@ def build_stages(config: BoxConfig, options: RunOptions, manifest: Manifest, emi
         actions=ActionStream(recognizer, Segmenter()),
         schedule=schedule,
         shelf=shelf,
-        reporter=Reporter(emitter, shoppers, fps),
+        reporter=Reporter(telemetry.emitter, shoppers, fps),
         annotator=Annotator(options.annotate, fps, size, zones, names) if options.annotate else None,
-        telemetry=Telemetry(emitter, source, manifest.bundle_id, config.heartbeat_s, total, options.on_progress),
+        telemetry=telemetry,
     )
 
 

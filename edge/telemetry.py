@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge.emitter import Emitter
-from edge.video import Frame, VideoSource
+from edge.video import Frame
 
 PROGRESS_EVERY_S = 0.5
 
@@ -31,11 +31,12 @@ class Progress:
 
 class Telemetry:
     def __init__(
-        self, emitter: Emitter, source: VideoSource, bundle_id: str, heartbeat_s: float,
-        total: int | None = None, on_progress: Callable[[Progress], None] | None = None,
+        self, emitter: Emitter, bundle_id: str, heartbeat_s: float, total: int | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
     ) -> None:  # fmt: skip
-        self.emitter, self.source, self.bundle_id, self.heartbeat_s = emitter, source, bundle_id, heartbeat_s
+        self.emitter, self.bundle_id, self.heartbeat_s = emitter, bundle_id, heartbeat_s
         self.total, self.on_progress = total, on_progress
+        self.reconnects = 0  # failed attempts to reach the camera
         self.frames = 0
         self.active_frames = 0
         self.dropped = 0  # frames after which the source lost some
@@ -62,13 +63,18 @@ class Telemetry:
         self.dropped += frame.after_gap
         self.latencies.append(took * 1000)
         self.recent.append(took)
+        self.tick()
+        now = time.monotonic()
+        if self.on_progress is not None and now >= self.next_progress:
+            self.on_progress(self.progress())
+            self.next_progress = now + PROGRESS_EVERY_S
+
+    def tick(self) -> None:
+        """The heartbeat, when it is due: after each frame, and every moment while the camera is unreachable."""
         now = time.monotonic()
         if now >= self.next_status:
             self.heartbeat("running")
             self.next_status = now + self.heartbeat_s
-        if self.on_progress is not None and now >= self.next_progress:
-            self.on_progress(self.progress())
-            self.next_progress = now + PROGRESS_EVERY_S
 
     def progress(self, done: bool = False) -> Progress:
         return Progress(self.frames, self.total, sum(self.emitter.counts.values()), round(self.fps, 1), done)
@@ -77,7 +83,7 @@ class Telemetry:
         return self.emitter.status(
             state, fps=round(self.fps, 2), latency_ms=round(statistics.median(self.latencies), 3) if self.latencies
             else 0.0, frames=self.frames, dropped_frames=self.dropped, motion_skip=round(self.motion_skip, 4),
-            source_reconnects=self.source.reconnects, bundle_id=self.bundle_id, publish=publish,
+            source_reconnects=self.reconnects, bundle_id=self.bundle_id, publish=publish,
         )  # fmt: skip
 
     @property

@@ -26,11 +26,24 @@ class Frame:
     after_gap: bool = False  # frames were lost just before this one
 
 
+MIN_SIZE = (160, 120)  # the motion mask's size: a smaller picture cannot show a shelf, hands and products
+GAP_FRAMES = 2.5  # a jump in a file's timestamps longer than this many frames: frames were lost in between
+
+
+class SourceStopped(Exception):
+    """A stop was requested while the source was waiting for its stream to come back."""
+
+
 def is_stream(source: str) -> bool:
     return "://" in source
 
 
 class VideoSource:
+    """`frames()` hands out the frames in order. `on_reconnect` hears each new attempt to reach a stream,
+    `on_warning` why it failed and what a damaged file lost; `keep_waiting` is asked about every quarter second
+    while a stream is unreachable: it may send a heartbeat, and False ends the wait (`frames()` ends; the first
+    connection raises `SourceStopped`)."""
+
     def __init__(
         self,
         source: str,
@@ -39,29 +52,45 @@ class VideoSource:
         realtime: bool = False,
         on_reconnect: Callable[[str], None] | None = None,
         max_reconnects: int | None = None,
+        keep_waiting: Callable[[], bool] | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         self.source, self.read_timeout_s, self.reconnect_max_s = source, read_timeout_s, reconnect_max_s
         self.realtime = realtime
         self.on_reconnect = on_reconnect or (lambda message: None)
+        self.keep_waiting = keep_waiting or (lambda: True)
+        self.on_warning = on_warning or (lambda message: None)
         self.max_reconnects = max_reconnects
         self.reconnects = 0
+        self.lost = 0  # frames a file's timestamps skip over: they could not be decoded
         self.kind = "stream" if is_stream(source) else "camera" if source.isdigit() else "file"
+        self.cap: cv2.VideoCapture | None = None
+        # Frames read ahead (the first, to learn the picture's size), with their position in the file (ms).
+        self._pending: list[tuple[np.ndarray, float]] = []
         if self.kind == "file":
             path = Path(source)
             if not path.is_file():
                 raise ShelfWatchError(f"{source}: no such video file")
         if self.kind == "stream":
-            self.cap = None
             self._reconnect(first=True)  # a box may boot before its camera: keep trying, and say so
         else:
-            self.cap = self._open()
+            self._connect()
+        assert self.cap is not None
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 30.0
         if not 1 <= self.fps <= 240:
             self.fps = 30.0
-        self.width = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        self.height = int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        # The decoded frame is the truth about the size: a stream's container may report 0 before it plays.
+        self.height, self.width = self._pending[0][0].shape[:2]
+        if self.width < MIN_SIZE[0] or self.height < MIN_SIZE[1]:
+            raise ShelfWatchError(f"{source}: its frames are {self.width}x{self.height}, too small to watch a shelf "
+                                  f"(at least {MIN_SIZE[0]}x{MIN_SIZE[1]})")  # fmt: skip
         count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) if self.kind == "file" else 0
         self.frame_count: int | None = count if count > 0 else None  # a file's length, as its container says
+        if self.kind == "file":
+            ok, second = self.cap.read()
+            if not ok or second is None:
+                raise ShelfWatchError(f"{source}: holds a single picture, not a video")
+            self._pending.append((second, self.cap.get(cv2.CAP_PROP_POS_MSEC)))
 
     def _open(self) -> cv2.VideoCapture:
         ms = int(self.read_timeout_s * 1000)
@@ -76,20 +105,44 @@ class VideoSource:
             raise ShelfWatchError(f"{self.source}: cannot be opened as {what}")
         return cap
 
+    def _connect(self) -> None:
+        """Open the source and decode its first frame: a source that opens but shows nothing is not connected (an
+        MP4 served over HTTP without range requests opens, then decodes nothing)."""
+        cap = self._open()
+        ok, image = cap.read()
+        if not ok or image is None:
+            cap.release()
+            raise ShelfWatchError(f"{self.source}: opened, but no frame could be decoded (corrupt or not a video)")
+        self.cap, self._pending = cap, [(image, cap.get(cv2.CAP_PROP_POS_MSEC))]
+
     def frames(self) -> Iterator[Frame]:
         index, gap = 0, False
         started = time.time()
+        frame_ms = 1000.0 / self.fps
+        previous_ms: float | None = None
         while True:
-            ok, image = self.cap.read()
+            assert self.cap is not None
+            if self._pending:
+                (image, at_ms), ok = self._pending.pop(0), True
+            else:
+                ok, image = self.cap.read()
+                at_ms = self.cap.get(cv2.CAP_PROP_POS_MSEC)
             if not ok or image is None:
                 if self.kind == "file":
-                    if index == 0:
-                        raise ShelfWatchError(f"{self.source}: no frame could be decoded (corrupt or not a video)")
+                    self._check_length(index)
                     return
-                self._reconnect()
+                try:
+                    self._reconnect()
+                except SourceStopped:
+                    return
                 gap = True
+                previous_ms = None
                 continue
             if self.kind == "file":
+                if previous_ms is not None and at_ms - previous_ms > GAP_FRAMES * frame_ms:
+                    self.lost += round((at_ms - previous_ms) / frame_ms) - 1
+                    gap = True
+                previous_ms = at_ms
                 ts = started + index / self.fps
                 if self.realtime:
                     time.sleep(max(0.0, ts - time.time()))
@@ -98,13 +151,22 @@ class VideoSource:
             yield Frame(index, ts, image, gap)
             index, gap = index + 1, False
 
+    def _check_length(self, decoded: int) -> None:
+        """A file that ends early or skips stretches was damaged: say so, since its counts are incomplete."""
+        if self.frame_count is not None and decoded + self.lost < self.frame_count - 1:
+            self.on_warning(f"{self.source}: only {decoded} of the {self.frame_count} frames its container lists "
+                              "could be decoded (the file is damaged or truncated)")  # fmt: skip
+        if self.lost:
+            self.on_warning(f"{self.source}: {self.lost} frame(s) could not be decoded and were skipped")
+
     def _reconnect(self, first: bool = False) -> None:
         if self.cap is not None:
             self.cap.release()
+            self.cap = None
         delay = 1.0
         if first:
             try:
-                self.cap = self._open()
+                self._connect()
                 return
             except ShelfWatchError:
                 pass
@@ -115,12 +177,25 @@ class VideoSource:
             self.on_reconnect(
                 f"{self.source}: stream unreachable; retrying in {delay:.0f} s (attempt {self.reconnects})"
             )
-            time.sleep(delay)
+            self._wait(delay)
             try:
-                self.cap = self._open()
+                self._connect()
                 return
-            except ShelfWatchError:
+            except ShelfWatchError as exc:
+                if self.reconnects == 1 or delay >= self.reconnect_max_s:
+                    self.on_warning(str(exc))  # why, once, and again while it stays down
                 delay = min(delay * 2, self.reconnect_max_s)
 
+    def _wait(self, seconds: float) -> None:
+        """Sleep in short slices, so that a heartbeat still goes out and a stop request is heard at once."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if not self.keep_waiting():
+                raise SourceStopped
+            time.sleep(min(0.25, left))
+        if not self.keep_waiting():
+            raise SourceStopped
+
     def close(self) -> None:
-        self.cap.release()
+        if self.cap is not None:
+            self.cap.release()

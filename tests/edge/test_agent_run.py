@@ -8,8 +8,11 @@ import sys
 from collections import Counter
 
 import cv2
+import numpy as np
 
+from tests.conftest import free_port, shelfwatch_command
 from tests.edge.test_agent_delivery import DEMO_BUNDLE, sample
+from tests.edge.test_video import damaged, write_grey_video
 
 
 def final_baskets(events: list[dict]) -> list[dict]:
@@ -67,6 +70,9 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, shelfwatch):
     bad_config = tmp_path / "box.yaml"
     bad_config.write_text("store: s1\nbox: b1\ncamera: {source: x.mp4}\nbundle: b\nmqtt: {host: h, prt: 1}\n")
     video = sample(tmp_path, 10)
+    grey, still = tmp_path / "grey.avi", tmp_path / "still.png"
+    write_grey_video(grey, (1, 1))
+    cv2.imwrite(str(still), np.full((480, 640, 3), 128, np.uint8))
     cases = [
         (("--bundle", DEMO_BUNDLE, "--source", corrupt), "corrupt.mp4: "),
         (("--bundle", DEMO_BUNDLE, "--source", tmp_path / "none.mp4"), "none.mp4: no such video file"),
@@ -75,6 +81,8 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, shelfwatch):
         (("--config", bad_config), "box.yaml: mqtt.prt: Extra inputs are not permitted"),
         (("--config", tmp_path / "missing.yaml"), "missing.yaml: no such config file"),
         (("--bundle", DEMO_BUNDLE), "--bundle needs --source"),
+        (("--bundle", DEMO_BUNDLE, "--source", grey), "too small to watch a shelf"),
+        (("--bundle", DEMO_BUNDLE, "--source", still), "holds a single picture, not a video"),
     ]
     for args, message in cases:
         result = shelfwatch("edge", "run", *args, "--outbox", tmp_path / "o.sqlite", cwd=tmp_path)
@@ -89,3 +97,43 @@ def test_the_agent_runs_without_torch():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_damaged_file_is_played_with_a_warning(tmp_path, shelfwatch):
+    result = shelfwatch("edge", "run", "--bundle", DEMO_BUNDLE, "--source", damaged(tmp_path),
+                        "--outbox", tmp_path / "o.sqlite")  # fmt: skip
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "frames its container lists could be decoded (the file is damaged or truncated)" in result.stderr
+
+
+def test_a_stream_that_shows_nothing_keeps_the_heartbeat_going_and_sigterm_stops_it_at_once(tmp_path):
+    # An MP4 over plain HTTP (no range requests) opens but decodes nothing: the box waits for its camera.
+    import signal
+    import time
+
+    video = sample(tmp_path / "www", 30)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                              cwd=video.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    config = tmp_path / "box.yaml"
+    config.write_text(f"store: s1\nbox: b1\ncamera: {{source: 'http://127.0.0.1:{port}/{video.name}'}}\n"
+                      f"bundle: {DEMO_BUNDLE}\noutbox: {{path: {tmp_path / 'outbox.sqlite'}}}\n"
+                      "heartbeat_s: 1\n")  # fmt: skip
+    status_file = tmp_path / "outbox.status.json"
+    agent = subprocess.Popen(shelfwatch_command("edge", "run", "--config", config), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        time.sleep(4.5)  # inside the 4 s backoff after the second attempt
+        beats = json.loads(status_file.read_text())
+        assert beats["state"] == "running" and beats["source_reconnects"] >= 2 and beats["frames"] == 0
+        assert time.time() - status_file.stat().st_mtime < 2.5  # heartbeats go on while the camera is away
+        agent.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        err = agent.communicate(timeout=10)[1]
+        assert time.monotonic() - started < 3
+    finally:
+        agent.kill()
+        server.kill()
+    assert agent.returncode == 0 and "Traceback" not in err, err
+    assert "no frame could be decoded" in err and "stopped while waiting for the camera" in err
+    assert json.loads(status_file.read_text())["state"] == "stopped"

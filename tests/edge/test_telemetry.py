@@ -12,15 +12,12 @@ from edge.telemetry import Progress, Telemetry
 from edge.video import Frame
 
 
-class Source:  # what telemetry reads of a video source
-    reconnects = 2
-
-
 def test_frames_heartbeat_and_progress(tmp_path):
     outbox = Outbox(tmp_path / "outbox.sqlite", 100, 3600)
     emitter = Emitter("store-1", "box-a", outbox)
     seen: list[Progress] = []
-    t = Telemetry(emitter, Source(), "bundle-1", heartbeat_s=3600, total=10, on_progress=seen.append)
+    t = Telemetry(emitter, "bundle-1", heartbeat_s=3600, total=10, on_progress=seen.append)
+    t.reconnects = 2
     image = np.zeros((4, 4, 3), np.uint8)
     for i in range(10):
         t.frame_done(Frame(i, 0.0, image, after_gap=i == 5), active=i % 2 == 0, started=time.perf_counter())

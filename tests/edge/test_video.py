@@ -32,3 +32,71 @@ def test_an_unreachable_stream_is_retried_with_backoff_then_reported():
     with pytest.raises(ShelfWatchError, match="unreachable, and 2 reconnects failed"):
         VideoSource(source, read_timeout_s=0.5, on_reconnect=messages.append, max_reconnects=2)
     assert messages == [f"{source}: stream unreachable; retrying in {d} s (attempt {i})" for i, d in ((1, 1), (2, 2))]
+
+
+def write_grey_video(path, size: tuple[int, int], frames: int = 30) -> None:
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, size)
+    for _ in range(frames):
+        writer.write(np.full((size[1], size[0], 3), 128, np.uint8))
+    writer.release()
+
+
+def test_a_picture_too_small_to_show_a_shelf_is_refused(tmp_path):
+    for size in ((1, 1), (64, 48)):
+        path = tmp_path / f"grey-{size[0]}.avi"
+        write_grey_video(path, size)
+        with pytest.raises(ShelfWatchError, match=rf"its frames are {size[0]}x{size[1]}, too small .*at least 160x120"):
+            VideoSource(str(path))
+
+
+def test_a_still_picture_is_not_a_video(tmp_path):
+    import cv2
+    import numpy as np
+
+    path = tmp_path / "shelf.png"
+    cv2.imwrite(str(path), np.full((480, 640, 3), 128, np.uint8))
+    with pytest.raises(ShelfWatchError, match=r"shelf\.png: holds a single picture, not a video"):
+        VideoSource(str(path))
+
+
+def damaged(tmp_path, frames: int = 300):
+    """A sample video with two stretches of its data overwritten."""
+    labels = write_video(VideoSpec(seed=2, index=0, frames=frames, width=320, height=240), tmp_path)[0]
+    path = labels.with_name(labels.name.replace(".labels.json", ".mp4"))
+    data = bytearray(path.read_bytes())
+    for share in (0.3, 0.6):
+        at = int(len(data) * share)
+        data[at : at + 20000] = bytes(20000)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_damaged_file_says_how_many_frames_it_lost(tmp_path):
+    warnings: list[str] = []
+    source = VideoSource(str(damaged(tmp_path)), on_warning=warnings.append)
+    decoded = len(list(source.frames()))
+    assert decoded < 300 and source.frame_count == 300
+    assert any(f"only {decoded} of the 300 frames" in w or "could not be decoded and were skipped" in w
+               for w in warnings), warnings  # fmt: skip
+
+
+def test_a_stop_request_ends_the_wait_for_a_stream_at_once():
+    import time
+
+    from edge.video import SourceStopped
+
+    asked: list[float] = []
+    deadline = time.monotonic() + 1.5
+
+    def keep_waiting() -> bool:
+        asked.append(time.monotonic())
+        return time.monotonic() < deadline  # a stop is requested 1.5 s in, while the backoff waits
+
+    started = time.monotonic()
+    with pytest.raises(SourceStopped):
+        VideoSource("rtsp://127.0.0.1:9/none", read_timeout_s=0.5, reconnect_max_s=30, keep_waiting=keep_waiting)
+    assert time.monotonic() - started < 4  # not the 1 + 2 + 4 s of backoff
+    assert len(asked) >= 4  # asked every quarter second: a heartbeat can go out meanwhile
