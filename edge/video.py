@@ -27,7 +27,6 @@ class Frame:
 
 
 MIN_SIZE = (160, 120)  # the motion mask's size: a smaller picture cannot show a shelf, hands and products
-GAP_FRAMES = 2.5  # a jump in a file's timestamps longer than this many frames: frames were lost in between
 
 
 class SourceStopped(Exception):
@@ -62,11 +61,9 @@ class VideoSource:
         self.on_warning = on_warning or (lambda message: None)
         self.max_reconnects = max_reconnects
         self.reconnects = 0
-        self.lost = 0  # frames a file's timestamps skip over: they could not be decoded
         self.kind = "stream" if is_stream(source) else "camera" if source.isdigit() else "file"
         self.cap: cv2.VideoCapture | None = None
-        # Frames read ahead (the first, to learn the picture's size), with their position in the file (ms).
-        self._pending: list[tuple[np.ndarray, float]] = []
+        self._pending: list[np.ndarray] = []  # frames read ahead (the first, to learn the picture's size)
         if self.kind == "file":
             path = Path(source)
             if not path.is_file():
@@ -80,7 +77,7 @@ class VideoSource:
         if not 1 <= self.fps <= 240:
             self.fps = 30.0
         # The decoded frame is the truth about the size: a stream's container may report 0 before it plays.
-        self.height, self.width = self._pending[0][0].shape[:2]
+        self.height, self.width = self._pending[0].shape[:2]
         if self.width < MIN_SIZE[0] or self.height < MIN_SIZE[1]:
             raise ShelfWatchError(f"{source}: its frames are {self.width}x{self.height}, too small to watch a shelf "
                                   f"(at least {MIN_SIZE[0]}x{MIN_SIZE[1]})")  # fmt: skip
@@ -90,7 +87,7 @@ class VideoSource:
             ok, second = self.cap.read()
             if not ok or second is None:
                 raise ShelfWatchError(f"{source}: holds a single picture, not a video")
-            self._pending.append((second, self.cap.get(cv2.CAP_PROP_POS_MSEC)))
+            self._pending.append(second)
 
     def _open(self) -> cv2.VideoCapture:
         ms = int(self.read_timeout_s * 1000)
@@ -113,20 +110,14 @@ class VideoSource:
         if not ok or image is None:
             cap.release()
             raise ShelfWatchError(f"{self.source}: opened, but no frame could be decoded (corrupt or not a video)")
-        self.cap, self._pending = cap, [(image, cap.get(cv2.CAP_PROP_POS_MSEC))]
+        self.cap, self._pending = cap, [image]
 
     def frames(self) -> Iterator[Frame]:
         index, gap = 0, False
         started = time.time()
-        frame_ms = 1000.0 / self.fps
-        previous_ms: float | None = None
         while True:
             assert self.cap is not None
-            if self._pending:
-                (image, at_ms), ok = self._pending.pop(0), True
-            else:
-                ok, image = self.cap.read()
-                at_ms = self.cap.get(cv2.CAP_PROP_POS_MSEC)
+            ok, image = (True, self._pending.pop(0)) if self._pending else self.cap.read()
             if not ok or image is None:
                 if self.kind == "file":
                     self._check_length(index)
@@ -136,13 +127,8 @@ class VideoSource:
                 except SourceStopped:
                     return
                 gap = True
-                previous_ms = None
                 continue
             if self.kind == "file":
-                if previous_ms is not None and at_ms - previous_ms > GAP_FRAMES * frame_ms:
-                    self.lost += round((at_ms - previous_ms) / frame_ms) - 1
-                    gap = True
-                previous_ms = at_ms
                 ts = started + index / self.fps
                 if self.realtime:
                     time.sleep(max(0.0, ts - time.time()))
@@ -152,12 +138,11 @@ class VideoSource:
             index, gap = index + 1, False
 
     def _check_length(self, decoded: int) -> None:
-        """A file that ends early or skips stretches was damaged: say so, since its counts are incomplete."""
-        if self.frame_count is not None and decoded + self.lost < self.frame_count - 1:
+        """A file that ends early or skips stretches was damaged: say so, since its counts are incomplete. (Its
+        timestamps cannot tell where: with B-frames they run out of order.)"""
+        if self.frame_count is not None and decoded < self.frame_count - 1:
             self.on_warning(f"{self.source}: only {decoded} of the {self.frame_count} frames its container lists "
-                              "could be decoded (the file is damaged or truncated)")  # fmt: skip
-        if self.lost:
-            self.on_warning(f"{self.source}: {self.lost} frame(s) could not be decoded and were skipped")
+                            "could be decoded (the file is damaged or truncated)")  # fmt: skip
 
     def _reconnect(self, first: bool = False) -> None:
         if self.cap is not None:
