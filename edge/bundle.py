@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 
 from edge.classes import ACTION_CLASSES
 from edge.errors import ShelfWatchError
@@ -23,6 +24,18 @@ from edge.schema import Strict, describe
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 Precision = Literal["int8", "fp16", "fp32"]
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _plain_name(name: str) -> str:
+    # The names are joined to the bundle folder when the agent loads and when `provision` copies: a path
+    # (`../../x`, `/etc/x`, `sub/x`) would read or write outside the bundle.
+    if not _PLAIN_NAME.fullmatch(name) or name == MANIFEST:
+        raise ValueError(f"{name!r} is not a plain file name (letters, digits, '.', '_', '-'; no folders)")
+    return name
+
+
+FileName = Annotated[str, AfterValidator(_plain_name)]
 
 
 class FileEntry(Strict):
@@ -52,9 +65,9 @@ class ActionInput(Strict):
 
 
 class ActionModelEntry(Strict):
-    encoder: str  # frames (N, C, H, W) -> features (N, F)
-    step: str  # features (B, F), h, c (1, B, hidden) -> scores (B, classes), h', c'
-    sequence: str | None = None  # frames (1, T, C, H, W) -> scores (1, T, classes), for offline use
+    encoder: FileName  # frames (N, C, H, W) -> features (N, F)
+    step: FileName  # features (B, F), h, c (1, B, hidden) -> scores (B, classes), h', c'
+    sequence: FileName | None = None  # frames (1, T, C, H, W) -> scores (1, T, classes), for offline use
     input: ActionInput
     classes: list[str]
     features: int = Field(gt=0)
@@ -70,7 +83,7 @@ class SkuEntry(Strict):
 
 
 class DetectorEntry(Strict):
-    model: str  # images (1, 3, S, S) RGB 0..1 letterboxed -> (1, 4 + classes, anchors), boxes as cx, cy, w, h
+    model: FileName  # images (1, 3, S, S) RGB 0..1 letterboxed -> (1, 4 + classes, anchors), boxes as cx, cy, w, h
     imgsz: int = Field(gt=0)
     catalog: list[SkuEntry]
     quantization: Quantization
@@ -91,7 +104,7 @@ class Manifest(Strict):
     target: str  # the execution provider the quantization was chosen for
     action: ActionModelEntry
     detector: DetectorEntry | None = None
-    files: dict[str, FileEntry]
+    files: dict[FileName, FileEntry]
     provenance: Provenance
     metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
 
@@ -107,6 +120,12 @@ def sha256_of(path: Path) -> str:
 def bundle_id(files: dict[str, FileEntry]) -> str:
     listing = "".join(f"{name}:{entry.sha256}\n" for name, entry in sorted(files.items()))
     return hashlib.sha256(listing.encode()).hexdigest()[:16]
+
+
+def seal(data: dict) -> dict:
+    """A manifest (as JSON data) with its `bundle_id` set to what `load_bundle` expects."""
+    files = {name: FileEntry.model_validate(entry) for name, entry in data["files"].items()}
+    return {**data, "bundle_id": bundle_id(files)}
 
 
 def load_bundle(folder: Path) -> Manifest:

@@ -7,6 +7,7 @@ Docker/systemd secret), named in the config. Relative paths are relative to the 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,6 +19,8 @@ from edge.schema import Strict, describe
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="lower-case letters, digits, _ and -")]
 Point = tuple[float, float]
+# A DNS name or an IP address (v4, or v6 without brackets); it also lands in the broker's certificate.
+HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.:-]{0,252})")
 
 
 class Zone(Strict):
@@ -64,7 +67,7 @@ class Tls(Strict):
 
 
 class MqttConfig(Strict):
-    host: str = Field(min_length=1)
+    host: str = Field(pattern=f"^{HOST.pattern}$", description="the broker's host name or IP address")
     port: int = Field(default=1883, ge=1, le=65535)
     tls: Tls | None = None
     username: str | None = None

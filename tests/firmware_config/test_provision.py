@@ -4,6 +4,9 @@ box's topic prefix."""
 
 import json
 import os
+import re
+import shlex
+import shutil
 import ssl
 import subprocess
 import threading
@@ -14,11 +17,13 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
-from edge.bundle import load_bundle
+from edge.bundle import MANIFEST, load_bundle, seal, sha256_of
 from edge.config import load_box_config
+from edge.errors import ShelfWatchError
 from firmware_config.certs import issue, load_or_create_ca, write_cert, write_key
+from firmware_config.provision import IMAGE
 from tests.conftest import Subscriber, free_port, shelfwatch_command
-from tests.edge.test_agent_delivery import sample
+from tests.edge.test_agent_delivery import DEMO_BUNDLE, sample
 from tests.firmware_config.test_store import copy_example
 
 STORE = "example-store"
@@ -144,3 +149,80 @@ def test_a_box_cannot_write_under_another_boxs_prefix(provisioned):
     assert not any("aisle1-right" in t for t, _, _ in sub.messages)
     client.loop_stop()
     sub.close()
+
+
+# Hostile input: nothing a store folder, a bundle or an option says may write outside --out, add a line to the
+# broker's files or a command to the box's shell.
+
+
+def crafted_bundle(tmp_path: Path, files_key: str) -> Path:
+    """The demo bundle, with one more `files` entry named `files_key` whose bytes are really there (relative
+    to the bundle folder) and a manifest whose hashes and id all match: only the name is wrong."""
+    bundle = tmp_path / "evil" / "a" / "b" / "c" / "bundle"
+    shutil.copytree(DEMO_BUNDLE, bundle)
+    target = bundle / files_key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"#!/bin/sh\necho owned\n")
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["files"][files_key] = {"sha256": sha256_of(target), "bytes": target.stat().st_size}
+    (bundle / MANIFEST).write_text(json.dumps(seal(manifest), indent=2))
+    return bundle
+
+
+def test_a_bundle_file_name_that_is_a_path_is_refused_and_nothing_lands_outside_out(tmp_path, shelfwatch):
+    store = copy_example(tmp_path)
+    bundle = crafted_bundle(tmp_path, "../../../../x")  # from OUT/boxes/<box>/bundle: beside OUT
+    text = (store / "store.yaml").read_text()
+    (store / "store.yaml").write_text(re.sub(r"(?m)^bundle: .*$", f"bundle: {bundle}", text))
+    out = tmp_path / "o" / "out"
+    result = shelfwatch("provision", store, "--out", out)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "not a plain file name" in result.stderr, result.stderr
+    assert not (tmp_path / "o" / "x").exists() and not out.exists()
+    with pytest.raises(ShelfWatchError, match="not a plain file name"):
+        load_bundle(bundle)  # the agent refuses it too
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--consumer", "evil\ntopic readwrite #"), "--consumer 'evil\\ntopic readwrite #': a user name is"),
+        (("--consumer", "../../etc/x"), "a user name is"),
+        (("--image", "x; touch /tmp/owned"), "--image 'x; touch /tmp/owned': not a container image reference"),
+        (("--image", "x\nrm -rf /"), "not a container image reference"),
+        (("--image", "$(reboot)"), "not a container image reference"),
+        (("--broker-dir", "/srv/b\nlistener 1883"), "must be an absolute path without spaces"),
+        (("--broker-name", "b\nc"), "not a host name or IP address"),
+        (("--box-port", "8884"), "must differ"),
+    ],
+)
+def test_options_that_would_inject_a_line_are_refused_before_anything_is_written(tmp_path, shelfwatch, args,
+                                                                                  message):  # fmt: skip
+    store = copy_example(tmp_path)
+    out = tmp_path / "out"
+    result = shelfwatch("provision", store, "--out", out, *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert not out.exists()
+
+
+def test_good_image_references_are_taken_and_the_shell_line_is_quoted(tmp_path, shelfwatch):
+    for image in ("registry.example.com:5000/shelfwatch/edge-jetson:0.1.0", "edge", "localhost/a_b/c-d:v1.2",
+                  "ghcr.io/org/edge@sha256:" + "a" * 64):  # fmt: skip
+        assert IMAGE.fullmatch(image), image
+    store = copy_example(tmp_path)
+    image = "registry.example.com:5000/shelfwatch/edge-jetson:0.1.0"
+    result = shelfwatch("provision", store, "--out", tmp_path / "out", "--image", image)
+    assert result.returncode == 0, result.stderr
+    run = (tmp_path / "out" / "boxes" / "aisle1-right" / "run.sh").read_text().splitlines()[-1]
+    words = shlex.split(run)
+    assert words[0] == "exec" and image in words and words[-2:] == ["--config", "/etc/shelfwatch/config.yaml"]
+
+
+def test_a_store_or_box_name_that_is_not_a_slug_is_refused(tmp_path, shelfwatch):
+    store = copy_example(tmp_path)
+    box = store / "boxes" / "aisle1-left.yaml"
+    box.write_text(box.read_text().replace("box: aisle1-left", "box: '../../x'"))
+    result = shelfwatch("provision", store, "--out", tmp_path / "out")
+    assert result.returncode == 2 and "box: String should match pattern" in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
