@@ -4,8 +4,9 @@ broker's side of the store.
     OUT_DIR/ca/                 ca.crt, ca.key (kept: re-provisioning reuses it, so boxes stay trusted)
     OUT_DIR/boxes/<box>/        config.yaml (resolved), bundle/ (verified), certs/{ca.crt,box.crt,box.key},
                                 shelfwatch-edge.service (systemd), run.sh (the container command)
-    OUT_DIR/broker/             mosquitto.conf, ca.crt, server.crt, server.key, passwd, acl
-    OUT_DIR/consumers/<user>.password   the consumers' passwords (hashed in broker/passwd)
+    OUT_DIR/broker/             mosquitto.conf, ca.crt, server.crt, server.key, passwd, acl, data/ (persistence)
+    OUT_DIR/consumers/<user>.password   the password users' passwords (hashed in broker/passwd): each consumer
+                                (default central) and the store's POS, pos-<store>
 """
 
 from __future__ import annotations
@@ -144,6 +145,8 @@ def provision(store_dir: Path, out: Path, options: ProvisionOptions) -> dict[str
             raise ShelfWatchError(f"--broker-name {name!r}: not a host name or IP address")
     # Every bundle is verified (file names included) before anything is written.
     manifests = {name: load_bundle(config.bundle) for name, config in sorted(boxes.items())}
+    if mosq.pos_user(store) in options.consumers:
+        raise ShelfWatchError(f"--consumer {mosq.pos_user(store)}: that is the store's POS user (it only writes POS)")
     broker_out = out / "broker"
     broker_dir = options.broker_dir or broker_out.resolve()
     check_broker_dir(broker_dir)
@@ -153,8 +156,9 @@ def provision(store_dir: Path, out: Path, options: ProvisionOptions) -> dict[str
     write_cert(ca.cert, broker_out / "ca.crt")
     write_cert(server_cert, broker_out / "server.crt")
     write_key(server_key, broker_out / "server.key")
+    (broker_out / "data").mkdir(parents=True, exist_ok=True)  # the broker's persistence (it must write here)
     entries = []
-    for user in options.consumers:
+    for user in [*options.consumers, mosq.pos_user(store)]:
         password = secrets.token_urlsafe(24)
         secret = out / "consumers" / f"{user}.password"
         secret.parent.mkdir(parents=True, exist_ok=True)

@@ -22,31 +22,11 @@ from edge.config import load_box_config
 from edge.errors import ShelfWatchError
 from firmware_config.certs import issue, load_or_create_ca, write_cert, write_key
 from firmware_config.provision import IMAGE
-from tests.conftest import Subscriber, free_port, shelfwatch_command
+from tests.conftest import Subscriber, shelfwatch_command
 from tests.edge.test_agent_delivery import DEMO_BUNDLE, sample
 from tests.firmware_config.test_store import copy_example
 
 STORE = "example-store"
-
-
-@pytest.fixture
-def provisioned(tmp_path, shelfwatch):
-    store = copy_example(tmp_path)
-    text = (store / "store.yaml").read_text().replace("broker.example-store.lan", "127.0.0.1")
-    (store / "store.yaml").write_text(text)
-    out, box_port, consumer_port = tmp_path / "out", free_port(), free_port()
-    result = shelfwatch("provision", store, "--out", out, "--box-port", box_port, "--consumer-port", consumer_port)
-    assert result.returncode == 0, result.stderr
-    # As written, plus `user root`: here the tests run as root and the files sit in root's private tmp; on a
-    # broker host Mosquitto runs as its own user, which must own the broker folder.
-    conf = tmp_path / "mosquitto-test.conf"
-    conf.write_text("user root\n" + (out / "broker" / "mosquitto.conf").read_text())
-    broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.PIPE)
-    time.sleep(0.5)
-    assert broker.poll() is None, broker.stderr.read().decode()
-    yield {"out": out, "box_port": box_port, "consumer_port": consumer_port, "tmp": tmp_path}
-    broker.terminate()
-    broker.wait(10)
 
 
 def central(p) -> Subscriber:
