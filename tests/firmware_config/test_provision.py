@@ -87,6 +87,28 @@ def test_a_provisioned_box_delivers_over_tls(provisioned):
     sub.close()
 
 
+def test_a_box_with_another_boxs_certificate_keeps_its_events(provisioned):
+    """Its identity may not write its topics: MQTT 5 says so (0x87), so nothing is taken off the outbox."""
+    p, sub = provisioned, central(provisioned)
+    folder = p["tmp"] / "swapped"
+    shutil.copytree(p["out"] / "boxes" / "aisle1-left", folder)
+    shutil.rmtree(folder / "certs")
+    shutil.copytree(p["out"] / "boxes" / "aisle1-right" / "certs", folder / "certs")
+    jsonl = p["tmp"] / "events.jsonl"
+    command = shelfwatch_command("edge", "run", "--config", folder / "config.yaml", "--source",
+                                 sample(p["tmp"], 300, seed=11), "--outbox", p["tmp"] / "outbox.sqlite",
+                                 "--events-jsonl", jsonl)  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    produced = [e for e in map(json.loads, jsonl.read_text().splitlines()) if e["kind"] != "status"]
+    assert produced and f"{len(produced)} waiting in the outbox" in result.stdout, result.stdout
+    assert "the broker refused event 1 on shelfwatch/v1/example-store/aisle1-left/" in result.stderr, result.stderr
+    assert "Not authorized (0x87)" in result.stderr and "stays in the outbox" in result.stderr
+    time.sleep(0.5)
+    assert not sub.messages
+    sub.close()
+
+
 def test_an_unknown_certificate_is_refused(provisioned):
     p = provisioned
     rogue_ca = load_or_create_ca(p["tmp"] / "rogue", "Rogue")
