@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError
 
 from edge.classes import ACTION_CLASSES
 from edge.errors import ShelfWatchError
@@ -22,7 +23,20 @@ from edge.schema import Strict, describe
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 1 << 20
 Precision = Literal["int8", "fp16", "fp32"]
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _plain_name(name: str) -> str:
+    # The names are joined to the bundle folder when the agent loads and when `provision` copies: a path
+    # (`../../x`, `/etc/x`, `sub/x`) would read or write outside the bundle.
+    if not _PLAIN_NAME.fullmatch(name) or name == MANIFEST:
+        raise ValueError(f"{name!r} is not a plain file name (letters, digits, '.', '_', '-'; no folders)")
+    return name
+
+
+FileName = Annotated[str, AfterValidator(_plain_name)]
 
 
 class FileEntry(Strict):
@@ -52,9 +66,9 @@ class ActionInput(Strict):
 
 
 class ActionModelEntry(Strict):
-    encoder: str  # frames (N, C, H, W) -> features (N, F)
-    step: str  # features (B, F), h, c (1, B, hidden) -> scores (B, classes), h', c'
-    sequence: str | None = None  # frames (1, T, C, H, W) -> scores (1, T, classes), for offline use
+    encoder: FileName  # frames (N, C, H, W) -> features (N, F)
+    step: FileName  # features (B, F), h, c (1, B, hidden) -> scores (B, classes), h', c'
+    sequence: FileName | None = None  # frames (1, T, C, H, W) -> scores (1, T, classes), for offline use
     input: ActionInput
     classes: list[str]
     features: int = Field(gt=0)
@@ -70,7 +84,7 @@ class SkuEntry(Strict):
 
 
 class DetectorEntry(Strict):
-    model: str  # images (1, 3, S, S) RGB 0..1 letterboxed -> (1, 4 + classes, anchors), boxes as cx, cy, w, h
+    model: FileName  # images (1, 3, S, S) RGB 0..1 letterboxed -> (1, 4 + classes, anchors), boxes as cx, cy, w, h
     imgsz: int = Field(gt=0)
     catalog: list[SkuEntry]
     quantization: Quantization
@@ -85,13 +99,13 @@ class Provenance(Strict):
 
 class Manifest(Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
-    bundle_id: str  # a digest of the files: changes whenever any model changes
+    bundle_id: str  # a digest of the rest of the manifest, file hashes included (see `bundle_id`)
     created: datetime
     precision: Precision
     target: str  # the execution provider the quantization was chosen for
     action: ActionModelEntry
     detector: DetectorEntry | None = None
-    files: dict[str, FileEntry]
+    files: dict[FileName, FileEntry]
     provenance: Provenance
     metrics: dict[str, dict[str, float]] = Field(default_factory=dict)
 
@@ -104,9 +118,33 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def bundle_id(files: dict[str, FileEntry]) -> str:
-    listing = "".join(f"{name}:{entry.sha256}\n" for name, entry in sorted(files.items()))
-    return hashlib.sha256(listing.encode()).hexdigest()[:16]
+def bundle_id(data: dict) -> str:
+    """The manifest's digest: everything it says (every file's sha256 included) except `bundle_id` itself, as
+    canonical JSON. Any edit to the manifest after export (a swapped catalogue, another delay or input size)
+    changes it. It detects mistakes and tampering by hand, not an attacker who recomputes it (that needs a
+    signature)."""
+    content = {k: v for k, v in data.items() if k != "bundle_id"}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def seal(data: dict) -> dict:
+    """A manifest (as JSON data) with its `bundle_id` set to what `load_bundle` expects."""
+    return {**data, "bundle_id": bundle_id(data)}
+
+
+def sealed(manifest: Manifest) -> Manifest:
+    """The manifest with its `bundle_id`, computed over exactly the JSON it will be written as."""
+    return manifest.model_copy(update={"bundle_id": bundle_id(json.loads(manifest.model_dump_json()))})
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:  # json would keep the last silently; the digest and the agent must read one meaning
+            raise ValueError(f"the key {key!r} appears twice")
+        out[key] = value
+    return out
 
 
 def load_bundle(folder: Path) -> Manifest:
@@ -117,11 +155,21 @@ def load_bundle(folder: Path) -> Manifest:
     if not path.is_file():
         raise ShelfWatchError(f"{folder}: not a model bundle (it has no {MANIFEST})")
     try:
-        manifest = Manifest.model_validate(json.loads(path.read_text()))
+        raw = path.read_bytes()
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise ShelfWatchError(f"{path}: {len(raw)} bytes; a manifest is at most {MAX_MANIFEST_BYTES}")
+        data = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+        manifest = Manifest.model_validate(data)
+    except OSError as exc:
+        raise ShelfWatchError(f"{path}: cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ShelfWatchError(f"{path}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ShelfWatchError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from None
     except ValidationError as exc:
         raise ShelfWatchError(f"{path}: {describe(exc)}") from None
+    except (ValueError, RecursionError) as exc:  # a duplicate key; nesting deeper than Python recurses
+        raise ShelfWatchError(f"{path}: not a manifest ({exc or 'nested too deeply'})") from None
     if manifest.action.classes != list(ACTION_CLASSES):
         raise ShelfWatchError(f"{path}: its action classes {manifest.action.classes} are not this agent's")
     named = [manifest.action.encoder, manifest.action.step]
@@ -135,8 +183,8 @@ def load_bundle(folder: Path) -> Manifest:
             raise ShelfWatchError(f"{folder}: {name} is missing (the manifest lists it)")
         if sha256_of(file) != entry.sha256:
             raise ShelfWatchError(f"{folder}: {name} does not match its sha256 in the manifest (corrupt or replaced)")
-    if bundle_id(manifest.files) != manifest.bundle_id:
-        raise ShelfWatchError(f"{path}: bundle_id does not match the files it lists")
+    if bundle_id(data) != manifest.bundle_id:
+        raise ShelfWatchError(f"{path}: bundle_id does not match the manifest's content (edited after export?)")
     return manifest
 
 

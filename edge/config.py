@@ -7,51 +7,68 @@ Docker/systemd secret), named in the config. Relative paths are relative to the 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.errors import ShelfWatchError
 from edge.schema import Strict, describe
 
+MAX_CONFIG_BYTES = 1 << 20  # a box config is a few KB; a bigger file is a mistake (or an attack)
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="lower-case letters, digits, _ and -")]
-Point = tuple[float, float]
+Pixel = Annotated[float, Field(ge=-100_000, le=100_000)]
+Point = tuple[Pixel, Pixel]
+# A DNS name or an IP address (v4, or v6 without brackets); it also lands in the broker's certificate.
+HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.:-]{0,252})")
 
 
-class Zone(Strict):
+class _Config(Strict):
+    """Config values are finite: `.inf` or `.nan` would disable a timeout or a threshold without a word."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+class Zone(_Config):
     """A shelf zone: a polygon in the camera frame's pixels (at least three corners)."""
 
     name: Slug
-    polygon: list[Point] = Field(min_length=3)
+    polygon: list[Point] = Field(min_length=3, max_length=256)
 
 
-class SkuMap(Strict):
+class SkuMap(_Config):
     """The store's SKU id (and name) for one of the detector's classes."""
 
-    detector_class: str
+    detector_class: str = Field(min_length=1, max_length=64)
     sku: str = Field(min_length=1, max_length=64)
-    name: str | None = None
+    name: str | None = Field(default=None, max_length=128)
 
 
-class Camera(Strict):
-    source: str = Field(description="a video file, an rtsp:// or http(s):// stream, or a local camera index")
-    read_timeout_s: float = Field(default=5.0, gt=0)
-    reconnect_max_s: float = Field(default=30.0, gt=0)
+class Camera(_Config):
+    source: str = Field(
+        min_length=1, max_length=2048, description="a video file, an rtsp:// or http(s):// stream, or a camera index"
+    )
+    read_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=3600)
     realtime: bool = Field(default=False, description="pace a file at its frame rate, as a camera would")
 
 
-class Thresholds(Strict):
+class Thresholds(_Config):
     detector_confidence: float = Field(default=0.4, gt=0, lt=1)
     motion_fraction: float = Field(default=0.002, ge=0, lt=1, description="share of changed pixels that is motion")
-    motion_hold_s: float = Field(default=1.0, ge=0, description="keep the models running this long after motion")
-    detect_every_s: float = Field(default=2.0, gt=0, description="slow periodic product refresh")
-    shelf_quiet_s: float = Field(default=0.5, gt=0, description="no motion in a shelf zone this long: recount it")
-    shopper_gone_s: float = Field(default=4.0, gt=0, description="a shopper unseen this long has left")
+    motion_hold_s: float = Field(
+        default=1.0, ge=0, le=3600, description="keep the models running this long after motion"
+    )
+    detect_every_s: float = Field(default=2.0, gt=0, le=3600, description="slow periodic product refresh")
+    shelf_quiet_s: float = Field(
+        default=0.5, gt=0, le=3600, description="no motion in a shelf zone this long: recount it"
+    )
+    shopper_gone_s: float = Field(default=4.0, gt=0, le=3600, description="a shopper unseen this long has left")
 
 
-class Tls(Strict):
+class Tls(_Config):
     ca: Path
     cert: Path | None = None
     key: Path | None = None
@@ -63,15 +80,16 @@ class Tls(Strict):
         return self
 
 
-class MqttConfig(Strict):
-    host: str = Field(min_length=1)
+class MqttConfig(_Config):
+    host: str = Field(pattern=f"^{HOST.pattern}$", description="the broker's host name or IP address")
     port: int = Field(default=1883, ge=1, le=65535)
     tls: Tls | None = None
-    username: str | None = None
-    password_env: str | None = Field(default=None, description="environment variable that holds the password")
+    username: str | None = Field(default=None, min_length=1, max_length=256)
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
+                                     description="environment variable that holds the password")  # fmt: skip
     password_file: Path | None = Field(default=None, description="file that holds the password")
-    keepalive_s: int = Field(default=30, ge=5)
-    reconnect_max_s: float = Field(default=30.0, ge=1)
+    keepalive_s: int = Field(default=30, ge=5, le=65535)  # MQTT's keep-alive is 16 bits
+    reconnect_max_s: float = Field(default=30.0, ge=1, le=3600)
 
     @model_validator(mode="after")
     def _one_secret(self) -> MqttConfig:
@@ -87,31 +105,37 @@ class MqttConfig(Strict):
             return value
         if self.password_file:
             try:
-                return self.password_file.read_text().strip()
+                return self.password_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ShelfWatchError(f"mqtt.password_file: {self.password_file}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise ShelfWatchError(f"mqtt.password_file: {self.password_file}: not UTF-8 text") from None
         return None
 
 
-class OutboxConfig(Strict):
+class OutboxConfig(_Config):
     path: Path = Path("shelfwatch-outbox.sqlite")
-    max_events: int = Field(default=100_000, ge=10)
-    max_age_s: float = Field(default=7 * 24 * 3600, gt=0)
+    max_events: int = Field(default=100_000, ge=10, le=100_000_000)
+    max_age_s: float = Field(default=7 * 24 * 3600, gt=0, le=366 * 24 * 3600)
 
 
-class BoxConfig(Strict):
+class BoxConfig(_Config):
     store: Slug
     box: Slug
     camera: Camera
     bundle: Path
-    zones: list[Zone] = Field(default_factory=list, description="shelf zones; none: the bundle's default layout")
-    catalog: list[SkuMap] = Field(default_factory=list, description="detector class -> SKU; none: the bundle's")
+    zones: list[Zone] = Field(
+        default_factory=list, max_length=64, description="shelf zones; none: the bundle's default layout"
+    )
+    catalog: list[SkuMap] = Field(
+        default_factory=list, max_length=10_000, description="detector class -> SKU; none: the bundle's"
+    )
     thresholds: Thresholds = Field(default_factory=Thresholds)
     provider: Literal["auto", "tensorrt", "cuda", "cpu"] = "auto"
-    threads: int = Field(default=0, ge=0, description="ONNX Runtime threads; 0: all cores")
+    threads: int = Field(default=0, ge=0, le=256, description="ONNX Runtime threads; 0: all cores")
     mqtt: MqttConfig | None = None
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
-    heartbeat_s: float = Field(default=30.0, gt=0)
+    heartbeat_s: float = Field(default=30.0, gt=0, le=3600)
 
     @field_validator("zones")
     @classmethod
@@ -120,6 +144,61 @@ class BoxConfig(Strict):
         if len(set(names)) != len(names):
             raise ValueError("zone names must be unique")
         return zones
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """Safe YAML for configs, stricter still: no aliases (a 700-byte "billion laughs" of nested aliases expands
+    to billions of values) and no duplicate keys (YAML would keep the last one without a word)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"aliases (*{event.anchor}) are not allowed in a config: "
+                                              "write the value out", event.start_mark)  # fmt: skip
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        check_unique_keys(self, node)
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_unique_keys(loader: yaml.SafeLoader, node: yaml.MappingNode) -> None:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: {...}`: merged in by flatten_mapping, not a key
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key: the constructor says so
+            continue
+        if first is not None:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} (first on line {first})",
+                                                    key_node.start_mark)  # fmt: skip
+        seen[key] = key_node.start_mark.line + 1
+
+
+def read_config_text(path: Path) -> str:
+    """A config file's text; a file that is too big or not UTF-8 is a one-line ShelfWatchError."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ShelfWatchError(f"{path}: cannot be read ({exc.strerror})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ShelfWatchError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KiB; not a config file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ShelfWatchError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+
+
+def parse_config(text: str, loader: type[yaml.SafeLoader] = ConfigLoader) -> object:
+    """YAML text with `loader`; RecursionError (thousands of nested brackets) becomes a YAMLError."""
+    try:
+        return yaml.load(text, Loader=loader)  # a SafeLoader subclass: plain data only
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply") from None
 
 
 def yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, str]:
@@ -153,7 +232,7 @@ def load_box_config(path: Path) -> BoxConfig:
     if not path.is_file():
         raise ShelfWatchError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = parse_config(read_config_text(path))
     except yaml.YAMLError as exc:
         line, problem = yaml_problem(exc)
         where = f"line {line}: " if line else ""

@@ -1,32 +1,49 @@
-"""Delivery: the outbox's events to the broker over MQTT (paho-mqtt 2, QoS 1), at least once, in seq order.
+"""Delivery: the outbox's events to the broker over MQTT 5 (paho-mqtt 2, QoS 1), at least once, in seq order.
 
 A pump thread publishes pending events in seq order with a bounded window in flight and deletes each
-from the outbox once the broker has acknowledged it (PUBACK). After every (re)connect it starts again
-from the oldest unacknowledged event, so a backlog is replayed in order; duplicates are possible, and
-consumers drop them by `event_id`. Status heartbeats are published directly, retained; the broker
-publishes the box's last will (status `offline`) if the connection dies.
+from the outbox once the broker has accepted it (a PUBACK with a success reason code). After every
+(re)connect it starts again from the oldest unacknowledged event, so a backlog is replayed in order;
+duplicates are possible, and consumers drop them by `event_id`. Status heartbeats are published directly,
+retained; the broker publishes the box's last will (status `offline`) if the connection dies.
+
+MQTT 5 because a 3.1.1 broker acknowledges a publish its ACL denies and drops it: a box with the wrong
+certificate would empty its outbox into nothing. A PUBACK with a failure reason code (>= 0x80, e.g. 0x87 not
+authorized) leaves the event in the outbox, counted in `refused` and logged; refused events are tried again
+after a pause that doubles up to REFUSED_RETRY_MAX_S (and after every reconnect).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ssl
+import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge.config import MqttConfig
 from edge.outbox import Outbox
 
 WINDOW = 64  # events in flight at once
+SESSION_EXPIRY_S = 24 * 3600  # the broker keeps the box's session (its in-flight QoS 1 state) across short outages
+REFUSED_RETRY_MIN_S = 1.0
+REFUSED_RETRY_MAX_S = 300.0  # a refusal is a configuration problem: retry, but do not hammer the broker
+
+
+def _stderr(message: str) -> None:
+    print(f"shelfwatch edge: {message}", file=sys.stderr, flush=True)
 
 
 class Publisher:
-    def __init__(self, outbox: Outbox, config: MqttConfig, client_id: str, status_topic: str, will: bytes) -> None:
-        self.outbox, self.config, self.status_topic = outbox, config, status_topic
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    def __init__(self, outbox: Outbox, config: MqttConfig, client_id: str, status_topic: str, will: bytes,
+                 log: Callable[[str], None] = _stderr) -> None:  # fmt: skip
+        self.outbox, self.config, self.status_topic, self.log = outbox, config, status_topic, log
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self.client.will_set(status_topic, will, qos=1, retain=True)
         if config.tls is not None:
             self.client.tls_set(
@@ -40,6 +57,13 @@ class Publisher:
         self.client.reconnect_delay_set(min_delay=1, max_delay=int(config.reconnect_max_s))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self._refusals: dict[int, str] = {}  # mid -> the broker's reason, set before paho marks it published
+        self.refused = 0  # publishes the broker refused (each try counts)
+        self._held: set[int] = set()  # seqs refused and waiting for their retry
+        self._was_refused: set[int] = set()
+        self._retry_at = 0.0
+        self._retry_s = REFUSED_RETRY_MIN_S
         self.connected = threading.Event()
         self._restart = threading.Event()
         self._stop = threading.Event()
@@ -49,7 +73,10 @@ class Publisher:
         self._pump_thread = threading.Thread(target=self._pump, name="mqtt-pump", daemon=True)
 
     def start(self) -> None:
-        self.client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        self.client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive_s,
+                                  clean_start=False, properties=props)  # fmt: skip
         self.client.loop_start()
         self._pump_thread.start()
 
@@ -66,30 +93,65 @@ class Publisher:
         self.connected.clear()
         self.last_error = str(reason_code)
 
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        # Runs in paho's thread before the message's info is marked published, so the pump sees both together.
+        if reason_code.is_failure:
+            self._refusals[mid] = f"{reason_code} (0x{reason_code.value:02x})"
+
     def notify(self) -> None:
         """Something new is in the outbox."""
         self._wake.set()
 
     def _pump(self) -> None:
-        in_flight: deque[tuple[int, mqtt.MQTTMessageInfo]] = deque()
+        in_flight: deque[tuple[int, str, mqtt.MQTTMessageInfo]] = deque()
         sent_upto = 0
         while not self._stop.is_set():
             if self._restart.is_set():
                 self._restart.clear()
                 in_flight.clear()
+                self._held.clear()
                 sent_upto = 0  # replay everything not yet acknowledged, oldest first
-            for seq, info in [x for x in in_flight if x[1].is_published()]:
-                self.outbox.acknowledge(seq)
-                in_flight.remove((seq, info))
+            for seq, topic, info in [x for x in in_flight if x[2].is_published()]:
+                in_flight.remove((seq, topic, info))
+                reason = self._refusals.pop(info.mid, None)
+                if reason is None:
+                    self._accepted(seq)
+                else:
+                    self._refuse(seq, topic, reason)
+            mids = {info.mid for _, _, info in in_flight}
+            for mid in [m for m in list(self._refusals) if m not in mids]:
+                self._refusals.pop(mid, None)  # a copy sent before a reconnect: its mid may come round again
+            if self._held and not in_flight and time.monotonic() >= self._retry_at:
+                self._held.clear()
+                sent_upto = 0  # try the refused events again, oldest first
             if self.connected.is_set() and len(in_flight) < WINDOW:
                 for stored in self.outbox.pending(after=sent_upto, limit=WINDOW - len(in_flight)):
                     info = self.client.publish(stored.topic, stored.payload, qos=1)
                     if info.rc != mqtt.MQTT_ERR_SUCCESS:
                         break  # disconnected meanwhile; the reconnect replays it
-                    in_flight.append((stored.seq, info))
+                    in_flight.append((stored.seq, stored.topic, info))
                     sent_upto = stored.seq
             self._wake.wait(0.02 if in_flight else 0.2)
             self._wake.clear()
+
+    def _refuse(self, seq: int, topic: str, reason: str) -> None:
+        """The broker said no: the event stays in the outbox and is tried again later."""
+        self.refused += 1
+        self._was_refused.add(seq)
+        if not self._held:  # the first refusal of a round schedules the next try and says so, once a round
+            if self._retry_at and time.monotonic() >= self._retry_at:  # refused again on a retry: wait longer
+                self._retry_s = min(2 * self._retry_s, REFUSED_RETRY_MAX_S)
+            self._retry_at = time.monotonic() + self._retry_s
+            self.log(f"the broker refused event {seq} on {topic}: {reason}; it stays in the outbox, next try in "
+                     f"{self._retry_s:.0f} s ({self.refused} refused so far; is this box's certificate the "
+                     f"one provisioned for it?)")  # fmt: skip
+        self._held.add(seq)
+
+    def _accepted(self, seq: int) -> None:
+        self.outbox.acknowledge(seq)
+        if seq in self._was_refused:  # the broker takes what it refused before: back to quick retries
+            self._was_refused.discard(seq)
+            self._retry_s, self._retry_at = REFUSED_RETRY_MIN_S, 0.0
 
     def publish_status(self, payload: bytes) -> mqtt.MQTTMessageInfo | None:
         if not self.connected.is_set():
@@ -97,9 +159,10 @@ class Publisher:
         return self.client.publish(self.status_topic, payload, qos=1, retain=True)
 
     def flush(self, timeout: float) -> bool:
-        """Wait until the broker has acknowledged every stored event (or `timeout` passes)."""
+        """Wait until the broker has acknowledged every stored event (or `timeout` passes); events it refused
+        and that wait for their retry are not waited for."""
         deadline = time.monotonic() + timeout
-        while self.outbox.depth() and time.monotonic() < deadline:
+        while self.outbox.depth() > len(self._held) and time.monotonic() < deadline:
             self._wake.set()
             time.sleep(0.05)
         return self.outbox.depth() == 0

@@ -30,8 +30,8 @@ from edge.bundle import (
     Provenance,
     Quantization,
     SkuEntry,
-    bundle_id,
     load_bundle,
+    sealed,
     sha256_of,
 )
 from edge.classes import ACTION_CLASSES
@@ -204,7 +204,7 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
         commands = [*_run_commands(action_run), *(_run_commands(products_run) if products_run else [])]
         commands.append(command_line())
         manifest = Manifest(
-            bundle_id=bundle_id(files),
+            bundle_id="",  # sealed below, over the manifest's own content
             created=datetime.now(timezone.utc),
             precision=options.precision,
             target=options.target,
@@ -219,6 +219,7 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
             ),
             metrics=metrics,
         )
+        manifest = sealed(manifest)
         (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
         load_bundle(staging)  # what ships must pass the agent's own check
         if out.exists():
@@ -270,7 +271,7 @@ def _draft_manifest(folder: Path, model, encoder: str, step: str) -> Manifest:
     """An unverified manifest, to run graphs that are not in a bundle yet."""
     files = {n: FileEntry(sha256=sha256_of(folder / n), bytes=(folder / n).stat().st_size) for n in (encoder, step)}
     quant = {k: Quantization(method="none") for k in ("encoder", "step")}
-    return Manifest(bundle_id=bundle_id(files), created=datetime.now(timezone.utc), precision="fp32", target="cpu",
+    return Manifest(bundle_id="draft", created=datetime.now(timezone.utc), precision="fp32", target="cpu",
                     action=_action_entry(model, encoder, step, None, quant), files=files,
                     provenance=Provenance(commands=[]))  # fmt: skip
 

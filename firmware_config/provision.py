@@ -4,13 +4,16 @@ broker's side of the store.
     OUT_DIR/ca/                 ca.crt, ca.key (kept: re-provisioning reuses it, so boxes stay trusted)
     OUT_DIR/boxes/<box>/        config.yaml (resolved), bundle/ (verified), certs/{ca.crt,box.crt,box.key},
                                 shelfwatch-edge.service (systemd), run.sh (the container command)
-    OUT_DIR/broker/             mosquitto.conf, ca.crt, server.crt, server.key, passwd, acl
-    OUT_DIR/consumers/<user>.password   the consumers' passwords (hashed in broker/passwd)
+    OUT_DIR/broker/             mosquitto.conf, ca.crt, server.crt, server.key, passwd, acl, data/ (persistence)
+    OUT_DIR/consumers/<user>.password   the password users' passwords (hashed in broker/passwd): each consumer
+                                (default central) and the store's POS, pos-<store>
 """
 
 from __future__ import annotations
 
+import re
 import secrets
+import shlex
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from edge.bundle import MANIFEST, load_bundle
-from edge.config import BoxConfig
+from edge.config import HOST, BoxConfig
 from edge.errors import ShelfWatchError
 from firmware_config import broker as mosq
 from firmware_config.certs import issue, load_or_create_ca, write_cert, write_key
@@ -27,6 +30,17 @@ from firmware_config.store import load_store
 BOX_ETC = "/etc/shelfwatch"  # where a box's folder is installed (mounted read-only into the container)
 BOX_STATE = "/var/lib/shelfwatch"  # the outbox lives here, outside the container
 DEFAULT_IMAGE = "shelfwatch/edge-jetson:0.1.0"
+
+# What reaches a file path, a Mosquitto config line or a shell line is checked against these before anything
+# is written: a newline in a user name would add an ACL line, a `;` in the image a shell command.
+USER_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")  # the slugs of edge.config (no dots: box identities have one)
+# A Docker image reference as the distribution/reference grammar spells it: [host[:port]/]path[:tag][@digest].
+_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE = re.compile(rf"(?:{_DOMAIN}/)?{_PATH}(?:/{_PATH})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+                   r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")  # fmt: skip
+# A path that goes into mosquitto.conf: absolute, one line, no spaces (Mosquitto would cut the value there).
+CONF_PATH = re.compile(r"/[^\s\x00-\x1f\x7f]*")
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,30 @@ class ProvisionOptions:
     consumers: tuple[str, ...] = ("central",)
     image: str = DEFAULT_IMAGE
     broker_names: tuple[str, ...] = ()  # extra names / IPs for the broker's certificate
+
+
+def check_options(options: ProvisionOptions) -> None:
+    """Refuse, before anything is written, every value that would land in a path, a config line or a shell line."""
+    for user in options.consumers:
+        if not USER_NAME.fullmatch(user):
+            raise ShelfWatchError(f"--consumer {user!r}: a user name is lower-case letters, digits, _ and - "
+                                  "(at most 63, starting with a letter or digit)")  # fmt: skip
+    if len(set(options.consumers)) != len(options.consumers):
+        raise ShelfWatchError("--consumer: each user once")
+    if len(options.image) > 255 or not IMAGE.fullmatch(options.image):
+        raise ShelfWatchError(f"--image {options.image!r}: not a container image reference "
+                              "(like registry.example.com:5000/shelfwatch/edge-jetson:0.1.0)")  # fmt: skip
+    for name, port in (("--box-port", options.box_port), ("--consumer-port", options.consumer_port)):
+        if not 1 <= port <= 65535:
+            raise ShelfWatchError(f"{name} {port}: a TCP port is 1 to 65535")
+    if options.box_port == options.consumer_port:
+        raise ShelfWatchError("--box-port and --consumer-port must differ")
+
+
+def check_broker_dir(broker_dir: Path) -> None:
+    if not CONF_PATH.fullmatch(str(broker_dir)):
+        raise ShelfWatchError(f"broker folder {str(broker_dir)!r}: must be an absolute path without spaces or "
+                              "control characters (it is written into mosquitto.conf; see --broker-dir)")  # fmt: skip
 
 
 def box_config_yaml(config: BoxConfig, port: int) -> str:
@@ -77,7 +115,7 @@ Requires=docker.service
 Restart=always
 RestartSec=5
 ExecStartPre=-/usr/bin/docker rm -f shelfwatch-edge
-ExecStart=/usr/bin/{" ".join(command)}
+ExecStart=/usr/bin/{shell_line(command)}
 # docker stop sends SIGTERM: the agent flushes its outbox and publishes status "stopped".
 ExecStop=/usr/bin/docker stop --time 25 shelfwatch-edge
 TimeoutStopSec=30
@@ -87,7 +125,13 @@ WantedBy=multi-user.target
 """
 
 
+def shell_line(command: list[str]) -> str:
+    """The command quoted for sh and for systemd's ExecStart (both read POSIX single quotes)."""
+    return shlex.join(command)
+
+
 def provision(store_dir: Path, out: Path, options: ProvisionOptions) -> dict[str, BoxConfig]:
+    check_options(options)
     boxes, problems = load_store(store_dir)
     if problems:
         raise ShelfWatchError(f"{store_dir}: {len(problems)} problem(s); first: {problems[0]} "
@@ -96,16 +140,25 @@ def provision(store_dir: Path, out: Path, options: ProvisionOptions) -> dict[str
     hosts = sorted({c.mqtt.host for c in boxes.values() if c.mqtt} | set(options.broker_names))
     if not hosts:
         raise ShelfWatchError(f"{store_dir}: no mqtt.host in store.yaml: the boxes need a broker")
-    org = f"ShelfWatch {store}"
-    ca = load_or_create_ca(out / "ca", org)
+    for name in options.broker_names:
+        if not HOST.fullmatch(name):
+            raise ShelfWatchError(f"--broker-name {name!r}: not a host name or IP address")
+    # Every bundle is verified (file names included) before anything is written.
+    manifests = {name: load_bundle(config.bundle) for name, config in sorted(boxes.items())}
+    if mosq.pos_user(store) in options.consumers:
+        raise ShelfWatchError(f"--consumer {mosq.pos_user(store)}: that is the store's POS user (it only writes POS)")
     broker_out = out / "broker"
     broker_dir = options.broker_dir or broker_out.resolve()
+    check_broker_dir(broker_dir)
+    org = f"ShelfWatch {store}"
+    ca = load_or_create_ca(out / "ca", org)
     server_cert, server_key = issue(ca, hosts[0], org, server_names=hosts)
     write_cert(ca.cert, broker_out / "ca.crt")
     write_cert(server_cert, broker_out / "server.crt")
     write_key(server_key, broker_out / "server.key")
+    (broker_out / "data").mkdir(parents=True, exist_ok=True)  # the broker's persistence (it must write here)
     entries = []
-    for user in options.consumers:
+    for user in [*options.consumers, mosq.pos_user(store)]:
         password = secrets.token_urlsafe(24)
         secret = out / "consumers" / f"{user}.password"
         secret.parent.mkdir(parents=True, exist_ok=True)
@@ -120,9 +173,8 @@ def provision(store_dir: Path, out: Path, options: ProvisionOptions) -> dict[str
         folder = out / "boxes" / name
         if folder.exists():
             shutil.rmtree(folder)
-        manifest = load_bundle(config.bundle)  # refuses a bundle that does not match its manifest
         (folder / "bundle").mkdir(parents=True)
-        for file in [MANIFEST, *manifest.files]:
+        for file in [MANIFEST, *manifests[name].files]:
             shutil.copy2(config.bundle / file, folder / "bundle" / file)
         cert, key = issue(ca, mosq.box_identity(config.store, name), org)
         write_cert(ca.cert, folder / "certs" / "ca.crt")
@@ -134,6 +186,6 @@ def provision(store_dir: Path, out: Path, options: ProvisionOptions) -> dict[str
         (folder / "shelfwatch-edge.service").write_text(systemd_unit(config, command))
         run = folder / "run.sh"
         run.write_text("#!/bin/sh\n# Runs the agent in the Jetson image, as the systemd unit does.\nexec "
-                       + " ".join(command) + "\n")  # fmt: skip
+                       + shell_line(command) + "\n")  # fmt: skip
         run.chmod(0o755)
     return boxes

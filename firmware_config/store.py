@@ -12,7 +12,16 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from edge.config import BoxConfig, resolve_paths, yaml_problem
+from edge.config import (
+    BoxConfig,
+    ConfigLoader,
+    check_unique_keys,
+    parse_config,
+    read_config_text,
+    resolve_paths,
+    yaml_problem,
+)
+from edge.errors import ShelfWatchError
 from edge.schema import problems as validation_problems
 
 STORE_FILE = "store.yaml"
@@ -31,11 +40,12 @@ class Problem:
         return f"{where}: {self.key or '(top level)'}: {' '.join(self.message.split())}"
 
 
-class _LineLoader(yaml.SafeLoader):
-    """Safe YAML that remembers the line of every mapping key."""
+class _LineLoader(ConfigLoader):
+    """The configs' YAML (no aliases, no duplicate keys) that also remembers the line of every mapping key."""
 
 
 def _mapping_with_lines(loader: _LineLoader, node: yaml.MappingNode) -> dict:
+    check_unique_keys(loader, node)
     loader.flatten_mapping(node)
     out = _Lines()
     for key_node, value_node in node.value:
@@ -69,11 +79,9 @@ class Source:
 
 def read_yaml(path: Path) -> tuple[Source | None, list[Problem]]:
     try:
-        text = path.read_text()
-    except OSError as exc:
-        return None, [Problem(path, None, "", f"cannot be read ({exc.strerror})")]
-    try:
-        data = yaml.load(text, Loader=_LineLoader)
+        data = parse_config(read_config_text(path), _LineLoader)
+    except ShelfWatchError as exc:
+        return None, [Problem(path, None, "", str(exc).removeprefix(f"{path}: "))]
     except yaml.YAMLError as exc:
         line, problem = yaml_problem(exc)
         return None, [Problem(path, line, "", f"not valid YAML: {problem}")]

@@ -52,8 +52,10 @@ class Broker:
         self.folder, self.port = folder, free_port()
         folder.mkdir(parents=True, exist_ok=True)
         self.conf = folder / "mosquitto.conf"
+        # `user root`: started as root, Mosquitto otherwise drops to its own user, which cannot write into root's
+        # private tmp, and then silently keeps nothing (no persistence, no log); as another user it has no effect.
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"user root\nlistener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
             f"persistence_location {folder}/\nautosave_interval 1\nlog_dest file {folder}/mosquitto.log\n{extra}"
         )
         self.proc: subprocess.Popen | None = None

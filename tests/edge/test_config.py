@@ -68,3 +68,48 @@ def test_mistakes_are_one_line_naming_the_key(tmp_path, change, message):
     with pytest.raises(ShelfWatchError) as error:
         load_box_config(path)
     assert message in str(error.value) and str(path) in str(error.value) and "\n" not in str(error.value)
+
+
+# Hostile or broken files: each refused in one line, quickly, before anything runs.
+BILLION_LAUGHS = "\n".join(
+    ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    + [f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]" for i in range(8)]
+    + ["store: *i"]
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD + "box: aisle3-right\n", "line 17: not valid YAML (duplicate key 'box' (first on line 3))"),
+        (GOOD.replace("port: 8883", "port: 8883\n  port: 1883"), "duplicate key 'port' (first on line 12)"),
+        (GOOD + "heartbeat_s: .inf\n", "heartbeat_s: Input should be a finite number"),
+        (GOOD + "heartbeat_s: .nan\n", "heartbeat_s: Input should be a finite number"),
+        (GOOD.replace("[640, 170]", "[.inf, 170]"), "zones.0.polygon.2.0: Input should be a finite number"),
+        (GOOD + "threads: 100000000000000000000000000\n", "threads: Input should be less than or equal to 256"),
+        (GOOD.replace("max_events: 5000", "max_events: 1e30"), "outbox.max_events: "),
+        (GOOD.replace("port: 8883", "port: 8883\n  keepalive_s: 100000"), "mqtt.keepalive_s: Input should be less"),
+        (BILLION_LAUGHS, "aliases (*a) are not allowed in a config"),
+        ("base: &b {store: s}\n<<: *b\n", "aliases (*b) are not allowed in a config"),
+        ("[" * 5000 + "]" * 5000, "nested too deeply"),
+    ],
+)
+def test_hostile_yaml_and_out_of_range_values_are_refused(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ShelfWatchError) as error:
+        load_box_config(path)
+    assert message in str(error.value) and "\n" not in str(error.value), str(error.value)
+
+
+def test_a_file_that_is_not_utf8_or_too_big(tmp_path):
+    path = tmp_path / "box.yaml"
+    path.write_bytes(GOOD.encode().replace(b"aisle3-left", b"aisle3-l\xe9ft"))
+    with pytest.raises(ShelfWatchError, match=r"box.yaml: not UTF-8 text \(byte 0xe9 at offset 29\)$"):
+        load_box_config(path)
+    path.write_bytes(b"# " + b"x" * (1 << 20) + b"\n")
+    with pytest.raises(ShelfWatchError, match="larger than 1024 KiB"):
+        load_box_config(path)
+    (tmp_path / "pass").write_bytes(b"\xff\xfe")
+    path.write_text(GOOD.replace("password_env: SHELFWATCH_MQTT_PASSWORD", f"password_file: {tmp_path / 'pass'}"))
+    with pytest.raises(ShelfWatchError, match=r"mqtt\.password_file: .*pass: not UTF-8 text"):
+        load_box_config(path).mqtt.password()

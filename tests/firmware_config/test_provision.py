@@ -4,6 +4,9 @@ box's topic prefix."""
 
 import json
 import os
+import re
+import shlex
+import shutil
 import ssl
 import subprocess
 import threading
@@ -14,34 +17,16 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
-from edge.bundle import load_bundle
+from edge.bundle import MANIFEST, load_bundle, seal, sha256_of
 from edge.config import load_box_config
+from edge.errors import ShelfWatchError
 from firmware_config.certs import issue, load_or_create_ca, write_cert, write_key
-from tests.conftest import Subscriber, free_port, shelfwatch_command
-from tests.edge.test_agent_delivery import sample
+from firmware_config.provision import IMAGE
+from tests.conftest import Subscriber, shelfwatch_command
+from tests.edge.test_agent_delivery import DEMO_BUNDLE, sample
 from tests.firmware_config.test_store import copy_example
 
 STORE = "example-store"
-
-
-@pytest.fixture
-def provisioned(tmp_path, shelfwatch):
-    store = copy_example(tmp_path)
-    text = (store / "store.yaml").read_text().replace("broker.example-store.lan", "127.0.0.1")
-    (store / "store.yaml").write_text(text)
-    out, box_port, consumer_port = tmp_path / "out", free_port(), free_port()
-    result = shelfwatch("provision", store, "--out", out, "--box-port", box_port, "--consumer-port", consumer_port)
-    assert result.returncode == 0, result.stderr
-    # As written, plus `user root`: here the tests run as root and the files sit in root's private tmp; on a
-    # broker host Mosquitto runs as its own user, which must own the broker folder.
-    conf = tmp_path / "mosquitto-test.conf"
-    conf.write_text("user root\n" + (out / "broker" / "mosquitto.conf").read_text())
-    broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.PIPE)
-    time.sleep(0.5)
-    assert broker.poll() is None, broker.stderr.read().decode()
-    yield {"out": out, "box_port": box_port, "consumer_port": consumer_port, "tmp": tmp_path}
-    broker.terminate()
-    broker.wait(10)
 
 
 def central(p) -> Subscriber:
@@ -102,6 +87,28 @@ def test_a_provisioned_box_delivers_over_tls(provisioned):
     sub.close()
 
 
+def test_a_box_with_another_boxs_certificate_keeps_its_events(provisioned):
+    """Its identity may not write its topics: MQTT 5 says so (0x87), so nothing is taken off the outbox."""
+    p, sub = provisioned, central(provisioned)
+    folder = p["tmp"] / "swapped"
+    shutil.copytree(p["out"] / "boxes" / "aisle1-left", folder)
+    shutil.rmtree(folder / "certs")
+    shutil.copytree(p["out"] / "boxes" / "aisle1-right" / "certs", folder / "certs")
+    jsonl = p["tmp"] / "events.jsonl"
+    command = shelfwatch_command("edge", "run", "--config", folder / "config.yaml", "--source",
+                                 sample(p["tmp"], 300, seed=11), "--outbox", p["tmp"] / "outbox.sqlite",
+                                 "--events-jsonl", jsonl)  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    produced = [e for e in map(json.loads, jsonl.read_text().splitlines()) if e["kind"] != "status"]
+    assert produced and f"{len(produced)} waiting in the outbox" in result.stdout, result.stdout
+    assert "the broker refused event 1 on shelfwatch/v1/example-store/aisle1-left/" in result.stderr, result.stderr
+    assert "Not authorized (0x87)" in result.stderr and "stays in the outbox" in result.stderr
+    time.sleep(0.5)
+    assert not sub.messages
+    sub.close()
+
+
 def test_an_unknown_certificate_is_refused(provisioned):
     p = provisioned
     rogue_ca = load_or_create_ca(p["tmp"] / "rogue", "Rogue")
@@ -144,3 +151,80 @@ def test_a_box_cannot_write_under_another_boxs_prefix(provisioned):
     assert not any("aisle1-right" in t for t, _, _ in sub.messages)
     client.loop_stop()
     sub.close()
+
+
+# Hostile input: nothing a store folder, a bundle or an option says may write outside --out, add a line to the
+# broker's files or a command to the box's shell.
+
+
+def crafted_bundle(tmp_path: Path, files_key: str) -> Path:
+    """The demo bundle, with one more `files` entry named `files_key` whose bytes are really there (relative
+    to the bundle folder) and a manifest whose hashes and id all match: only the name is wrong."""
+    bundle = tmp_path / "evil" / "a" / "b" / "c" / "bundle"
+    shutil.copytree(DEMO_BUNDLE, bundle)
+    target = bundle / files_key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"#!/bin/sh\necho owned\n")
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["files"][files_key] = {"sha256": sha256_of(target), "bytes": target.stat().st_size}
+    (bundle / MANIFEST).write_text(json.dumps(seal(manifest), indent=2))
+    return bundle
+
+
+def test_a_bundle_file_name_that_is_a_path_is_refused_and_nothing_lands_outside_out(tmp_path, shelfwatch):
+    store = copy_example(tmp_path)
+    bundle = crafted_bundle(tmp_path, "../../../../x")  # from OUT/boxes/<box>/bundle: beside OUT
+    text = (store / "store.yaml").read_text()
+    (store / "store.yaml").write_text(re.sub(r"(?m)^bundle: .*$", f"bundle: {bundle}", text))
+    out = tmp_path / "o" / "out"
+    result = shelfwatch("provision", store, "--out", out)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "not a plain file name" in result.stderr, result.stderr
+    assert not (tmp_path / "o" / "x").exists() and not out.exists()
+    with pytest.raises(ShelfWatchError, match="not a plain file name"):
+        load_bundle(bundle)  # the agent refuses it too
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--consumer", "evil\ntopic readwrite #"), "--consumer 'evil\\ntopic readwrite #': a user name is"),
+        (("--consumer", "../../etc/x"), "a user name is"),
+        (("--image", "x; touch /tmp/owned"), "--image 'x; touch /tmp/owned': not a container image reference"),
+        (("--image", "x\nrm -rf /"), "not a container image reference"),
+        (("--image", "$(reboot)"), "not a container image reference"),
+        (("--broker-dir", "/srv/b\nlistener 1883"), "must be an absolute path without spaces"),
+        (("--broker-name", "b\nc"), "not a host name or IP address"),
+        (("--box-port", "8884"), "must differ"),
+    ],
+)
+def test_options_that_would_inject_a_line_are_refused_before_anything_is_written(tmp_path, shelfwatch, args,
+                                                                                  message):  # fmt: skip
+    store = copy_example(tmp_path)
+    out = tmp_path / "out"
+    result = shelfwatch("provision", store, "--out", out, *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert not out.exists()
+
+
+def test_good_image_references_are_taken_and_the_shell_line_is_quoted(tmp_path, shelfwatch):
+    for image in ("registry.example.com:5000/shelfwatch/edge-jetson:0.1.0", "edge", "localhost/a_b/c-d:v1.2",
+                  "ghcr.io/org/edge@sha256:" + "a" * 64):  # fmt: skip
+        assert IMAGE.fullmatch(image), image
+    store = copy_example(tmp_path)
+    image = "registry.example.com:5000/shelfwatch/edge-jetson:0.1.0"
+    result = shelfwatch("provision", store, "--out", tmp_path / "out", "--image", image)
+    assert result.returncode == 0, result.stderr
+    run = (tmp_path / "out" / "boxes" / "aisle1-right" / "run.sh").read_text().splitlines()[-1]
+    words = shlex.split(run)
+    assert words[0] == "exec" and image in words and words[-2:] == ["--config", "/etc/shelfwatch/config.yaml"]
+
+
+def test_a_store_or_box_name_that_is_not_a_slug_is_refused(tmp_path, shelfwatch):
+    store = copy_example(tmp_path)
+    box = store / "boxes" / "aisle1-left.yaml"
+    box.write_text(box.read_text().replace("box: aisle1-left", "box: '../../x'"))
+    result = shelfwatch("provision", store, "--out", tmp_path / "out")
+    assert result.returncode == 2 and "box: String should match pattern" in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()

@@ -71,3 +71,30 @@ def test_the_published_schema_is_the_models(shelfwatch):
 def test_validate_reports_a_missing_store_file(tmp_path):
     count, problems = validate_path(tmp_path)
     assert count == 0 and "not a store folder" in str(problems[0])
+
+
+def test_hostile_files_get_one_line_from_every_command_that_reads_them(tmp_path, shelfwatch):
+    """A byte that is not UTF-8, a 700-byte "billion laughs", a duplicate key: `config validate`, `provision`,
+    `edge run --config` and `edge health` each answer with the file and the problem, at once, no traceback."""
+    from tests.edge.test_config import BILLION_LAUGHS
+
+    store = copy_example(tmp_path)
+    box = store / "boxes" / "aisle1-left.yaml"
+    good = box.read_bytes()
+    cases = [
+        (good.replace(b"box: aisle1-left", b"box: aisle1-l\xe9ft"), "not UTF-8 text (byte 0xe9 at offset"),
+        (BILLION_LAUGHS.encode(), "aliases (*a) are not allowed in a config"),
+        (good + b"box: aisle1-left\n", "duplicate key 'box' (first on line 2)"),
+    ]
+    assert len(BILLION_LAUGHS) < 700
+    for content, message in cases:
+        box.write_bytes(content)
+        for command, status in ((("config", "validate", store), 1), (("config", "validate", box), 1),
+                                (("provision", store, "--out", tmp_path / "out"), 2),
+                                (("edge", "run", "--config", box, "--max-frames", 1), 2),
+                                (("edge", "health", "--config", box), 2)):  # fmt: skip
+            result = shelfwatch(*command, timeout=60)
+            assert result.returncode == status, (command, result.stderr)
+            assert message in result.stderr and "Traceback" not in result.stderr, (command, result.stderr)
+            assert str(box) in result.stderr.splitlines()[0] or "provision" in command, result.stderr
+    assert not (tmp_path / "out").exists()
