@@ -65,8 +65,10 @@ class ActionStream:
     The segmenter's frame numbers are the video's.
     """
 
-    def __init__(self, recognizer: ActionRecognizer, segmenter: Segmenter) -> None:
+    def __init__(self, recognizer: ActionRecognizer, segmenter: Segmenter, still_frames: int = 0) -> None:
         self.recognizer, self.segmenter = recognizer, segmenter
+        self.still_frames = still_frames  # how long a still picture carries on the action seen before it
+        self.still = 0  # still frames carried so far
         self.delay = recognizer.delay
         self.expect = 0  # the frame the segmenter scores next
         self.in_gap = True
@@ -74,10 +76,19 @@ class ActionStream:
         self.last: np.ndarray | None = None
 
     def update(self, frame: Frame, active: bool) -> list[ActionSegment]:
-        """One frame of the stream: scored when the motion gate is open, a gap otherwise; returns the segments
-        it closed. A frame after lost ones starts afresh."""
+        """One frame of the stream: scored when the motion gate is open, carried on or a gap while it is closed;
+        returns the segments it closed. A frame after lost ones starts afresh."""
         closed = self.gap(frame.index) if frame.after_gap else []
-        return closed + (self.frame(frame.index, frame.image) if active else self.gap(frame.index))
+        return closed + (self.frame(frame.index, frame.image) if active else self.hold(frame.index))
+
+    def hold(self, index: int) -> list[ActionSegment]:
+        """The motion gate is closed: nothing moves, so whatever was being done goes on (a shopper standing still
+        in front of the shelf is still inspecting it), for up to `still_frames`; after that, a gap."""
+        if self.in_gap or self.last is None or self.still >= self.still_frames:
+            return self.gap(index)
+        self.still += 1
+        self.expect += 1
+        return self.segmenter.push(self.last)
 
     @property
     def label(self) -> int | None:
@@ -91,6 +102,7 @@ class ActionStream:
             closed += self.segmenter.skip(index - self.expect)
             self.expect, self.in_gap, self.warmup, self.last = index, False, self.delay, None
             self.recognizer.reset()
+        self.still = 0
         probs = self.recognizer.push(image)
         if self.warmup:
             self.warmup -= 1

@@ -44,6 +44,10 @@ from edge.shelf import ShelfCounter
 from edge.telemetry import Progress, Telemetry
 from edge.video import Frame, SourceStopped, VideoSource
 
+# A still picture carries on the action seen before it for this long: a shopper standing still at the shelf is still
+# inspecting it, though the motion gate has stopped the models.
+STILL_CARRY_S = 10.0
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -173,8 +177,9 @@ def run_frames(s: Stages, options: RunOptions, stop: _Stop) -> Summary:
         s.reporter.shoppers_left(s.shoppers.update(fg.mask, frame.ts, fg.fresh))
         active = s.gate.update(frame.index, fg)
         s.reporter.actions(s.actions.update(frame, active))
-        look = s.schedule.look(frame, active, s.actions.label)
-        s.reporter.changes(s.shelf.update(frame.index, fg, s.actions.label, look))
+        action = s.actions.label if active else None  # what the model saw on this frame, not what a still one carries
+        look = s.schedule.look(frame, active, action)
+        s.reporter.changes(s.shelf.update(frame.index, fg, action, look))
         if s.annotator is not None:
             s.annotator.write(frame.image, s.schedule.latest if active or look.ran else [],
                               list(s.shoppers.tracks.values()), s.reporter.present_baskets(), s.actions.current,
@@ -206,6 +211,11 @@ def build_stages(
     )  # fmt: skip
     fps, size = source.fps, (source.width, source.height)
     zones = config.zones or default_zones(*size)
+    if not config.zones:
+        z = zones[0].polygon
+        log(f"no shelf zones configured: assuming the demo store's layout, one zone '{zones[0].name}' over "
+            f"({z[0][0]:.0f},{z[0][1]:.0f})-({z[2][0]:.0f},{z[2][1]:.0f}) of the {size[0]}x{size[1]} picture (the top "
+            "36%); a box config's `zones` names the real shelves")  # fmt: skip
     names = {s.sku: s.name for s in (manifest.detector.catalog if manifest.detector else [])}
     names.update({s.sku: s.name for s in config.catalog if s.name})
     t = config.thresholds
@@ -223,10 +233,10 @@ def build_stages(
         motion=motion,
         shoppers=shoppers,
         gate=MotionGate(t.motion_fraction, max(1, round(t.motion_hold_s * fps))),
-        actions=ActionStream(recognizer, Segmenter()),
+        actions=ActionStream(recognizer, Segmenter(), still_frames=round(STILL_CARRY_S * fps)),
         schedule=schedule,
         shelf=shelf,
-        reporter=Reporter(telemetry.emitter, shoppers, fps),
+        reporter=Reporter(telemetry.emitter, shoppers, fps, t.action_confidence),
         annotator=Annotator(options.annotate, fps, size, zones, names) if options.annotate else None,
         telemetry=telemetry,
     )
@@ -244,11 +254,10 @@ def _start_publisher(config: BoxConfig, outbox: Outbox, emitter: Emitter) -> Pub
 
 
 def _finish(s: Stages, last: Frame | None, stopped: bool) -> Summary:
-    """The stream ended (or was stopped): close the running action segment and, at the end of a file, recount a
-    shelf still waiting for its quiet moment."""
+    """The stream ended (or was stopped): close the running action segment. A shelf still waiting for its quiet
+    moment is not counted from the last frame alone: a hand may still be over it (a clip's last second is lost
+    to the counts, never invented)."""
     s.reporter.actions(s.actions.close(last.index + 1 if last is not None else 0))
-    if last is not None and not stopped:
-        s.reporter.changes(s.shelf.finish(last.index, s.schedule.detect(last.image)))
     r, t = s.reporter, s.telemetry
     if t.on_progress is not None:
         t.on_progress(t.progress(done=True))

@@ -16,12 +16,13 @@ from edge.segments import ActionSegment
 from edge.shelf import ShelfChange
 from edge.video import Frame
 
-NOBODY = 0  # the shopper of a shelf change with nobody in view
+NOBODY = 0  # the shopper of a pick with nobody in view (a put-back nobody was seen taking has no shopper)
 
 
 class Reporter:
-    def __init__(self, emitter: Emitter, shoppers: ShopperTracker, fps: float) -> None:
+    def __init__(self, emitter: Emitter, shoppers: ShopperTracker, fps: float, min_confidence: float = 0.0) -> None:
         self.emitter, self.shoppers, self.fps = emitter, shoppers, fps
+        self.min_confidence = min_confidence  # an action segment less sure than this is not reported
         self.baskets = Baskets()
         self.frame_ts: dict[int, float] = {}
         self.shelf_x: float | None = None  # where the shelf last moved: an action is credited to the nearest shopper
@@ -46,7 +47,7 @@ class Reporter:
 
     def actions(self, segments: list[ActionSegment]) -> None:
         for seg in segments:
-            if seg.label == Action.NO_ACTION:
+            if seg.label == Action.NO_ACTION or seg.confidence < self.min_confidence:
                 continue
             self.actions_seen[ACTION_CLASSES[seg.label]] += 1
             nearest = self.shoppers.nearest(self.shelf_x)
@@ -58,14 +59,18 @@ class Reporter:
         for change in changes:
             nearest = self.shoppers.nearest(change.x, change.y)
             nearest_id = nearest.id if nearest else None
-            owner = self.baskets.owner_of_putback(change.sku, nearest_id) if change.kind == "putback" else nearest_id
-            owner = owner if owner is not None else NOBODY
-            self.emitter.emit(change.kind, sku=change.sku, quantity=change.quantity, shopper=owner, frame=change.frame,
-                              confidence=round(change.confidence, 4), zone=change.zone)  # fmt: skip
             if change.kind == "pick":
                 self.picks += change.quantity
+                owner = nearest_id if nearest_id is not None else NOBODY
             else:
                 self.putbacks += change.quantity
+                owner = self.baskets.owner_of_putback(change.sku, nearest_id, self.shoppers.present)
+            # A put-back of an item nobody was seen taking still counts for the shelf, but is nobody's: no basket
+            # goes below zero (a checkout cross-check would read a negative count as nonsense).
+            self.emitter.emit(change.kind, sku=change.sku, quantity=change.quantity, shopper=owner, frame=change.frame,
+                              confidence=round(change.confidence, 4), zone=change.zone)  # fmt: skip
+            if owner is None:
+                continue
             items = self.baskets.apply(owner, change.kind, change.sku, change.quantity)
             self.emitter.emit("basket", shopper=owner, items=items, reason="change",
                               confidence=round(change.confidence, 4))  # fmt: skip

@@ -3,7 +3,9 @@
 The agent feeds each frame's probabilities as they come; evaluation runs the very same code over a
 whole video (`segment_scores`), so the scores a model earns offline are the ones a store would see.
 Scores are smoothed over a short causal window, and a change of class must hold for `min_frames`
-frames before it is believed: a flicker shorter than that stays part of the running segment.
+frames before it is believed: a flicker shorter than that stays part of the running segment. A causal mean
+over `window` frames sees a change about (window - 1) / 2 frames late, so a change is dated back by that much
+(the emitted segments would otherwise run late by as much).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Segmenter:
         if window < 1 or min_frames < 1:
             raise ValueError("window and min_frames must be at least 1")
         self.window, self.min_frames = window, min_frames
+        self.lag = (window - 1) // 2  # how late the causal mean sees a sharp change
         self._recent: deque[np.ndarray] = deque(maxlen=window)
         self._current: _Run | None = None
         self._candidate: _Run | None = None
@@ -64,7 +67,7 @@ class Segmenter:
         if self._candidate is not None and self._candidate.label != c:
             self._absorb_candidate()
         if self._candidate is None:
-            self._candidate = _Run(c, t)
+            self._candidate = _Run(c, max(self._current.start + 1, t - self.lag))
         self._candidate.conf.append(float(smoothed[c]))
         self._candidate.probs.append(smoothed)
         if len(self._candidate.conf) < self.min_frames:

@@ -185,18 +185,7 @@ class ShelfCounter:
                 changes += self._settle(s, frame)
         return changes
 
-    def finish(self, frame: int, detections: list[Detection]) -> list[ShelfChange]:
-        """The stream ends: a zone still waiting to be recounted after a hand was at the shelf is counted once
-        on the last frame (a file may end before the shelf has been quiet long enough). Only picks: a hand may
-        still hold a product over the shelf, which is no put-back."""
-        changes: list[ShelfChange] = []
-        for s in self.states:
-            if s.units is not None and s.disturbed and s.touched:
-                s.samples = [_one_per_place([d for d in detections if self.inside(s.zone, d)])]
-                changes += self._settle(s, frame, at_rest=False)
-        return changes
-
-    def _settle(self, s: _ZoneState, frame: int, at_rest: bool = True) -> list[ShelfChange]:
+    def _settle(self, s: _ZoneState, frame: int) -> list[ShelfChange]:
         seen = _places(s.samples)
         front = max(p[1] for p in s.zone.polygon)
         changes: list[ShelfChange] = []
@@ -204,8 +193,9 @@ class ShelfCounter:
             s.units = [Unit(p.sku, p.box, p.confidence) for p in seen if p.hits * 2 > len(s.samples)]
         else:
             # One product per hand visit: more units gone than that is the detector losing some (the most
-            # confident ones are the ones taken), more new ones is the detector seeing double.
-            visits = max(1, s.hand_visits)
+            # confident ones are the ones taken), more new ones is the detector seeing double. No recognised hand
+            # visit, no change: a shelf that looks different after someone only stood there is the detector's noise.
+            visits = s.hand_visits
             units = sorted(s.units, key=lambda u: -u.confidence)
             same = iou([u.box for u in units], [p.box for p in seen]) >= SAME_PLACE  # (units, places)
             kept: list[Unit] = []
@@ -225,7 +215,7 @@ class ShelfCounter:
             returned = 0
             for i in sorted(range(len(seen)), key=lambda i: -seen[i].confidence):
                 p = seen[i]
-                if not at_rest or same[:, i].any():
+                if same[:, i].any():
                     continue
                 sure = p.hits == len(s.samples) and p.min_confidence >= self.min_confidence
                 if s.touched and sure and returned < visits and self._near_hand(s, p.box):

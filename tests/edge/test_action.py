@@ -47,3 +47,20 @@ def test_lost_frames_close_the_running_segment_and_scoring_starts_afresh():
     closed += actions.update(frames(30, 1, after_gap=True)[0], active=True)
     assert closed and max(seg.end for seg in closed) == 30  # what ran before the loss is closed
     assert actions.delay > 0 and actions.label is None  # the LSTM starts afresh: its delay passes first
+
+
+def test_a_still_picture_carries_on_the_action_seen_before_it_for_a_while():
+    actions = ActionStream(ActionRecognizer(load_bundle(DEMO_BUNDLE), DEMO_BUNDLE, threads=1), Segmenter(),
+                           still_frames=20)  # fmt: skip
+    closed = []
+    for f in frames(0, 30):
+        closed += actions.update(f, active=True)
+    label = actions.label
+    for f in frames(30, 15):  # the gate closes: nothing moves, the shopper still stands there
+        closed += actions.update(f, active=False)
+        assert actions.label == label  # carried on, not scored
+    for f in frames(45, 20):  # still for longer than 20 frames: the segment closes
+        closed += actions.update(f, active=False)
+    assert actions.label is None
+    covered = sorted(i for seg in closed for i in range(seg.start, seg.end))
+    assert covered == list(range(50))  # 30 frames scored and 20 carried on; the rest is a gap

@@ -87,3 +87,15 @@ def test_a_shopper_who_leaves_closes_their_basket(tmp_path):
     last = events(jsonl)[-1]
     assert (last["kind"], last["shopper"], last["items"], last["reason"]) == ("basket", 1, {"cola": 1}, "left")
     assert reporter.open_baskets() == {1: {"cola": 1}}
+
+
+def test_a_putback_of_an_item_nobody_was_seen_taking_is_nobodys_and_no_basket_goes_below_zero(tmp_path):
+    reporter, shoppers, jsonl = setup(tmp_path)
+    shopper_at(shoppers, 60, 90, ts=0.0)
+    reporter.changes([change("putback", "sku01", x=300)])  # a hand puts back what it was never seen taking
+    reporter.changes([change("pick", "sku03", x=300)])
+    found = [(e["kind"], e.get("sku"), e.get("shopper"), e.get("items")) for e in events(jsonl)]
+    assert found == [("putback", "sku01", None, None),  # reported for the shelf's sake, with no shopper
+                     ("pick", "sku03", 1, None), ("basket", None, 1, {"sku03": 1})]  # fmt: skip
+    assert reporter.putbacks == 1 and reporter.open_baskets() == {1: {"sku03": 1}}
+    assert all(n >= 0 for e in events(jsonl) if e["kind"] == "basket" for n in e["items"].values())

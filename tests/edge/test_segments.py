@@ -38,10 +38,14 @@ def test_a_change_is_reported_when_confirmed_but_dated_from_its_first_frame():
     assert segmenter.flush() == [ActionSegment(1, 4, 8, 1.0)]
 
 
-def test_smoothing_window_lags_a_sharp_change_by_half_the_window():
-    # Causal mean over 3 frames: at frame 5 the window holds A, A, B (argmax A); at frame 6 A, B, B.
+def test_a_change_seen_late_through_the_smoothing_window_is_dated_back_to_where_it_happened():
+    # Causal mean over 3 frames: at frame 5 the window holds A, A, B (argmax A); at frame 6 A, B, B: seen one
+    # frame late, (3 - 1) / 2, and dated back by as much.
     segments = segment_scores(one_hot([0] * 5 + [4] * 5), window=3, min_frames=1)
-    assert [(s.label, s.start, s.end) for s in segments] == [(0, 0, 6), (4, 6, 10)]
+    assert [(s.label, s.start, s.end) for s in segments] == [(0, 0, 5), (4, 5, 10)]
+    # With the default window of 5 a change is seen two frames late.
+    segments = segment_scores(one_hot([0] * 10 + [4] * 10))
+    assert [(s.label, s.start, s.end) for s in segments] == [(0, 0, 10), (4, 10, 20)]
 
 
 def test_skipped_frames_close_the_segment_and_keep_frame_numbers():
