@@ -11,7 +11,6 @@ multiset of item lists).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from collections import Counter
@@ -20,16 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from edge.agent import RunOptions, run_agent  # noqa: E402
-from edge.config import BoxConfig, Camera, OutboxConfig  # noqa: E402
-
-
-def baskets_of(events: list[dict]) -> list[tuple]:
-    last: dict[int, dict] = {}
-    for e in events:
-        if e["kind"] == "basket":
-            last[e["shopper"]] = e["items"]
-    return sorted(tuple(sorted(b.items())) for b in last.values() if b)
+from training.bundle_eval import item_counts, run_box  # noqa: E402
+from training.labels import read_label_file  # noqa: E402
 
 
 def main() -> None:
@@ -43,45 +34,29 @@ def main() -> None:
     units, unit_errors = 0, 0
     with tempfile.TemporaryDirectory() as tmp:
         for video in videos:
-            labels = json.loads(video.with_name(video.name.replace(".mp4", ".labels.json")).read_text())
-            jsonl = Path(tmp) / f"{video.stem}.jsonl"
-            config = BoxConfig(store="bench", box="box1", camera=Camera(source=str(video)), bundle=args.bundle,
-                               outbox=OutboxConfig(path=Path(tmp) / f"{video.stem}.sqlite"))  # fmt: skip
-            run_agent(config, RunOptions(events_jsonl=jsonl))
-            events = [json.loads(line) for line in jsonl.read_text().splitlines()]
-            truth = Counter((("pick" if e["kind"] == "take" else "putback"), e["sku"]) for e in labels["ledger"])
-            found = Counter()
+            labels = read_label_file(video.with_name(video.name.replace(".mp4", ".labels.json")))
+            events, _, _ = run_box(args.bundle, video, Path(tmp), threads=0)
+            truth = Counter((("pick" if e.kind == "take" else "putback"), e.sku) for e in labels.ledger)
+            found: Counter = Counter()
             for e in events:
                 if e["kind"] in ("pick", "putback"):
                     found[(e["kind"], e["sku"])] += e["quantity"]
             right = sum((truth & found).values())
-            net_truth, net_found = _net(truth), _net(found)
-            units += sum(abs(v) for v in net_truth.values())
-            errors = sum(abs(net_truth[k] - net_found[k]) for k in set(net_truth) | set(net_found))
+            net, errors, match = item_counts(events, labels)
+            units += net
             unit_errors += errors
-            expected = sorted(tuple(sorted(b["items"].items())) for b in labels["baskets"] if b["items"])
-            match = baskets_of(events) == expected
             exact += match
             truth_total.update(truth)
             found_total.update(found)
             right_total += right
-            verdict = "match" if match else "DIFFER"
             print(f"{video.stem}: ledger {sum(truth.values())} events, found {sum(found.values())}, right {right}; "
-                  f"net unit errors {errors}; baskets {verdict} "
-                  f"(truth {expected}, found {baskets_of(events)})")  # fmt: skip
+                  f"net unit errors {errors}; baskets {'match' if match else 'DIFFER'}")  # fmt: skip
     t, f = sum(truth_total.values()), sum(found_total.values())
     print(f"\n{len(videos)} videos: {t} ledger events, {f} found, {right_total} right -> recall "
           f"{right_total / max(1, t):.3f}, precision {right_total / max(1, f):.3f}; final baskets exact on "
           f"{exact}/{len(videos)} videos")  # fmt: skip
     print(f"net items taken per SKU (takes minus returns, what checkout compares): {units} in the ledgers, "
           f"{unit_errors} unit(s) wrong -> {1 - unit_errors / max(1, units):.3f} right")  # fmt: skip
-
-
-def _net(kinds: Counter) -> Counter:
-    net: Counter = Counter()
-    for (kind, sku), n in kinds.items():
-        net[sku] += n if kind == "pick" else -n
-    return net
 
 
 if __name__ == "__main__":
