@@ -40,7 +40,7 @@ from edge.report import Reporter
 from edge.scene import MotionGate, MotionWatcher, ShopperTracker, default_zones
 from edge.schedule import DetectionSchedule
 from edge.segments import Segmenter
-from edge.shelf import ShelfCounter
+from edge.shelf import SAMPLES, SPACING, ShelfCounter
 from edge.telemetry import Progress, Telemetry
 from edge.video import Frame, SourceStopped, VideoSource
 
@@ -254,10 +254,11 @@ def _start_publisher(config: BoxConfig, outbox: Outbox, emitter: Emitter) -> Pub
 
 
 def _finish(s: Stages, last: Frame | None, stopped: bool) -> Summary:
-    """The stream ended (or was stopped): close the running action segment. A shelf still waiting for its quiet
-    moment is not counted from the last frame alone: a hand may still be over it (a clip's last second is lost
-    to the counts, never invented)."""
+    """The stream ended (or was stopped): close the running action segment and, at the end of a file, count a
+    zone a hand went into that had no quiet moment left, from the last few frames (never from one)."""
     s.reporter.actions(s.actions.close(last.index + 1 if last is not None else 0))
+    if last is not None and not stopped:
+        s.reporter.changes(s.shelf.finish(last.index, s.schedule.detect_last(SAMPLES, SPACING)))
     r, t = s.reporter, s.telemetry
     if t.on_progress is not None:
         t.on_progress(t.progress(done=True))

@@ -7,6 +7,7 @@ frames it needs (`Look.detections`). Each frame's detections are computed at mos
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
@@ -18,6 +19,7 @@ from edge.video import Frame
 # Actions during which the products in hands matter enough to detect on every few frames.
 DETECT_DURING = {Action.HAND_IN_SHELF, Action.RETRACT_FROM_SHELF, Action.INSPECT_PRODUCT}
 DETECT_STRIDE = 3
+TAIL_FRAMES = 7  # kept for a recount when the stream ends: three samples three frames apart (edge.shelf)
 
 
 class Look:
@@ -45,8 +47,10 @@ class DetectionSchedule:
         self.last_frame = -(10**9)
         self.latest: list[Detection] = []  # the most recent detections, for the annotated video
         self.runs = 0
+        self.recent: deque[np.ndarray] = deque(maxlen=TAIL_FRAMES)  # the last frames, for a count at the very end
 
     def look(self, frame: Frame, active: bool, action: int | None) -> Look:
+        self.recent.append(frame.image)
         during = active and action in DETECT_DURING and frame.index % DETECT_STRIDE == 0
         periodic = active and frame.index - self.last_frame >= self.refresh_frames
         return Look(lambda: self._run(frame), wanted=during or periodic)
@@ -56,6 +60,11 @@ class DetectionSchedule:
         self.last_frame = frame.index
         self.runs += 1
         return self.latest
+
+    def detect_last(self, samples: int, spacing: int) -> list[list[Detection]]:
+        """Detections on the last frames seen, `spacing` apart, newest last (fewer where the stream was shorter)."""
+        frames = list(self.recent)[::-1][::spacing][:samples][::-1]
+        return [self.detect(image) for image in frames]
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Detections with the box config's SKU names (a store names the detector's classes its own way)."""

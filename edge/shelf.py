@@ -185,7 +185,20 @@ class ShelfCounter:
                 changes += self._settle(s, frame)
         return changes
 
-    def _settle(self, s: _ZoneState, frame: int) -> list[ShelfChange]:
+    def finish(self, frame: int, samples: list[list[Detection]]) -> list[ShelfChange]:
+        """The stream ends before a zone a hand went into was quiet again (a clip's last second): the zone is counted
+        from the last few frames, SAMPLES of them SPACING apart, never from one. Only picks, and only what no
+        sample shows any more: a hand may still hold a product over the shelf, which is no put-back."""
+        changes: list[ShelfChange] = []
+        if len(samples) < SAMPLES:
+            return changes
+        for s in self.states:
+            if s.units is not None and s.disturbed and s.hand_visits:
+                s.samples = [_one_per_place([d for d in sample if self.inside(s.zone, d)]) for sample in samples]
+                changes += self._settle(s, frame, at_rest=False)
+        return changes
+
+    def _settle(self, s: _ZoneState, frame: int, at_rest: bool = True) -> list[ShelfChange]:
         seen = _places(s.samples)
         front = max(p[1] for p in s.zone.polygon)
         changes: list[ShelfChange] = []
@@ -215,7 +228,7 @@ class ShelfCounter:
             returned = 0
             for i in sorted(range(len(seen)), key=lambda i: -seen[i].confidence):
                 p = seen[i]
-                if same[:, i].any():
+                if not at_rest or same[:, i].any():
                     continue
                 sure = p.hits == len(s.samples) and p.min_confidence >= self.min_confidence
                 if s.touched and sure and returned < visits and self._near_hand(s, p.box):

@@ -154,6 +154,24 @@ def test_no_recognised_hand_visit_no_pick_or_putback():
     assert recount(c, shelf, hand_x=105) != []  # the same shelf after a hand went in: a change
 
 
+def test_the_end_of_a_file_counts_picks_from_several_frames_never_from_one():
+    c = counter()
+    for i in range(10):
+        c.observe(scene(100), busy=True, hand_in=i == 0)
+    last = [d for d in stocked() if d.box[1] != 115 or d.sku != "cola"] + [product("cola", 120, 140, 0.9)]
+    assert c.finish(900, [last]) == []  # one frame is not enough
+    [change] = c.finish(900, [last] * SAMPLES)
+    assert (change.kind, change.sku, change.quantity) == ("pick", "cola", 1)
+
+
+def test_the_end_of_a_file_counts_nothing_where_no_hand_went_into_the_shelf():
+    c = counter()
+    for _ in range(10):
+        c.observe(scene(100), busy=True)  # someone inspected the shelf; no hand went in
+    last = [d for d in stocked() if d.box[1] != 115 or d.sku != "cola"]
+    assert c.finish(900, [last] * SAMPLES) == []
+
+
 def handle(counter: ShelfCounter, hand_x: float, visit: bool, held: list[Detection], frames: int = 10) -> None:
     """Frames of a hand at the shelf (a new hand-in-shelf visit first if `visit`), the detector seeing `held`."""
     for i in range(frames):
