@@ -49,7 +49,7 @@ events = Table(
     Column("ts", DateTime(timezone=True), nullable=False, index=True),
     Column("sku", String(64)),
     Column("quantity", Integer),
-    Column("shopper", Integer),
+    Column("shopper", BigInteger),  # the schema bounds every integer to 2^53 - 1
     Column("confidence", Float),
     Column("payload", JSON, nullable=False),
     UniqueConstraint("store", "box", "seq", name="one_event_per_seq"),
@@ -245,6 +245,7 @@ def open_gaps(conn: Connection, store: str, box: str) -> list[tuple[int, int]]:
 
 def dead_letter(conn: Connection, source: str, topic: str | None, payload: bytes | str, reason: str) -> None:
     text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    text = text.replace("\x00", "\ufffd")  # PostgreSQL's text refuses NUL; the dead letter must still be kept
     conn.execute(dead_letters.insert().values(received=now(), source=source, topic=topic, payload=text[:10000],
                                               reason=reason[:2000]))  # fmt: skip
 

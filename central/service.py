@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from central import db
 from central.pos import POS_ADAPTER, Alert, BasketClose, BasketOpen, ItemScanned, Payment, PosMessage
 from central.reconcile import lane_alerts
-from edge.events import TOPIC_ROOT, StatusEvent, decode
+from edge.events import TOPIC_ROOT, PayloadTooLarge, StatusEvent, decode
 from edge.schema import describe
 
 
@@ -30,7 +30,9 @@ class Central:
         self.engine = engine
         self.lane_boxes = lane_boxes or {}  # "store/lane" -> box; by default a lane's box has the lane's name
         self.publish_alert = publish_alert
-        self.counts = {"stored": 0, "duplicate": 0, "dead": 0, "status": 0, "pos": 0}
+        self.counts = {"stored": 0, "duplicate": 0, "dead": 0, "status": 0, "pos": 0, "alerts_published": 0,
+                       "alerts_refused": 0}  # fmt: skip
+        self.problem: str | None = None  # set when central cannot go on (its writer stopped): /health fails
 
     def event(self, topic: str, payload: bytes) -> str:
         """One message from a box's topic -> stored, duplicate, status or dead."""
@@ -67,6 +69,8 @@ class Central:
             event = decode(payload)
         except ValidationError as error:
             return None, describe(error, every=True)
+        except PayloadTooLarge as error:
+            return None, str(error)
         expected = f"{TOPIC_ROOT}/{event.store}/{event.box}/{event.kind}"
         if topic != expected:
             return None, f"topic does not match the payload (expected {expected})"

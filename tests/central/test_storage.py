@@ -79,3 +79,29 @@ def test_invalid_payloads_are_dead_lettered_with_the_reason(central):
         assert db.count(conn, db.events) == 0 and db.count(conn, db.boxes) == 0
     for (_, _, expected), reason in zip(cases, reasons, strict=True):
         assert expected in reason
+
+
+def test_oversized_and_out_of_range_events_are_dead_lettered_not_stored(central):
+    """Issue 17.11: central bounds what it stores by the same contract (both backends)."""
+    ((topic, payload),) = box_events("s1", "a", 2)[1:]  # fmt: skip  (a pick)
+    good = json.loads(payload)
+    basket_topic = topic.replace("/pick", "/basket")
+    huge_basket = {**good, "kind": "basket", "shopper": 1, "reason": "left", "confidence": 1.0,
+                   "items": {f"sku{i:07d}": 1 for i in range(60_000)}}  # fmt: skip
+    for key in ("sku", "quantity", "frame", "zone"):
+        huge_basket.pop(key, None)
+    cases = [
+        (basket_topic, json.dumps(huge_basket).encode(), "over the contract's 1024"),
+        (topic, json.dumps({**good, "quantity": 10**12}).encode(), "quantity: Input should be less than or equal"),
+        (topic, json.dumps({**good, "ts": "9999-01-01T00:00:00Z"}).encode(), "more than a day in the future"),
+        (topic, json.dumps({**good, "seq": 2**63}).encode(), "seq: Input should be less than or equal"),
+        (topic, json.dumps({**good, "sku": "a\u0000b"}).encode(), "sku: String should match pattern"),
+    ]
+    for t, p, _ in cases:
+        assert central.event(t, p) == "dead"
+    assert central.event(topic, payload) == "stored"
+    with central.engine.connect() as conn:
+        reasons = [r.reason for r in conn.execute(select(db.dead_letters).order_by(db.dead_letters.c.id))]
+        assert db.count(conn, db.events) == 1
+    for (_, _, expected), reason in zip(cases, reasons, strict=True):
+        assert expected in reason
