@@ -78,8 +78,10 @@ def create_app(central: Central) -> FastAPI:
                 r["gaps"] = db.open_gaps(conn, r["store"], r["box"])
             return rows
 
-    @app.get("/health")
-    def health() -> dict:
-        return {"ok": True, **central.counts}
+    @app.get("/health", responses={503: {"description": "central cannot go on (the reason is in `problem`)"}})
+    def health() -> JSONResponse:
+        if central.problem:
+            return JSONResponse(status_code=503, content={"ok": False, "problem": central.problem, **central.counts})
+        return JSONResponse(content={"ok": True, **central.counts})
 
     return app

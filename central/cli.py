@@ -17,9 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the load), store them idempotently, track gaps and box status, accept POS transactions over HTTP and "
         "MQTT, and raise alerts for unscanned items.",
     )
-    run.add_argument(
-        "--mqtt", required=True, help="broker URL: mqtt://host:1883 or mqtts://user:pw@host:8884?ca=ca.crt"
-    )
+    run.add_argument("--mqtt", required=True,
+                     help="broker URL: mqtt://host:1883 or mqtts://user@host:8884?ca=ca.crt (no password)")  # fmt: skip
+    _password_args(run)
     run.add_argument(
         "--db",
         default=f"sqlite:///{Path('shelfwatch-central.db')}",
@@ -28,16 +28,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--http", default="127.0.0.1:8080", help="HOST:PORT for the API, or 'off' (default 127.0.0.1:8080)"
     )
-    run.add_argument("--group", default="central", help="shared-subscription group (default central)")
-    run.add_argument("--client-id", default=None, help="MQTT client id (default shelfwatch-<group>-<pid>)")
+    _identity_args(run)
     run.add_argument("--lane", action="append", default=[], metavar="STORE/LANE=BOX",
                      help="the box that watches a checkout lane (default: the box named like the lane)")  # fmt: skip
     run.set_defaults(func=run_central)
 
+    leave = csub.add_parser(
+        "leave", help="retire a consumer for good: store what the broker queued for it, then end its session",
+        description="A consumer's session outlives it (that is what keeps its share of the messages while it "
+        "restarts). When a consumer is retired for good, run this with its client id: the broker stops giving it "
+        "a share, what it had queued is stored, and the session ends.",
+    )  # fmt: skip
+    leave.add_argument("--mqtt", required=True, help="broker URL, as for `central run`")
+    _password_args(leave)
+    leave.add_argument("--db", required=True, help="the database the group writes to")
+    _identity_args(leave)
+    leave.set_defaults(func=leave_group)
+
+
+def _password_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mqtt-password-file", type=Path, metavar="FILE",
+                        help="file holding the MQTT password (default: the SHELFWATCH_MQTT_PASSWORD environment "
+                        "variable; never the URL, which `ps` shows)")  # fmt: skip
+
+
+def _identity_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--group", default="central", help="shared-subscription group (default central)")
+    parser.add_argument("--client-id", default=None,
+                        help="MQTT client id; it must stay the same across restarts (default "
+                        "shelfwatch-<group>-<host name>: give each consumer on one host its own)")  # fmt: skip
+
+
+def mqtt_password(args: argparse.Namespace) -> str | None:
+    import os
+
+    from edge.errors import ShelfWatchError
+
+    if args.mqtt_password_file is not None:
+        try:
+            return args.mqtt_password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ShelfWatchError(f"--mqtt-password-file {args.mqtt_password_file}: cannot read it ({exc})") from None
+    return os.environ.get("SHELFWATCH_MQTT_PASSWORD")
+
 
 def run_central(args: argparse.Namespace) -> int:
-    import os
     import signal
+    import socket
+    import threading
 
     from central.consumer import Consumer
     from central.db import connect
@@ -50,24 +88,60 @@ def run_central(args: argparse.Namespace) -> int:
         if not sep or lane.count("/") != 1 or not box:
             raise ShelfWatchError(f"--lane {item!r}: write STORE/LANE=BOX")
         lanes[lane] = box
+    sock = None
+    if args.http != "off":
+        host, _, port = args.http.rpartition(":")
+        if not port.isdigit():
+            raise ShelfWatchError(f"--http {args.http!r}: write HOST:PORT, or off")
+        # Bind before the broker hears of us: a port in use must not leave a session behind.
+        try:
+            sock = socket.create_server((host or "127.0.0.1", int(port)), reuse_port=False)
+        except OSError as exc:
+            raise ShelfWatchError(f"--http {args.http}: cannot listen there ({exc.strerror})") from None
     central = Central(connect(args.db), lanes)
-    consumer = Consumer(central, args.mqtt, args.group, args.client_id or f"shelfwatch-{args.group}-{os.getpid()}")
-    print(f"central: consuming {', '.join(consumer.topics())} from {consumer.broker.host}:{consumer.broker.port}",
-          flush=True)  # fmt: skip
-    if args.http == "off":
-        signal.signal(signal.SIGTERM, lambda *_: consumer.client.disconnect())
-        consumer.start(block=True)
-        return 0
-    import uvicorn
+    consumer = Consumer(central, args.mqtt, args.group, args.client_id, password=mqtt_password(args))
+    done = threading.Event()
+    server = None
+    if sock is not None:
+        import uvicorn
 
-    from central.api import create_app
+        from central.api import create_app
 
-    host, _, port = args.http.rpartition(":")
-    if not port.isdigit():
-        raise ShelfWatchError(f"--http {args.http!r}: write HOST:PORT, or off")
+        server = uvicorn.Server(uvicorn.Config(create_app(central), log_level="warning"))
+
+    def stop(*_: object) -> None:
+        done.set()
+        if server is not None:
+            server.should_exit = True
+
+    consumer.on_fatal = lambda reason: stop()
+    signal.signal(signal.SIGTERM, stop)
     consumer.start()
+    print(f"central: {consumer.client_id} consuming {', '.join(consumer.topics())} from "
+          f"{consumer.broker.host}:{consumer.broker.port}", flush=True)  # fmt: skip
     try:
-        uvicorn.run(create_app(central), host=host or "127.0.0.1", port=int(port), log_level="warning")
+        if server is not None:
+            server.run(sockets=[sock])
+        else:
+            while not done.wait(0.5):
+                pass
     finally:
         consumer.stop()
+        counts = ", ".join(f"{k} {v}" for k, v in central.counts.items())
+        print(f"central: stopped ({counts})", flush=True)
+    if consumer.failed:
+        raise ShelfWatchError(consumer.failed)
     return 0
+
+
+def leave_group(args: argparse.Namespace) -> int:
+    from central.consumer import Consumer
+    from central.db import connect
+    from central.service import Central
+
+    central = Central(connect(args.db))
+    consumer = Consumer(central, args.mqtt, args.group, args.client_id, password=mqtt_password(args))
+    consumer.start()
+    consumer.leave()
+    print(f"central: {consumer.client_id} left group {args.group} (stored {central.counts['stored']} queued events)")
+    return 0 if not consumer.failed else 2

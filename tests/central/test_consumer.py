@@ -89,3 +89,66 @@ def test_pos_over_mqtt_and_alerts_published(broker, tmp_path):
     consumer.stop()
     alerts.close()
     pub.loop_stop()
+
+
+def test_an_alert_the_broker_refuses_is_counted_and_logged(tmp_path, capsys):
+    """Issue 17.8: over MQTT 5 a denied publish gets a PUBACK with a failure code; central used to ignore it."""
+    from central.pos import BasketClose, BasketOpen
+    from tests.conftest import Broker
+
+    acl = tmp_path / "acl"
+    acl.write_text("topic readwrite shelfwatch/v1/#\ntopic readwrite shelfwatch/pos/v1/#\n")  # no alerts topic
+    broker = Broker(tmp_path / "broker", extra=f"user root\nacl_file {acl}\n")
+    broker.start()
+    central = Central(db.connect(f"sqlite:///{tmp_path / 'c.db'}"))
+    consumer = Consumer(central, f"mqtt://127.0.0.1:{broker.port}", client_id="c-alerts")
+    try:
+        consumer.start()
+        assert consumer.subscribed.wait(10)
+        t0 = datetime.now(timezone.utc) - timedelta(minutes=5)
+        for topic, payload in box_events("s1", "lane-2", 2, t0=t0):  # an action, then a pick
+            central.event(topic, payload)
+        common = {"transaction_id": "t1", "store": "s1", "lane": "lane-2"}
+        central.pos(BasketOpen(message_id="m1", ts=t0 - timedelta(minutes=1), **common))
+        alerts, _ = central.pos(BasketClose(message_id="m2", ts=t0 + timedelta(minutes=1), **common))
+        assert len(alerts) == 1
+        assert wait(lambda: central.counts["alerts_refused"] == 1, 10)
+        assert central.counts["alerts_published"] == 0
+        assert "the broker refused alert t1:sku02:1 on shelfwatch/alerts/v1/s1/lane-2: Not authorized" in (
+            capsys.readouterr().err)  # fmt: skip
+    finally:
+        consumer.stop()
+        broker.stop()
+
+
+def test_a_writer_that_cannot_go_on_fails_health(tmp_path):
+    """Issue 17.3: the writer thread used to die silently while /health said ok."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import text
+
+    from central.api import create_app
+    from tests.conftest import Broker
+
+    broker = Broker(tmp_path / "broker")
+    broker.start()
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    central = Central(db.connect(url))
+    consumer = Consumer(central, f"mqtt://127.0.0.1:{broker.port}", client_id="c-health")
+    api = TestClient(create_app(central))
+    try:
+        consumer.start()
+        assert consumer.subscribed.wait(10)
+        assert api.get("/health").json()["ok"] is True
+        with central.engine.begin() as conn:
+            for table in ("events", "dead_letters"):
+                conn.execute(text(f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+                                  "BEGIN SELECT RAISE(ABORT, 'disk full'); END"))  # fmt: skip
+        pub = publisher(broker.port)
+        pub.publish(*box_events("s1", "a", 1)[0], qos=1)
+        assert consumer.stopped.wait(20)
+        health = api.get("/health")
+        assert health.status_code == 503 and "disk full" in health.json()["problem"]
+        pub.loop_stop()
+    finally:
+        consumer.stop()
+        broker.stop()
