@@ -75,7 +75,7 @@ def create_app(central: Central) -> FastAPI:
         with central.engine.connect() as conn:
             rows = db.box_rows(conn)
             for r in rows:
-                r["gaps"] = db.open_gaps(conn, r["store"], r["box"])
+                r["gaps"] = db.all_gaps(conn, r["store"], r["box"])
             return rows
 
     @app.get("/health", responses={503: {"description": "central cannot go on (the reason is in `problem`)"}})

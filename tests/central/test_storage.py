@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 
 from central import db
-from tests.central.events import box_events, status
+from tests.central.events import T0, box_events, status
 
 
 def test_replaying_twice_or_out_of_order_leaves_the_same_state(central, db_url):
@@ -105,3 +105,28 @@ def test_oversized_and_out_of_range_events_are_dead_lettered_not_stored(central)
         assert db.count(conn, db.events) == 1
     for (_, _, expected), reason in zip(cases, reasons, strict=True):
         assert expected in reason
+
+
+def test_a_reimaged_box_starts_a_new_epoch_and_loses_nothing(central):
+    """Issue 17.2: a box whose outbox was replaced starts again at seq 1; (store, box, seq) used to be unique,
+    so every new event was dropped as a duplicate (29 of 29 lost). Duplicates are by event_id now, and a seq
+    that goes backwards starts a new epoch with its own gaps."""
+    first = box_events("s1", "a", 29)
+    second = box_events("s1", "a", 29, outbox="reimaged", t0=T0 + timedelta(hours=1))
+    third = box_events("s1", "a", 10, outbox="again", t0=T0 + timedelta(hours=2))
+    assert central.events(first) == ["stored"] * 29
+    assert central.events(second[:10]) == ["stored"] * 10  # seq 1..10 again: epoch 2
+    assert central.events(second[14:]) == ["stored"] * 15  # 11..14 late: a gap of epoch 2
+    assert central.events(first[:5] + second[:3]) == ["duplicate"] * 8  # replays stay duplicates
+    with central.engine.connect() as conn:
+        assert db.box_rows(conn)[0]["epoch"] == 2 and db.box_rows(conn)[0]["max_seq"] == 29
+        assert db.open_gaps(conn, "s1", "a") == [(11, 14)] and db.open_gaps(conn, "s1", "a", epoch=1) == []
+    assert central.events(second[10:14][::-1]) == ["stored"] * 4  # late, out of order: the gap closes
+    # Re-imaged again, and its first two events are lost on the way: epoch 3 starts with a gap.
+    assert central.events(third[2:]) == ["stored"] * 8
+    with central.engine.connect() as conn:
+        assert db.count(conn, db.events) == 29 + 29 + 8
+        assert db.all_gaps(conn, "s1", "a") == [{"epoch": 3, "first": 1, "last": 2}]
+        epochs = dict(conn.execute(select(db.events.c.event_id, db.events.c.epoch)).all())
+    assert {epochs[json.loads(p)["event_id"]] for _, p in second} == {2}
+    assert {epochs[json.loads(p)["event_id"]] for _, p in third[2:]} == {3}
