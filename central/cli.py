@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -44,6 +45,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     leave.add_argument("--db", required=True, help="the database the group writes to")
     _identity_args(leave)
     leave.set_defaults(func=leave_group)
+
+    token = csub.add_parser("token", help="create, list and revoke API tokens for the HTTP API",
+                            description="API tokens for the checkout API and the pages: one per store (sees and "
+                            "writes only that store) or chain-wide (--admin). Only a hash is stored; a new token "
+                            "is printed once.")  # fmt: skip
+    tsub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = tsub.add_parser("create", help="create a token and print it (once)")
+    who = create.add_mutually_exclusive_group(required=True)
+    who.add_argument("--store", help="the store this token may see and write")
+    who.add_argument("--admin", action="store_true", help="a chain-wide token: every store")
+    create.add_argument("--name", default="", help="what it is for (e.g. pos-lane-3), shown in lists")
+    listing = tsub.add_parser("list", help="list tokens (ids, stores, names; never the secrets)")
+    revoke = tsub.add_parser("revoke", help="revoke a token by its id (the part after swt_)")
+    revoke.add_argument("token_id")
+    for p in (create, listing, revoke):
+        p.add_argument("--db", required=True, help="central's database URL, as for `central run`")
+    create.set_defaults(func=token_create)
+    listing.set_defaults(func=token_list)
+    revoke.set_defaults(func=token_revoke)
 
 
 def _password_args(parser: argparse.ArgumentParser) -> None:
@@ -145,3 +165,35 @@ def leave_group(args: argparse.Namespace) -> int:
     consumer.leave()
     print(f"central: {consumer.client_id} left group {args.group} (stored {central.counts['stored']} queued events)")
     return 0 if not consumer.failed else 2
+
+
+def token_create(args: argparse.Namespace) -> int:
+    from central import auth
+    from central.db import connect
+
+    token_id, token = auth.create(connect(args.db), None if args.admin else args.store, args.name)
+    scope = "every store (admin)" if args.admin else f"store {args.store}"
+    print(token)
+    print(f"token {token_id} for {scope}: keep it now, it is not shown again", file=sys.stderr)
+    return 0
+
+
+def token_list(args: argparse.Namespace) -> int:
+    from central import auth
+    from central.db import connect
+
+    for t in auth.listing(connect(args.db)):
+        state = f"revoked {t['revoked']:%Y-%m-%d %H:%M}" if t["revoked"] else "active"
+        print(f"{t['token_id']}  {t['store'] or '(admin)':<20} {state:<24} {t['name']}")
+    return 0
+
+
+def token_revoke(args: argparse.Namespace) -> int:
+    from central import auth
+    from central.db import connect
+    from edge.errors import ShelfWatchError
+
+    if not auth.revoke(connect(args.db), args.token_id):
+        raise ShelfWatchError(f"no active token {args.token_id!r} (see `shelfwatch central token list`)")
+    print(f"token {args.token_id} revoked")
+    return 0

@@ -96,8 +96,9 @@ dead_letters = Table(
 
 transactions = Table(
     "pos_transactions", metadata,
+    # Keyed per store: one store's POS cannot claim (or collide with) another store's transaction ids.
+    Column("store", String(64), primary_key=True),
     Column("transaction_id", String(64), primary_key=True),
-    Column("store", String(64), nullable=False),
     Column("lane", String(64), nullable=False),
     Column("opened", DateTime(timezone=True), nullable=False),
     Column("closed", DateTime(timezone=True)),
@@ -106,16 +107,18 @@ transactions = Table(
 
 scans = Table(
     "pos_items", metadata,
+    Column("store", String(64), primary_key=True),
     Column("message_id", String(64), primary_key=True),  # the POS's own id: a re-sent scan counts once
-    Column("transaction_id", String(64), nullable=False, index=True),
+    Column("transaction_id", String(64), nullable=False),
     Column("sku", String(64), nullable=False),
     Column("quantity", Integer, nullable=False),
     Column("ts", DateTime(timezone=True), nullable=False),
+    Index("pos_items_by_transaction", "store", "transaction_id"),
 )  # fmt: skip
 
 alerts = Table(
     "alerts", metadata,
-    Column("alert_id", String(128), primary_key=True),  # deterministic: transaction, SKU and unit
+    Column("alert_id", String(256), primary_key=True),  # deterministic: store, transaction, SKU and unit
     Column("store", String(64), nullable=False),
     Column("lane", String(64), nullable=False),
     Column("transaction_id", String(64), nullable=False),
@@ -124,6 +127,16 @@ alerts = Table(
     Column("confidence", Float, nullable=False),
     Column("box", String(64), nullable=False),
     Column("created", DateTime(timezone=True), nullable=False),
+)  # fmt: skip
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("token_id", String(16), primary_key=True),  # public: names the token in lists and revocations
+    Column("secret_sha256", String(64), nullable=False),  # the secret itself is shown once and never stored
+    Column("store", String(64)),  # NULL: an admin (chain-wide) token
+    Column("name", String(128), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("revoked", DateTime(timezone=True)),
 )  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from central import db
-from central.pos import POS_ADAPTER, Alert, BasketClose, BasketOpen, ItemScanned, Payment, PosMessage
+from central.pos import POS_ADAPTER, POS_TOPIC_ROOT, Alert, BasketClose, BasketOpen, ItemScanned, Payment, PosMessage
 from central.reconcile import lane_alerts
 from edge.events import TOPIC_ROOT, PayloadTooLarge, StatusEvent, decode
 from edge.schema import describe
@@ -90,6 +90,11 @@ class Central:
             reason = describe(error, every=True)
             self._dead(source, topic, payload, reason)
             return None, reason
+        expected = f"{POS_TOPIC_ROOT}/{message.store}/{message.lane}"
+        if topic is not None and source == "mqtt" and topic != expected:  # the broker's ACL is per topic
+            reason = f"topic does not match the message (expected {expected})"
+            self._dead(source, topic, payload, reason)
+            return None, reason
         return self.pos(message, source, topic)
 
     def pos(
@@ -97,8 +102,11 @@ class Central:
     ) -> tuple[list[Alert] | None, str]:
         alerts: list[Alert] = []
         with self.engine.begin() as conn:
-            t = conn.execute(select(db.transactions).where(
-                db.transactions.c.transaction_id == message.transaction_id)).first()  # fmt: skip
+            this = (
+                db.transactions.c.store == message.store,
+                db.transactions.c.transaction_id == message.transaction_id,
+            )
+            t = conn.execute(select(db.transactions).where(*this)).first()
             problem = self._pos_problem(message, t)
             if problem:
                 db.dead_letter(conn, source, topic, message.model_dump_json(), problem)
@@ -109,18 +117,17 @@ class Central:
                 db.insert_ignore(conn, db.transactions, {"transaction_id": message.transaction_id,
                                  "store": message.store, "lane": message.lane, "opened": ts})  # fmt: skip
             elif isinstance(message, ItemScanned):
-                scan = {"message_id": message.message_id, "transaction_id": message.transaction_id}
+                scan = {"store": message.store, "message_id": message.message_id,
+                        "transaction_id": message.transaction_id}  # fmt: skip
                 scan |= {"sku": message.sku, "quantity": message.quantity, "ts": ts}
                 db.insert_ignore(conn, db.scans, scan)
             elif isinstance(message, Payment):
-                conn.execute(update(db.transactions).where(db.transactions.c.transaction_id == message.transaction_id)
-                             .values(paid=message.amount))  # fmt: skip
+                conn.execute(update(db.transactions).where(*this).values(paid=message.amount))
             elif isinstance(message, BasketClose):
                 if t.closed is None:
-                    conn.execute(update(db.transactions).where(
-                        db.transactions.c.transaction_id == message.transaction_id).values(closed=ts))  # fmt: skip
+                    conn.execute(update(db.transactions).where(*this).values(closed=ts))
                 box = self.lane_boxes.get(f"{message.store}/{message.lane}", message.lane)
-                alerts = lane_alerts(conn, message.transaction_id, box)
+                alerts = lane_alerts(conn, message.store, message.transaction_id, box)
         self.counts["pos"] += 1
         if self.publish_alert is not None:
             for alert in alerts:

@@ -114,7 +114,7 @@ def test_an_alert_the_broker_refuses_is_counted_and_logged(tmp_path, capsys):
         assert len(alerts) == 1
         assert wait(lambda: central.counts["alerts_refused"] == 1, 10)
         assert central.counts["alerts_published"] == 0
-        assert "the broker refused alert t1:sku02:1 on shelfwatch/alerts/v1/s1/lane-2: Not authorized" in (
+        assert "the broker refused alert s1/t1:sku02:1 on shelfwatch/alerts/v1/s1/lane-2: Not authorized" in (
             capsys.readouterr().err)  # fmt: skip
     finally:
         consumer.stop()
