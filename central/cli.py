@@ -13,10 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     csub = central.add_subparsers(dest="central_command", required=True, metavar="COMMAND")
     run = csub.add_parser(
         "run",
-        help="consume events over MQTT (shared subscription) and serve the checkout API",
-        description="Subscribe to every box's events with an MQTT 5 shared subscription (run several to split "
-        "the load), store them idempotently, track gaps and box status, accept POS transactions over HTTP and "
-        "MQTT, and raise alerts for unscanned items.",
+        help="consume events over MQTT and serve the checkout API",
+        description="Subscribe to every box's events over MQTT 5 with a persistent session (or share the "
+        "subscription with a --group of consumers, to split the load), store them idempotently, track gaps "
+        "and box status, accept POS transactions over HTTP and MQTT, and raise alerts for unscanned items.",
     )
     run.add_argument("--mqtt", required=True,
                      help="broker URL: mqtt://host:1883 or mqtts://user@host:8884?ca=ca.crt (no password)")  # fmt: skip
@@ -73,7 +73,9 @@ def _password_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _identity_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--group", default="central", help="shared-subscription group (default central)")
+    parser.add_argument("--group", default=None,
+                        help="share the subscription with the other consumers of this group, to split the load "
+                        "(default: one consumer, a plain subscription, which survives broker restarts)")  # fmt: skip
     parser.add_argument("--client-id", default=None,
                         help="MQTT client id; it must stay the same across restarts (default "
                         "shelfwatch-<group>-<host name>: give each consumer on one host its own)")  # fmt: skip
@@ -163,7 +165,7 @@ def leave_group(args: argparse.Namespace) -> int:
     consumer = Consumer(central, args.mqtt, args.group, args.client_id, password=mqtt_password(args))
     consumer.start()
     consumer.leave()
-    print(f"central: {consumer.client_id} left group {args.group} (stored {central.counts['stored']} queued events)")
+    print(f"central: {consumer.client_id} left (stored {central.counts['stored']} queued events)")
     return 0 if not consumer.failed else 2
 
 

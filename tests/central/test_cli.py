@@ -26,7 +26,9 @@ from tests.central.events import box_events
 from tests.conftest import Broker, free_port, shelfwatch_command
 
 # Mosquitto's default queue per offline client is 1000 messages; a central that restarts under load needs more.
-QUEUE = "max_queued_messages 0\nmax_inflight_messages 0\n"
+# `user root`: as root, mosquitto would drop to its own user, which cannot write its persistence file (or log)
+# in root's private tmp, and a broker restart would then lose every session.
+QUEUE = "user root\nmax_queued_messages 0\nmax_inflight_messages 0\n"
 
 
 class CentralProcess:
@@ -219,3 +221,69 @@ def test_an_unstorable_event_is_dead_lettered_and_a_failed_writer_stops_central(
     err = central.err.read_text().strip().splitlines()
     assert err[-1].startswith("shelfwatch: error: the writer stopped") and "read-only" in err[-1]
     assert "Traceback" not in central.err.read_text()
+
+
+def kill9_and_restart(broker: Broker) -> None:
+    broker.proc.kill()
+    broker.proc.wait(10)
+    broker.start()
+
+
+def test_the_broker_queues_for_central_across_central_and_broker_restarts(tmp_path):
+    """Issue 17.4 (central's half): central's session is persistent and long-lived, so what boxes publish while
+    central is down, or while it reconnects after the broker died, waits for it; nothing depends on central
+    resubscribing in time."""
+    broker = Broker(tmp_path / "broker", extra=QUEUE)
+    broker.start()
+    url = f"sqlite:///{tmp_path / 'central.db'}"
+    args = ("--mqtt", f"mqtt://127.0.0.1:{broker.port}", "--db", url, "--http", "off", "--client-id", "c4")
+    events = box_events("s1", "a", 300)
+    central = CentralProcess(tmp_path, *args)
+    try:
+        central.wait_consuming()
+        publish(broker.port, events[:100])
+        assert wait(lambda: stored(url) == 100, 30)
+        assert central.stop() == 0
+        publish(broker.port, events[100:200])  # central is down: queued in its session
+        time.sleep(2.5)  # the broker's autosave (1 s here) has written the queue
+        kill9_and_restart(broker)
+        central = CentralProcess(tmp_path, *args)
+        central.wait_consuming()
+        assert wait(lambda: stored(url) == 200, 30), stored(url)
+        kill9_and_restart(broker)  # central is up and must reconnect; boxes publish before it has
+        publish(broker.port, events[200:])
+        assert wait(lambda: stored(url) == 300, 60), stored(url)
+        assert "consuming" in central.out.read_text() and central.proc.poll() is None
+    finally:
+        central.stop()
+        broker.stop()
+
+
+def test_a_retired_consumer_leaves_no_share_behind(shelfwatch, tmp_path):
+    """Issue 17.1: a member that is gone for good must not hold a share; `central leave` stores what was
+    queued for it and ends its session, after which the remaining member gets everything."""
+    broker = Broker(tmp_path / "broker", extra=QUEUE)
+    broker.start()
+    url = f"sqlite:///{tmp_path / 'central.db'}"
+    mqtt_url = f"mqtt://127.0.0.1:{broker.port}"
+    group = ("--mqtt", mqtt_url, "--db", url, "--http", "off", "--group", "central")
+    first = CentralProcess(tmp_path, *group, "--client-id", "c1", name="c1")
+    second = CentralProcess(tmp_path, *group, "--client-id", "c2", name="c2")
+    try:
+        first.wait_consuming()
+        second.wait_consuming()
+        assert second.stop() == 0  # retired: its session, and its share, stay with the broker
+        events = box_events("s1", "a", 200)
+        publish(broker.port, events[:100])
+        assert wait(lambda: stored(url) > 0, 30)
+        time.sleep(1)
+        assert stored(url) < 100  # half of them wait in the retired member's queue
+        left = shelfwatch("central", "leave", *group[:4], "--group", "central", "--client-id", "c2", timeout=60)
+        assert left.returncode == 0, left.stderr
+        assert wait(lambda: stored(url) == 100, 30)
+        assert not session_present(broker.port, "c2")
+        publish(broker.port, events[100:])
+        assert wait(lambda: stored(url) == 200, 30)
+    finally:
+        first.stop()
+        broker.stop()

@@ -36,7 +36,7 @@ def stored(engine) -> int:
 def test_two_consumers_share_the_subscription_and_store_each_event_once(broker, db_url):
     url = f"mqtt://127.0.0.1:{broker.port}"
     first, second = Central(db.connect(db_url)), Central(db.connect(db_url))
-    consumers = [Consumer(first, url, client_id="c1"), Consumer(second, url, client_id="c2")]
+    consumers = [Consumer(first, url, "central", client_id="c1"), Consumer(second, url, "central", client_id="c2")]
     for c in consumers:
         c.start()
         assert c.subscribed.wait(10)
