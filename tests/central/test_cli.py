@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import text
@@ -81,13 +82,14 @@ def wait(predicate, timeout: float = 60) -> bool:
     return predicate()
 
 
-def test_a_restart_mid_stream_loses_nothing(tmp_path):
+@pytest.mark.parametrize("group", [(), ("--group", "central")], ids=["plain", "shared"])
+def test_a_restart_mid_stream_loses_nothing(tmp_path, group):
     """Issue 17.1: the default identity is the same after a restart, so the session (and what the broker
-    queued for it while central was down) is resumed; nothing is left in a dead member's share."""
+    queued for it while central was down) is resumed; no share is left with a dead member."""
     broker = Broker(tmp_path / "broker", extra=QUEUE)
     broker.start()
     url = f"sqlite:///{tmp_path / 'central.db'}"
-    args = ("--mqtt", f"mqtt://127.0.0.1:{broker.port}", "--db", url, "--http", "off")
+    args = ("--mqtt", f"mqtt://127.0.0.1:{broker.port}", "--db", url, "--http", "off", *group)
     central = CentralProcess(tmp_path, *args)
     central.wait_consuming()
     per_box = [box_events("s1", f"box-{b}", 750) for b in range(4)]
