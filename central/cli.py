@@ -99,7 +99,7 @@ def run_central(args: argparse.Namespace) -> int:
     import socket
     import threading
 
-    from central.consumer import Consumer
+    from central.consumer import Consumer, Interrupted
     from central.db import connect
     from central.service import Central
     from edge.errors import ShelfWatchError
@@ -133,12 +133,17 @@ def run_central(args: argparse.Namespace) -> int:
 
     def stop(*_: object) -> None:
         done.set()
+        consumer.interrupt()
         if server is not None:
             server.should_exit = True
 
     consumer.on_fatal = lambda reason: stop()
     signal.signal(signal.SIGTERM, stop)
-    consumer.start()
+    try:
+        consumer.start()
+    except Interrupted as exc:
+        print(f"central: {exc}", flush=True)
+        return 0
     print(f"central: {consumer.client_id} consuming {', '.join(consumer.topics())} from "
           f"{consumer.broker.host}:{consumer.broker.port}", flush=True)  # fmt: skip
     try:

@@ -55,6 +55,10 @@ def default_client_id(group: str | None) -> str:
     return f"shelfwatch-{group or 'central'}-{host}"
 
 
+class Interrupted(ShelfWatchError):
+    """Asked to stop (SIGTERM) before the broker was reached: not an error."""
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
@@ -108,6 +112,7 @@ class Consumer:
         self._inbox: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._closing = threading.Event()
+        self._interrupted = threading.Event()  # asked to stop while still connecting
         self._idle = threading.Event()  # the writer has nothing in hand
         self._writer = threading.Thread(target=self._write, name="central-writer", daemon=True)
         self._connack = threading.Event()
@@ -144,8 +149,8 @@ class Consumer:
             except (OSError, ssl.SSLError) as exc:  # refused, unreachable, timed out: it may be starting up
                 print(f"central: the broker at {where} is not reachable ({exc}); retrying in {delay:.0f} s",
                       file=sys.stderr, flush=True)  # fmt: skip
-                if self._stop.wait(delay):
-                    raise ShelfWatchError("stopped before the broker was reached") from None
+                if self._interrupted.wait(delay):
+                    raise Interrupted("stopped before the broker was reached") from None
                 delay = min(delay * 2, 30)
         self.client.loop_start()
         if not self._connack.wait(connect_timeout):
@@ -197,6 +202,10 @@ class Consumer:
         self.client.disconnect()
         self.client.loop_stop()
         self._writer.join(5)
+
+    def interrupt(self) -> None:
+        """Give up connecting (SIGTERM while the broker is unreachable); a connected consumer is unaffected."""
+        self._interrupted.set()
 
     def stop(self, drain_s: float = 5.0) -> None:
         """Store (and acknowledge) what is in hand, then disconnect; the session stays, so the broker queues
