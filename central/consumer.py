@@ -132,7 +132,8 @@ class Consumer:
 
     def start(self, connect_timeout: float = 30.0, session_expiry_s: int = SESSION_EXPIRY_S) -> None:
         """Connect (retrying while the broker is unreachable), resume or create the session, subscribe.
-        Raises ShelfWatchError for what no retry fixes: a refused password, an untrusted certificate."""
+        Raises ShelfWatchError for what no retry fixes: a refused password, an untrusted certificate; anything
+        else is retried (a line every `connect_timeout` seconds says it is still waiting)."""
         self._writer.start()
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = session_expiry_s
@@ -153,9 +154,15 @@ class Consumer:
                     raise Interrupted("stopped before the broker was reached") from None
                 delay = min(delay * 2, 30)
         self.client.loop_start()
-        if not self._connack.wait(connect_timeout):
-            self._halt()
-            raise ShelfWatchError(f"the broker at {where} did not answer central's CONNECT in {connect_timeout:.0f} s")
+        waited = 0.0
+        while not self._connack.wait(0.2):  # paho retries transient refusals and dropped connections meanwhile
+            if self._interrupted.is_set():
+                self._halt()
+                raise Interrupted("stopped before the broker accepted central")
+            waited += 0.2
+            if waited >= connect_timeout:
+                print(f"central: no answer yet from the broker at {where}; still trying", file=sys.stderr, flush=True)
+                waited = 0.0
         if self._refusal:
             self._halt()
             raise ShelfWatchError(self._refusal)

@@ -109,8 +109,8 @@ class StatusEvent(_Event):
 
     kind: Literal["status"] = "status"
     state: Literal["running", "stopped", "offline"]
-    fps: float = Field(default=0, ge=0, le=10_000)
-    latency_ms: float = Field(default=0, ge=0, le=1e9)  # frame read -> its events stored, median of the last interval
+    fps: float = Field(default=0, ge=0)  # finite (allow_inf_nan=False) is all a database needs
+    latency_ms: float = Field(default=0, ge=0)  # frame read -> its events stored, median of the last interval
     frames: Count = 0
     dropped_frames: Count = 0
     motion_skip: float = Field(default=0, ge=0, le=1)  # fraction of frames the motion gate skipped
