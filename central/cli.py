@@ -165,13 +165,16 @@ def leave_group(args: argparse.Namespace) -> int:
     from central.consumer import Consumer
     from central.db import connect
     from central.service import Central
+    from edge.errors import ShelfWatchError
 
     central = Central(connect(args.db))
     consumer = Consumer(central, args.mqtt, args.group, args.client_id, password=mqtt_password(args))
     consumer.start()
     consumer.leave()
+    if consumer.failed:
+        raise ShelfWatchError(consumer.failed)
     print(f"central: {consumer.client_id} left (stored {central.counts['stored']} queued events)")
-    return 0 if not consumer.failed else 2
+    return 0
 
 
 def token_create(args: argparse.Namespace) -> int:

@@ -239,7 +239,12 @@ class Consumer:
             last = seen
         props = Properties(PacketTypes.DISCONNECT)
         props.SessionExpiryInterval = 0
+        gone = threading.Event()
+        self.client.on_disconnect = lambda *_: gone.set()
         self.client.disconnect(properties=props)
+        # The DISCONNECT must reach the broker before the network loop stops, or the session lives on.
+        if not gone.wait(10):
+            self._fatal("the broker did not confirm the end of the session; run `central leave` again")
         self.client.loop_stop()
         self._stop.set()
         self._writer.join(5)
