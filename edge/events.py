@@ -12,8 +12,9 @@ a new *epoch* of that box, and consumers track gaps per epoch.
 Every value is bounded, so that whatever passes this schema fits any consumer's database: a payload is at
 most 1 KB (`decode` refuses more before parsing), integers stay within 2^53 - 1 (exact in JSON and in a
 64-bit column), quantities within 1000, strings within 64 printable characters, a basket within 64 SKUs,
-timestamps between 2020 and one day after the receiver's clock (a box's clock may be a little ahead;
-a year-9999 event is not), and floats are finite.
+timestamps at most one day after the receiver's clock (a box's clock may be a little ahead; a
+year-9999 event is not; no lower bound, so that a box whose clock is not yet set still keeps its events),
+and floats are finite.
 Topics: `shelfwatch/v1/<store>/<box>/<kind>`, QoS 1.
 """
 
@@ -32,7 +33,6 @@ MAX_PAYLOAD_BYTES = 1024
 MAX_INT = 2**53 - 1  # exact in every JSON parser and in a signed 64-bit column
 MAX_QUANTITY = 1000  # units in one pick or put-back, or of one SKU in a basket
 MAX_BASKET_SKUS = 64
-EARLIEST_TS = datetime(2020, 1, 1, tzinfo=timezone.utc)
 MAX_CLOCK_AHEAD = timedelta(days=1)  # how far a box's clock may run ahead of the receiver's
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 # Printable text without control characters (PostgreSQL refuses NUL in text; logs and pages want one line).
@@ -43,8 +43,6 @@ Count = Annotated[int, Field(ge=0, le=MAX_INT)]
 def _sane_time(ts: datetime) -> datetime:
     if ts.tzinfo is None:
         raise ValueError("a timestamp needs a UTC offset")
-    if ts < EARLIEST_TS:
-        raise ValueError(f"{ts.isoformat()} is before {EARLIEST_TS.year}")
     if ts > datetime.now(timezone.utc) + MAX_CLOCK_AHEAD:
         raise ValueError(f"{ts.isoformat()} is more than a day in the future")
     return ts
@@ -53,7 +51,7 @@ def _sane_time(ts: datetime) -> datetime:
 Timestamp = Annotated[
     datetime,
     AfterValidator(_sane_time),
-    Field(description="UTC, ISO 8601 with an offset; from 2020 to at most one day ahead of the receiver's clock"),
+    Field(description="UTC, ISO 8601 with an offset; at most one day ahead of the receiver's clock"),
 ]
 ActionName = Literal[ACTION_CLASSES]  # type: ignore[valid-type]
 

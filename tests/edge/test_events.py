@@ -84,7 +84,6 @@ def test_every_field_is_bounded_so_that_it_fits_any_consumer():
         ({"frame": 2**53}, "less than or equal to 9007199254740991"),
         ({"quantity": 10**12}, "less than or equal to 1000"),
         ({"ts": "9999-12-31T00:00:00Z"}, "more than a day in the future"),
-        ({"ts": "1970-01-01T00:00:00Z"}, "before 2020"),
         ({"ts": "2026-11-25T12:00:00"}, "needs a UTC offset"),
         ({"sku": "a\u0000b"}, "should match pattern"),
         ({"sku": "x" * 65}, "at most 64 characters"),
