@@ -43,7 +43,11 @@ Count = Annotated[int, Field(ge=0, le=MAX_INT)]
 def _sane_time(ts: datetime) -> datetime:
     if ts.tzinfo is None:
         raise ValueError("a timestamp needs a UTC offset")
-    if ts > datetime.now(timezone.utc) + MAX_CLOCK_AHEAD:
+    try:
+        utc = ts.astimezone(timezone.utc)  # 0001-01-01T00:00+05:00 has no UTC time: refused here, not in a consumer
+    except OverflowError:
+        raise ValueError(f"{ts.isoformat()} is out of range in UTC") from None
+    if utc > datetime.now(timezone.utc) + MAX_CLOCK_AHEAD:
         raise ValueError(f"{ts.isoformat()} is more than a day in the future")
     return ts
 

@@ -85,6 +85,7 @@ def test_every_field_is_bounded_so_that_it_fits_any_consumer():
         ({"quantity": 10**12}, "less than or equal to 1000"),
         ({"ts": "9999-12-31T00:00:00Z"}, "more than a day in the future"),
         ({"ts": "2026-11-25T12:00:00"}, "needs a UTC offset"),
+        ({"ts": "0001-01-01T00:00:00+05:00"}, "out of range in UTC"),
         ({"sku": "a\u0000b"}, "should match pattern"),
         ({"sku": "x" * 65}, "at most 64 characters"),
         ({"event_id": "../../etc/passwd"}, "should match pattern"),
