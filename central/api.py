@@ -58,6 +58,7 @@ def forbid_unless(principal: Principal, store: str) -> None:
         raise HTTPException(status_code=403, detail=f"this API token is for store {principal.store}, not {store}")
 
 
+MAX_BODY_BYTES = 16 * 1024
 AUTH_RESPONSES: dict = {401: {"model": Rejected}, 403: {"model": Rejected}}
 
 
@@ -65,6 +66,15 @@ def create_app(central: Central) -> FastAPI:
     app = FastAPI(title="ShelfWatch central", version="1.0",
                   description="Checkout (POS) integration and the item-count cross-checks.")  # fmt: skip
     who = principal_dependency(central)
+
+    @app.middleware("http")
+    async def bounded(request: Request, call_next: Callable) -> JSONResponse:
+        # A POS message is well under 1 KB; refuse bodies that could only be an attack on memory.
+        size = request.headers.get("content-length", "0")
+        if not size.isdigit() or int(size) > MAX_BODY_BYTES:
+            return JSONResponse(status_code=413, content={"detail": f"the body is over {MAX_BODY_BYTES} bytes"})
+        return await call_next(request)
+
     Caller = Annotated[Principal, Depends(who)]
 
     @app.exception_handler(RequestValidationError)

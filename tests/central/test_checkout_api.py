@@ -77,3 +77,19 @@ def test_shrink_report_per_sku_and_period(central):
     ]
     assert "/pos" in client.get("/openapi.json").json()["paths"]
     assert client.get("/boxes").json()[0]["box"] == "aisle-1"
+
+
+def test_pos_messages_are_bounded_like_events(central):
+    """Issue 17.3/17.11 for the checkout side: whatever the POS schema accepts fits the database."""
+    client = api(central)
+    assert pos(client, "basket_open", 1, 0).status_code == 202
+    for extra, reason in [({"sku": "a\u0000b"}, "should match pattern"), ({"quantity": 10**12}, "less than or equal"),
+                          ({"ts": "9999-01-01T00:00:00Z"}, "more than a day in the future"),
+                          ({"ts": "0001-01-01T00:00:00+05:00"}, "out of range")]:  # fmt: skip
+        refused = client.post("/pos", json={"type": "item", "message_id": "m2", "transaction_id": "t1", "store": "s1",
+                                            "lane": "lane-1", "ts": OPEN.isoformat(), "sku": "x", **extra})  # fmt: skip
+        assert refused.status_code == 422 and reason in refused.json()["detail"], refused.text
+    huge = client.post("/pos", content=b'{"type": "item", "sku": "' + b"x" * 20_000 + b'"}')
+    assert huge.status_code == 413
+    with central.engine.connect() as conn:
+        assert db.count(conn, db.scans) == 0
