@@ -78,7 +78,8 @@ def _identity_args(parser: argparse.ArgumentParser) -> None:
                         "(default: one consumer, a plain subscription, which survives broker restarts)")  # fmt: skip
     parser.add_argument("--client-id", default=None,
                         help="MQTT client id; it must stay the same across restarts (default "
-                        "shelfwatch-<group>-<host name>: give each consumer on one host its own)")  # fmt: skip
+                        "shelfwatch-<group>-<host name>: give each consumer on one host its own, and set it in a "
+                        "container, whose host name changes when it is re-created)")  # fmt: skip
 
 
 def mqtt_password(args: argparse.Namespace) -> str | None:
@@ -113,11 +114,13 @@ def run_central(args: argparse.Namespace) -> int:
     sock = None
     if args.http != "off":
         host, _, port = args.http.rpartition(":")
-        if not port.isdigit():
-            raise ShelfWatchError(f"--http {args.http!r}: write HOST:PORT, or off")
+        host = host.strip("[]") or "127.0.0.1"  # [::1]:8080 for IPv6
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ShelfWatchError(f"--http {args.http!r}: write HOST:PORT (a port from 1 to 65535), or off")
         # Bind before the broker hears of us: a port in use must not leave a session behind.
         try:
-            sock = socket.create_server((host or "127.0.0.1", int(port)), reuse_port=False)
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.create_server((host, int(port)), family=family)
         except OSError as exc:
             raise ShelfWatchError(f"--http {args.http}: cannot listen there ({exc.strerror})") from None
     central = Central(connect(args.db), lanes)
