@@ -137,8 +137,10 @@ def create_app(central: Central) -> FastAPI:
 
     @app.get("/health", responses={503: {"description": "central cannot go on (the reason is in `problem`)"}})
     def health() -> JSONResponse:
-        if central.problem:
-            return JSONResponse(status_code=503, content={"ok": False, "problem": central.problem, **central.counts})
+        problem = central.problem or (f"database unavailable, retrying: {central.waiting_for_db}"
+                                      if central.waiting_for_db else None)  # fmt: skip
+        if problem:
+            return JSONResponse(status_code=503, content={"ok": False, "problem": problem, **central.counts})
         return JSONResponse(content={"ok": True, **central.counts})
 
     return app

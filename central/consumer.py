@@ -291,9 +291,11 @@ class Consumer:
         while True:
             try:
                 self._store(batch)
+                self.central.waiting_for_db = None
                 return True
             except TRANSIENT_DB as exc:
                 reason = str(exc).splitlines()[0][:150]
+                self.central.waiting_for_db = reason  # /health says so (503) until a batch is stored again
                 print(f"central: database error, retrying in {RETRY_S:.0f} s ({reason})", file=sys.stderr, flush=True)
                 if self._stop.wait(RETRY_S):
                     return False

@@ -33,6 +33,7 @@ class Central:
         self.counts = {"stored": 0, "duplicate": 0, "dead": 0, "status": 0, "pos": 0, "alerts_published": 0,
                        "alerts_refused": 0}  # fmt: skip
         self.problem: str | None = None  # set when central cannot go on (its writer stopped): /health fails
+        self.waiting_for_db: str | None = None  # the database error the writer is retrying after, if any
 
     def event(self, topic: str, payload: bytes) -> str:
         """One message from a box's topic -> stored, duplicate, status or dead."""

@@ -152,3 +152,37 @@ def test_a_writer_that_cannot_go_on_fails_health(tmp_path):
     finally:
         consumer.stop()
         broker.stop()
+
+
+def test_health_fails_while_the_database_is_away_and_recovers(tmp_path):
+    """Events wait unacknowledged while the database cannot take them, and /health says so (503) meanwhile."""
+    import sqlite3
+
+    from fastapi.testclient import TestClient
+
+    from central.api import create_app
+    from tests.conftest import Broker
+
+    broker = Broker(tmp_path / "broker")
+    broker.start()
+    central = Central(db.connect(f"sqlite:///{tmp_path / 'c.db'}?timeout=0.5"))
+    consumer = Consumer(central, f"mqtt://127.0.0.1:{broker.port}", client_id="c-away")
+    api = TestClient(create_app(central))
+    blocker = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+    try:
+        consumer.start()
+        assert consumer.subscribed.wait(10)
+        blocker.execute("BEGIN EXCLUSIVE")  # the database is away (locked) for the writer
+        pub = publisher(broker.port)
+        for topic, payload in box_events("s1", "a", 5):
+            pub.publish(topic, payload, qos=1)
+        assert wait(lambda: api.get("/health").status_code == 503, 20)
+        assert "database unavailable, retrying" in api.get("/health").json()["problem"]
+        blocker.execute("ROLLBACK")
+        assert wait(lambda: stored(central.engine) == 5, 20)
+        assert api.get("/health").status_code == 200
+        pub.loop_stop()
+    finally:
+        blocker.close()
+        consumer.stop()
+        broker.stop()
