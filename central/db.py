@@ -14,6 +14,7 @@ the next one began is stored, and counted in the epoch it arrives in: a rare mis
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -40,7 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
 from edge.errors import ShelfWatchError
 
@@ -150,11 +151,24 @@ def connect(url: str) -> Engine:
         if existing.has_table("events") and "epoch" not in {c["name"] for c in existing.get_columns("events")}:
             raise ShelfWatchError(f"{url}: the database was made by an older central (events without epochs); "
                                   "start from a new database")  # fmt: skip
-        metadata.create_all(engine)
+        _create_tables(engine)
     except (ArgumentError, OperationalError, ModuleNotFoundError) as exc:
         first = str(exc).strip().splitlines()[0][:200]
         raise ShelfWatchError(f"cannot open the database {url!r}: {first}") from None
     return engine
+
+
+def _create_tables(engine: Engine, attempts: int = 5) -> None:
+    """Create what is missing. Consumers of a group may start together on a new database: when another one
+    creates a table between our check and our CREATE, look again."""
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as exc:
+            if ("already exists" not in str(exc) and "duplicate key" not in str(exc)) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
 
 
 def insert_ignore(conn: Connection, table: Table, rows: dict | list[dict]) -> int:

@@ -130,3 +130,15 @@ def test_a_reimaged_box_starts_a_new_epoch_and_loses_nothing(central):
         epochs = dict(conn.execute(select(db.events.c.event_id, db.events.c.epoch)).all())
     assert {epochs[json.loads(p)["event_id"]] for _, p in second} == {2}
     assert {epochs[json.loads(p)["event_id"]] for _, p in third[2:]} == {3}
+
+
+def test_consumers_starting_together_on_a_new_database_all_start(db_url):
+    """Several consumers of a group create the tables at once; none may fail with 'already exists'."""
+    import subprocess
+    import sys
+
+    code = f"from central.db import connect; connect({db_url!r}); print('ok')"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]  # fmt: skip
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [out.strip() for out, _ in results] == ["ok"] * 3, [err for _, err in results]
