@@ -61,7 +61,7 @@ def run(consumers: int, boxes: int, per_box: int, work: Path) -> tuple[float, fl
         connect(url).dispose()  # the schema, before the consumers race to make it
         for i in range(consumers):
             command = [sys.executable, "-m", "shelfwatch", "central", "run", "--mqtt", f"mqtt://127.0.0.1:{broker.port}",
-                       "--db", url, "--http", "off", "--client-id", f"bench-c{i}"]  # fmt: skip
+                       "--db", url, "--http", "off", "--group", "central", "--client-id", f"bench-c{i}"]  # fmt: skip
             procs.append(subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
         time.sleep(3)  # subscribed
         messages = [m for b in range(boxes) for m in box_events("bench", f"box-{b:04d}", per_box)]

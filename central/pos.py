@@ -11,19 +11,23 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from edge.events import Text, Timestamp
+
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 POS_TOPIC_ROOT = "shelfwatch/pos/v1"  # shelfwatch/pos/v1/<store>/<lane>
 ALERT_TOPIC_ROOT = "shelfwatch/alerts/v1"  # shelfwatch/alerts/v1/<store>/<lane>
 
 
 class _Pos(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Bounded like the box events (printable strings of at most 64, sane timestamps, finite numbers), so that
+    # whatever passes fits the database.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    message_id: str = Field(min_length=1, max_length=64)
-    transaction_id: str = Field(min_length=1, max_length=64)
+    message_id: Text
+    transaction_id: Text
     store: Slug
     lane: Slug
-    ts: datetime
+    ts: Timestamp
 
 
 class BasketOpen(_Pos):
@@ -32,13 +36,13 @@ class BasketOpen(_Pos):
 
 class ItemScanned(_Pos):
     type: Literal["item"] = "item"
-    sku: str = Field(min_length=1, max_length=64)
+    sku: Text
     quantity: int = Field(default=1, ge=-1000, le=1000, description="negative: a voided scan")
 
 
 class Payment(_Pos):
     type: Literal["payment"] = "payment"
-    amount: float = Field(ge=0)
+    amount: float = Field(ge=0, le=1e9)
 
 
 class BasketClose(_Pos):

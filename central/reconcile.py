@@ -17,20 +17,21 @@ from central import db
 from central.pos import Alert, ShrinkRow
 
 
-def lane_alerts(conn: Connection, transaction_id: str, box: str) -> list[Alert]:
+def lane_alerts(conn: Connection, store: str, transaction_id: str, box: str) -> list[Alert]:
     """The alerts for one closed transaction (stored idempotently; the same ones on every call)."""
-    t = conn.execute(select(db.transactions).where(db.transactions.c.transaction_id == transaction_id)).first()
+    this = (db.transactions.c.store == store, db.transactions.c.transaction_id == transaction_id)
+    t = conn.execute(select(db.transactions).where(*this)).first()
     if t is None or t.closed is None:
         return []
     counted, confidence = _counted(conn, t.store, box, t.opened, t.closed)
     scanned: Counter = Counter()
     for sku, qty in conn.execute(select(db.scans.c.sku, db.scans.c.quantity).where(
-            db.scans.c.transaction_id == transaction_id)):  # fmt: skip
+            db.scans.c.store == store, db.scans.c.transaction_id == transaction_id)):  # fmt: skip
         scanned[sku] += qty
     out = []
     for sku in sorted(counted):
         for unit in range(1, counted[sku] - scanned[sku] + 1):
-            alert = Alert(alert_id=f"{transaction_id}:{sku}:{unit}", store=t.store, lane=t.lane,
+            alert = Alert(alert_id=f"{store}/{transaction_id}:{sku}:{unit}", store=t.store, lane=t.lane,
                           transaction_id=transaction_id, sku=sku, unit=unit, confidence=round(confidence[sku], 4),
                           box=box, created=db._aware(t.closed))  # fmt: skip
             db.insert_ignore(conn, db.alerts, alert.model_dump())
@@ -62,7 +63,8 @@ def shrink_report(conn: Connection, store: str, start: datetime, end: datetime) 
         (picked if kind == "pick" else returned)[sku] += qty
     sold: Counter = Counter()
     query = select(db.scans.c.sku, db.scans.c.quantity).join(
-        db.transactions, db.scans.c.transaction_id == db.transactions.c.transaction_id).where(
+        db.transactions, and_(db.scans.c.store == db.transactions.c.store,
+                              db.scans.c.transaction_id == db.transactions.c.transaction_id)).where(
         and_(db.transactions.c.store == store, db.transactions.c.closed.is_not(None), db.scans.c.ts >= start,
              db.scans.c.ts < end))  # fmt: skip
     for sku, qty in conn.execute(query):

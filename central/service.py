@@ -12,9 +12,9 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from central import db
-from central.pos import POS_ADAPTER, Alert, BasketClose, BasketOpen, ItemScanned, Payment, PosMessage
+from central.pos import POS_ADAPTER, POS_TOPIC_ROOT, Alert, BasketClose, BasketOpen, ItemScanned, Payment, PosMessage
 from central.reconcile import lane_alerts
-from edge.events import TOPIC_ROOT, StatusEvent, decode
+from edge.events import TOPIC_ROOT, PayloadTooLarge, StatusEvent, decode
 from edge.schema import describe
 
 
@@ -30,7 +30,10 @@ class Central:
         self.engine = engine
         self.lane_boxes = lane_boxes or {}  # "store/lane" -> box; by default a lane's box has the lane's name
         self.publish_alert = publish_alert
-        self.counts = {"stored": 0, "duplicate": 0, "dead": 0, "status": 0, "pos": 0}
+        self.counts = {"stored": 0, "duplicate": 0, "dead": 0, "status": 0, "pos": 0, "alerts_published": 0,
+                       "alerts_refused": 0}  # fmt: skip
+        self.problem: str | None = None  # set when central cannot go on (its writer stopped): /health fails
+        self.waiting_for_db: str | None = None  # the database error the writer is retrying after, if any
 
     def event(self, topic: str, payload: bytes) -> str:
         """One message from a box's topic -> stored, duplicate, status or dead."""
@@ -67,6 +70,8 @@ class Central:
             event = decode(payload)
         except ValidationError as error:
             return None, describe(error, every=True)
+        except PayloadTooLarge as error:
+            return None, str(error)
         expected = f"{TOPIC_ROOT}/{event.store}/{event.box}/{event.kind}"
         if topic != expected:
             return None, f"topic does not match the payload (expected {expected})"
@@ -86,6 +91,11 @@ class Central:
             reason = describe(error, every=True)
             self._dead(source, topic, payload, reason)
             return None, reason
+        expected = f"{POS_TOPIC_ROOT}/{message.store}/{message.lane}"
+        if topic is not None and source == "mqtt" and topic != expected:  # the broker's ACL is per topic
+            reason = f"topic does not match the message (expected {expected})"
+            self._dead(source, topic, payload, reason)
+            return None, reason
         return self.pos(message, source, topic)
 
     def pos(
@@ -93,8 +103,11 @@ class Central:
     ) -> tuple[list[Alert] | None, str]:
         alerts: list[Alert] = []
         with self.engine.begin() as conn:
-            t = conn.execute(select(db.transactions).where(
-                db.transactions.c.transaction_id == message.transaction_id)).first()  # fmt: skip
+            this = (
+                db.transactions.c.store == message.store,
+                db.transactions.c.transaction_id == message.transaction_id,
+            )
+            t = conn.execute(select(db.transactions).where(*this)).first()
             problem = self._pos_problem(message, t)
             if problem:
                 db.dead_letter(conn, source, topic, message.model_dump_json(), problem)
@@ -105,18 +118,17 @@ class Central:
                 db.insert_ignore(conn, db.transactions, {"transaction_id": message.transaction_id,
                                  "store": message.store, "lane": message.lane, "opened": ts})  # fmt: skip
             elif isinstance(message, ItemScanned):
-                scan = {"message_id": message.message_id, "transaction_id": message.transaction_id}
+                scan = {"store": message.store, "message_id": message.message_id,
+                        "transaction_id": message.transaction_id}  # fmt: skip
                 scan |= {"sku": message.sku, "quantity": message.quantity, "ts": ts}
                 db.insert_ignore(conn, db.scans, scan)
             elif isinstance(message, Payment):
-                conn.execute(update(db.transactions).where(db.transactions.c.transaction_id == message.transaction_id)
-                             .values(paid=message.amount))  # fmt: skip
+                conn.execute(update(db.transactions).where(*this).values(paid=message.amount))
             elif isinstance(message, BasketClose):
                 if t.closed is None:
-                    conn.execute(update(db.transactions).where(
-                        db.transactions.c.transaction_id == message.transaction_id).values(closed=ts))  # fmt: skip
+                    conn.execute(update(db.transactions).where(*this).values(closed=ts))
                 box = self.lane_boxes.get(f"{message.store}/{message.lane}", message.lane)
-                alerts = lane_alerts(conn, message.transaction_id, box)
+                alerts = lane_alerts(conn, message.store, message.transaction_id, box)
         self.counts["pos"] += 1
         if self.publish_alert is not None:
             for alert in alerts:

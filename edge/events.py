@@ -3,33 +3,70 @@
 Every event carries `event_id` (unique, and the same on every retry: it is stored with the event before
 the first attempt), `seq` (per box, only grows, survives restarts; taken from the outbox), `ts` (UTC)
 and `store`/`box`. Status heartbeats are not sequenced: their `seq` is the highest seq issued so far,
-which lets a consumer see missing events at the tail. Each payload stays under 1 KB.
+which lets a consumer see missing events at the tail.
+
+Duplicates are recognised by `event_id`, never by `seq`. A box whose outbox is replaced (disk swapped, box
+re-imaged) starts again at seq 1: a seq that goes backwards (one already used by another `event_id`) starts
+a new *epoch* of that box, and consumers track gaps per epoch.
+
+Every value is bounded, so that whatever passes this schema fits any consumer's database: a payload is at
+most 1 KB (`decode` refuses more before parsing), integers stay within 2^53 - 1 (exact in JSON and in a
+64-bit column), quantities within 1000, strings within 64 printable characters, a basket within 64 SKUs,
+timestamps at most one day after the receiver's clock (a box's clock may be a little ahead; a
+year-9999 event is not; no lower bound, so that a box whose clock is not yet set still keeps its events),
+and floats are finite.
 Topics: `shelfwatch/v1/<store>/<box>/<kind>`, QoS 1.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 from edge.classes import ACTION_CLASSES
 
 EVENTS_VERSION = 1
 TOPIC_ROOT = f"shelfwatch/v{EVENTS_VERSION}"
 MAX_PAYLOAD_BYTES = 1024
+MAX_INT = 2**53 - 1  # exact in every JSON parser and in a signed 64-bit column
+MAX_QUANTITY = 1000  # units in one pick or put-back, or of one SKU in a basket
+MAX_BASKET_SKUS = 64
+MAX_CLOCK_AHEAD = timedelta(days=1)  # how far a box's clock may run ahead of the receiver's
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+# Printable text without control characters (PostgreSQL refuses NUL in text; logs and pages want one line).
+Text = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Count = Annotated[int, Field(ge=0, le=MAX_INT)]
+
+
+def _sane_time(ts: datetime) -> datetime:
+    if ts.tzinfo is None:
+        raise ValueError("a timestamp needs a UTC offset")
+    try:
+        utc = ts.astimezone(timezone.utc)  # 0001-01-01T00:00+05:00 has no UTC time: refused here, not in a consumer
+    except OverflowError:
+        raise ValueError(f"{ts.isoformat()} is out of range in UTC") from None
+    if utc > datetime.now(timezone.utc) + MAX_CLOCK_AHEAD:
+        raise ValueError(f"{ts.isoformat()} is more than a day in the future")
+    return ts
+
+
+Timestamp = Annotated[
+    datetime,
+    AfterValidator(_sane_time),
+    Field(description="UTC, ISO 8601 with an offset; at most one day ahead of the receiver's clock"),
+]
 ActionName = Literal[ACTION_CLASSES]  # type: ignore[valid-type]
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     v: Literal[1] = EVENTS_VERSION
-    event_id: str = Field(min_length=8, max_length=64)
-    seq: int = Field(ge=0)
-    ts: datetime
+    event_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    seq: Count = Field(description="per box and epoch; a seq that goes backwards starts a new epoch of the box")
+    ts: Timestamp
     store: Slug
     box: Slug
 
@@ -39,32 +76,32 @@ class ActionEvent(_Event):
 
     kind: Literal["action"] = "action"
     action: ActionName
-    start: int = Field(ge=0)
-    end: int = Field(ge=0)
-    start_ts: datetime
-    end_ts: datetime
+    start: Count
+    end: Count
+    start_ts: Timestamp
+    end_ts: Timestamp
     confidence: float = Field(ge=0, le=1)
-    shopper: int | None = Field(default=None, ge=0)
+    shopper: Count | None = None
 
 
 class PickEvent(_Event):
     """A product left the shelf in a shopper's hand (`pick`) or was carried back into it (`putback`)."""
 
     kind: Literal["pick", "putback"]
-    sku: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(default=1, ge=1)
-    shopper: int | None = Field(default=None, ge=0)
-    frame: int = Field(ge=0)
+    sku: Text
+    quantity: int = Field(default=1, ge=1, le=MAX_QUANTITY)
+    shopper: Count | None = None
+    frame: Count
     confidence: float = Field(ge=0, le=1)
-    zone: str | None = Field(default=None, max_length=64)
+    zone: Text | None = None
 
 
 class BasketEvent(_Event):
     """A shopper's items (picks minus put-backs per SKU): on every change, and when the shopper leaves."""
 
     kind: Literal["basket"] = "basket"
-    shopper: int = Field(ge=0)
-    items: dict[str, int]
+    shopper: Count
+    items: dict[Text, Annotated[int, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]] = Field(max_length=MAX_BASKET_SKUS)
     reason: Literal["change", "left"]
     confidence: float = Field(ge=0, le=1)
 
@@ -74,15 +111,15 @@ class StatusEvent(_Event):
 
     kind: Literal["status"] = "status"
     state: Literal["running", "stopped", "offline"]
-    fps: float = Field(default=0, ge=0)
+    fps: float = Field(default=0, ge=0)  # finite (allow_inf_nan=False) is all a database needs
     latency_ms: float = Field(default=0, ge=0)  # frame read -> its events stored, median of the last interval
-    frames: int = Field(default=0, ge=0)
-    dropped_frames: int = Field(default=0, ge=0)
+    frames: Count = 0
+    dropped_frames: Count = 0
     motion_skip: float = Field(default=0, ge=0, le=1)  # fraction of frames the motion gate skipped
-    outbox_depth: int = Field(default=0, ge=0)
-    outbox_dropped: int = Field(default=0, ge=0)
-    source_reconnects: int = Field(default=0, ge=0)
-    bundle_id: str | None = Field(default=None, max_length=64)
+    outbox_depth: Count = 0
+    outbox_dropped: Count = 0
+    source_reconnects: Count = 0
+    bundle_id: Text | None = None
 
 
 Event = Annotated[ActionEvent | PickEvent | BasketEvent | StatusEvent, Field(discriminator="kind")]
@@ -101,8 +138,15 @@ def encode(event: _Event) -> bytes:
     return payload
 
 
+class PayloadTooLarge(ValueError):
+    """A payload over MAX_PAYLOAD_BYTES: refused before it is parsed."""
+
+
 def decode(payload: bytes | str) -> ActionEvent | PickEvent | BasketEvent | StatusEvent:
-    """Parse and validate one payload (raises pydantic's ValidationError with the reason)."""
+    """Parse and validate one payload (raises pydantic's ValidationError with the reason, or PayloadTooLarge)."""
+    size = len(payload.encode() if isinstance(payload, str) else payload)
+    if size > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLarge(f"payload is {size} bytes, over the contract's {MAX_PAYLOAD_BYTES}")
     return EVENT_ADAPTER.validate_json(payload)
 
 

@@ -34,3 +34,15 @@ def central(db_url):
     c = Central(connect(db_url))
     yield c
     c.engine.dispose()
+
+
+def api(central: Central, store: str | None = "s1"):
+    """A test client of central's HTTP API holding a token for `store` (None: an admin token)."""
+    from fastapi.testclient import TestClient
+
+    from central import auth
+    from central.api import create_app
+
+    client = TestClient(create_app(central))
+    client.headers["Authorization"] = f"Bearer {auth.create(central.engine, store, 'tests')[1]}"
+    return client

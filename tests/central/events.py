@@ -8,12 +8,15 @@ from edge.events import ActionEvent, BasketEvent, PickEvent, StatusEvent, encode
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 
 
-def box_events(store: str, box: str, n: int, start_seq: int = 1, t0: datetime = T0) -> list[tuple[str, bytes]]:
-    """`n` sequenced events (actions, picks, put-backs, baskets) of one box, as (topic, payload)."""
+def box_events(
+    store: str, box: str, n: int, start_seq: int = 1, t0: datetime = T0, outbox: str = ""
+) -> list[tuple[str, bytes]]:
+    """`n` sequenced events (actions, picks, put-backs, baskets) of one box, as (topic, payload). `outbox`
+    names the box's outbox: a box re-imaged with a new one issues new event ids for the same seqs."""
     out = []
     for i in range(n):
         seq = start_seq + i
-        common = {"event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{store}/{box}/{seq}")), "seq": seq,
+        common = {"event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{store}/{box}/{seq}{outbox}")), "seq": seq,
                   "ts": t0 + timedelta(seconds=seq), "store": store, "box": box}  # fmt: skip
         sku = f"sku{seq % 4:02d}"
         if seq % 4 == 1:

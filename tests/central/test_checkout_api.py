@@ -7,8 +7,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from central import db
-from central.api import create_app
 from edge.events import PickEvent, encode, topic
+from tests.central.conftest import api
 
 OPEN = datetime.now(timezone.utc) - timedelta(minutes=10)
 
@@ -30,7 +30,7 @@ def test_an_unscanned_item_raises_one_alert_naming_it(central):
                   pick(4, "putback", "sku07", 4), pick(5, "pick", "sku09", 5),
                   pick(6, "pick", "sku01", 30), pick(1, "pick", "sku05", 2, box="aisle-3")]:  # fmt: skip
         central.event(*event)  # the last two: after the transaction, and at another box
-    client = TestClient(create_app(central))
+    client = api(central)
     assert pos(client, "basket_open", 1, 0).status_code == 202
     assert pos(client, "item", 2, 6, sku="sku02").status_code == 202
     assert pos(client, "item", 3, 6.5, sku="sku07").status_code == 202
@@ -48,7 +48,7 @@ def test_an_unscanned_item_raises_one_alert_naming_it(central):
 
 
 def test_malformed_and_out_of_place_requests_are_refused_with_the_reason(central):
-    client = TestClient(create_app(central))
+    client = api(central)
     bad = pos(client, "item", 1, 1, sku="sku02", colour="red")
     assert bad.status_code == 422 and "colour: Extra inputs are not permitted" in bad.json()["detail"]
     assert pos(client, "teleport", 2, 1).status_code == 422
@@ -65,7 +65,7 @@ def test_shrink_report_per_sku_and_period(central):
                   pick(3, "putback", "sku02", 3, box="aisle-1"), pick(4, "pick", "sku03", 4, box="aisle-1"),
                   pick(1, "pick", "sku03", 4, box="aisle-2")]:  # fmt: skip
         central.event(*event)
-    client = TestClient(create_app(central))
+    client = api(central)
     pos(client, "basket_open", 1, 5)
     pos(client, "item", 2, 6, sku="sku03")
     pos(client, "basket_close", 3, 7)
@@ -77,3 +77,19 @@ def test_shrink_report_per_sku_and_period(central):
     ]
     assert "/pos" in client.get("/openapi.json").json()["paths"]
     assert client.get("/boxes").json()[0]["box"] == "aisle-1"
+
+
+def test_pos_messages_are_bounded_like_events(central):
+    """Issue 17.3/17.11 for the checkout side: whatever the POS schema accepts fits the database."""
+    client = api(central)
+    assert pos(client, "basket_open", 1, 0).status_code == 202
+    for extra, reason in [({"sku": "a\u0000b"}, "should match pattern"), ({"quantity": 10**12}, "less than or equal"),
+                          ({"ts": "9999-01-01T00:00:00Z"}, "more than a day in the future"),
+                          ({"ts": "0001-01-01T00:00:00+05:00"}, "out of range")]:  # fmt: skip
+        refused = client.post("/pos", json={"type": "item", "message_id": "m2", "transaction_id": "t1", "store": "s1",
+                                            "lane": "lane-1", "ts": OPEN.isoformat(), "sku": "x", **extra})  # fmt: skip
+        assert refused.status_code == 422 and reason in refused.json()["detail"], refused.text
+    huge = client.post("/pos", content=b'{"type": "item", "sku": "' + b"x" * 20_000 + b'"}')
+    assert huge.status_code == 413
+    with central.engine.connect() as conn:
+        assert db.count(conn, db.scans) == 0

@@ -7,12 +7,10 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-from fastapi.testclient import TestClient
-
 from central import db
-from central.api import create_app
 from central.consumer import Consumer
 from central.service import Central
+from tests.central.conftest import api
 from tests.conftest import shelfwatch_command
 from tests.edge.test_agent_delivery import DEMO_BUNDLE, sample
 
@@ -29,7 +27,7 @@ def test_one_unscanned_item_one_alert(broker, tmp_path):
     consumer = Consumer(central, f"mqtt://127.0.0.1:{broker.port}", client_id="central-e2e")
     consumer.start()
     assert consumer.subscribed.wait(10)
-    pos = TestClient(create_app(central))
+    pos = api(central)
 
     def send(kind: str, n: int, **extra) -> dict:
         body = {"type": kind, "message_id": f"m{n}", "transaction_id": "t-1", "store": "s1", "lane": "lane-1",

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import select
 
 from central import db
-from tests.central.events import box_events, status
+from tests.central.events import T0, box_events, status
 
 
 def test_replaying_twice_or_out_of_order_leaves_the_same_state(central, db_url):
@@ -79,3 +79,66 @@ def test_invalid_payloads_are_dead_lettered_with_the_reason(central):
         assert db.count(conn, db.events) == 0 and db.count(conn, db.boxes) == 0
     for (_, _, expected), reason in zip(cases, reasons, strict=True):
         assert expected in reason
+
+
+def test_oversized_and_out_of_range_events_are_dead_lettered_not_stored(central):
+    """Issue 17.11: central bounds what it stores by the same contract (both backends)."""
+    ((topic, payload),) = box_events("s1", "a", 2)[1:]  # fmt: skip  (a pick)
+    good = json.loads(payload)
+    basket_topic = topic.replace("/pick", "/basket")
+    huge_basket = {**good, "kind": "basket", "shopper": 1, "reason": "left", "confidence": 1.0,
+                   "items": {f"sku{i:07d}": 1 for i in range(60_000)}}  # fmt: skip
+    for key in ("sku", "quantity", "frame", "zone"):
+        huge_basket.pop(key, None)
+    cases = [
+        (basket_topic, json.dumps(huge_basket).encode(), "over the contract's 1024"),
+        (topic, json.dumps({**good, "quantity": 10**12}).encode(), "quantity: Input should be less than or equal"),
+        (topic, json.dumps({**good, "ts": "9999-01-01T00:00:00Z"}).encode(), "more than a day in the future"),
+        (topic, json.dumps({**good, "seq": 2**63}).encode(), "seq: Input should be less than or equal"),
+        (topic, json.dumps({**good, "sku": "a\u0000b"}).encode(), "sku: String should match pattern"),
+    ]
+    for t, p, _ in cases:
+        assert central.event(t, p) == "dead"
+    assert central.event(topic, payload) == "stored"
+    with central.engine.connect() as conn:
+        reasons = [r.reason for r in conn.execute(select(db.dead_letters).order_by(db.dead_letters.c.id))]
+        assert db.count(conn, db.events) == 1
+    for (_, _, expected), reason in zip(cases, reasons, strict=True):
+        assert expected in reason
+
+
+def test_a_reimaged_box_starts_a_new_epoch_and_loses_nothing(central):
+    """Issue 17.2: a box whose outbox was replaced starts again at seq 1; (store, box, seq) used to be unique,
+    so every new event was dropped as a duplicate (29 of 29 lost). Duplicates are by event_id now, and a seq
+    that goes backwards starts a new epoch with its own gaps."""
+    first = box_events("s1", "a", 29)
+    second = box_events("s1", "a", 29, outbox="reimaged", t0=T0 + timedelta(hours=1))
+    third = box_events("s1", "a", 10, outbox="again", t0=T0 + timedelta(hours=2))
+    assert central.events(first) == ["stored"] * 29
+    assert central.events(second[:10]) == ["stored"] * 10  # seq 1..10 again: epoch 2
+    assert central.events(second[14:]) == ["stored"] * 15  # 11..14 late: a gap of epoch 2
+    assert central.events(first[:5] + second[:3]) == ["duplicate"] * 8  # replays stay duplicates
+    with central.engine.connect() as conn:
+        assert db.box_rows(conn)[0]["epoch"] == 2 and db.box_rows(conn)[0]["max_seq"] == 29
+        assert db.open_gaps(conn, "s1", "a") == [(11, 14)] and db.open_gaps(conn, "s1", "a", epoch=1) == []
+    assert central.events(second[10:14][::-1]) == ["stored"] * 4  # late, out of order: the gap closes
+    # Re-imaged again, and its first two events are lost on the way: epoch 3 starts with a gap.
+    assert central.events(third[2:]) == ["stored"] * 8
+    with central.engine.connect() as conn:
+        assert db.count(conn, db.events) == 29 + 29 + 8
+        assert db.all_gaps(conn, "s1", "a") == [{"epoch": 3, "first": 1, "last": 2}]
+        epochs = dict(conn.execute(select(db.events.c.event_id, db.events.c.epoch)).all())
+    assert {epochs[json.loads(p)["event_id"]] for _, p in second} == {2}
+    assert {epochs[json.loads(p)["event_id"]] for _, p in third[2:]} == {3}
+
+
+def test_consumers_starting_together_on_a_new_database_all_start(db_url):
+    """Several consumers of a group create the tables at once; none may fail with 'already exists'."""
+    import subprocess
+    import sys
+
+    code = f"from central.db import connect; connect({db_url!r}); print('ok')"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]  # fmt: skip
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [out.strip() for out, _ in results] == ["ok"] * 3, [err for _, err in results]

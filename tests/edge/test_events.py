@@ -72,3 +72,33 @@ def test_schema_command_prints_it(shelfwatch):
     assert json.loads(result.stdout)["title"] == "ShelfWatch box events"
     for what in ("manifest", "box-config"):
         assert "properties" in json.loads(shelfwatch("schema", what).stdout)
+
+
+def test_every_field_is_bounded_so_that_it_fits_any_consumer():
+    """Issue 17.11 and 17.3: a 1 MB basket, quantity 10^12, a year-9999 timestamp, seq 2^63 and the like were
+    schema-valid; each is refused now, with the reason."""
+    pick = json.loads(encode(PickEvent(**COMMON, kind="pick", sku="sku03", frame=1, confidence=0.5)))
+    basket = json.loads(encode(BasketEvent(**COMMON, shopper=1, items={"sku03": 1}, reason="left", confidence=1)))
+    for change, reason in [
+        ({"seq": 2**63}, "less than or equal to 9007199254740991"),
+        ({"frame": 2**53}, "less than or equal to 9007199254740991"),
+        ({"quantity": 10**12}, "less than or equal to 1000"),
+        ({"ts": "9999-12-31T00:00:00Z"}, "more than a day in the future"),
+        ({"ts": "2026-11-25T12:00:00"}, "needs a UTC offset"),
+        ({"ts": "0001-01-01T00:00:00+05:00"}, "out of range in UTC"),
+        ({"sku": "a\u0000b"}, "should match pattern"),
+        ({"sku": "x" * 65}, "at most 64 characters"),
+        ({"event_id": "../../etc/passwd"}, "should match pattern"),
+        ({"confidence": float("nan")}, "finite number"),
+    ]:
+        with pytest.raises(ValidationError, match=reason):
+            decode(json.dumps({**pick, **change}))
+    with pytest.raises(ValidationError, match="at most 64 items"):
+        decode(json.dumps({**basket, "items": {f"s{i}": 1 for i in range(65)}}))
+    with pytest.raises(ValueError, match="over the contract's 1024"):
+        decode(json.dumps({**basket, "items": {f"sku{i:07d}": 1 for i in range(60_000)}}))  # about 1 MB
+    schema = events_schema()["$defs"]
+    assert schema["PickEvent"]["properties"]["quantity"]["maximum"] == 1000
+    assert schema["BasketEvent"]["properties"]["items"]["maxProperties"] == 64
+    # What a box really sends stays valid, right up to the bounds.
+    decode(json.dumps({**pick, "quantity": 1000, "seq": 2**53 - 1, "ts": datetime.now(timezone.utc).isoformat()}))

@@ -1,0 +1,225 @@
+"""The event path under faults, end to end with real processes: a Mosquitto with persistence, `shelfwatch
+central run`, and two boxes publishing as the agent does (edge.emitter -> edge.outbox -> edge.publisher).
+While they publish: the broker is killed (-9) twice, central is stopped (SIGTERM) and killed (-9), and one
+box is re-imaged (its outbox deleted: its seq starts again at 1). Then every event a box accepted is looked
+for in central's database.
+
+    python bench/fault_run.py [--seconds 40] [--rate 25] [--postgres]
+
+Prints sent (events the boxes committed to their outboxes), stored, lost (sent, never stored), stored
+twice (impossible by construction: event_id is the key) and redelivered (duplicates central received and
+dropped, as counted by each central process's /health before it went away).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def box_main(args: argparse.Namespace) -> int:
+    """One box: emits pick events at --rate until --count or SIGTERM, then flushes its outbox and stops."""
+    from edge.config import MqttConfig
+    from edge.emitter import Emitter
+    from edge.events import StatusEvent, encode
+    from edge.outbox import Outbox
+    from edge.publisher import Publisher
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    outbox = Outbox(Path(args.outbox))
+    emitter = Emitter("bench", args.box, outbox, jsonl=Path(args.log))
+    will = StatusEvent(event_id=f"will-{args.box}-{uuid.uuid4().hex[:8]}", seq=outbox.last_seq(),
+                       ts=datetime.now(timezone.utc), store="bench", box=args.box, state="offline")  # fmt: skip
+    config = MqttConfig(host="127.0.0.1", port=args.port, reconnect_max_s=2)
+    publisher = Publisher(outbox, config, f"shelfwatch-bench-{args.box}", emitter.topic("status"), encode(will))
+    emitter.publisher = publisher
+    publisher.start()
+    for i in range(args.count):
+        if stop.is_set():
+            break
+        emitter.emit("pick", sku=f"sku{i % 10:02d}", quantity=1, shopper=i % 7, frame=i, confidence=0.9)
+        stop.wait(1 / args.rate)
+    stop.wait()  # the bench says when to go (the outbox may still hold a backlog)
+    flushed = publisher.flush(60)
+    publisher.stop(emitter.status("stopped", publish=False))
+    print(json.dumps({"box": args.box, "flushed": flushed, "left": outbox.depth()}), flush=True)
+    return 0
+
+
+class Proc:
+    def __init__(self, name: str, command: list[str], work: Path) -> None:
+        self.name, self.command, self.work = name, command, work
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with (self.work / f"{self.name}.log").open("ab") as log:
+            self.proc = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.wait(60)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=40, help="how long the boxes publish (default 40)")
+    parser.add_argument("--rate", type=float, default=25, help="events per second per box (default 25)")
+    parser.add_argument("--postgres", action="store_true", help="central on PostgreSQL (default SQLite)")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs) and print it")
+    parser.add_argument("--box", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--outbox", help=argparse.SUPPRESS)
+    parser.add_argument("--log", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.box:
+        return box_main(args)
+
+    from sqlalchemy import func, select
+
+    from central import db
+    from tests.conftest import Broker, free_port
+
+    work = Path(tempfile.mkdtemp(prefix="shelfwatch-fault-"))
+    pg_name = None
+    if args.postgres:
+        import psycopg
+
+        pg_name = f"shelfwatch_fault_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{pg_name}"')
+        url = f"postgresql://postgres@127.0.0.1:5432/{pg_name}"
+    else:
+        url = f"sqlite:///{work / 'central.db'}"
+    # As deployed: persistence on, saved every second; no cap on what is queued for an absent consumer.
+    # As root, mosquitto would drop to its own user, which cannot write in a private tmp folder.
+    extra = ("user root\n" if os.geteuid() == 0 else "") + "max_queued_messages 0\n"
+    broker = Broker(work / "broker", extra=extra)
+    broker.start()
+    http = free_port()
+    central = Proc("central", [sys.executable, "-m", "shelfwatch", "central", "run", "--mqtt",
+                               f"mqtt://127.0.0.1:{broker.port}", "--db", url, "--http", f"127.0.0.1:{http}",
+                               "--client-id", "fault-central"], work)  # fmt: skip
+    counts: list[dict] = [{}]  # the last /health counts of each central process
+    watching = threading.Event()
+
+    def watch() -> None:
+        while not watching.is_set():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http}/health", timeout=1) as r:
+                    counts[-1] = json.loads(r.read())
+            except OSError:
+                pass
+            watching.wait(0.2)
+
+    def box(name: str, incarnation: int, count: int) -> Proc:
+        outbox, sent_log = work / f"outbox-{name}.sqlite", work / f"sent-{name}-{incarnation}.jsonl"
+        files = ["--outbox", str(outbox), "--log", str(sent_log)]
+        return Proc(f"box-{name}-{incarnation}", [sys.executable, __file__, "--box", name, "--port", str(broker.port),
+                    *files, "--count", str(count), "--rate", str(args.rate)], work)  # fmt: skip
+
+    count = int(args.seconds * args.rate)
+    central.start()
+    threading.Thread(target=watch, daemon=True).start()
+    time.sleep(3)
+    boxes = {"a": box("a", 1, count), "b": box("b", 1, count)}
+    for b in boxes.values():
+        b.start()
+    step = args.seconds / 6
+    log = []
+
+    def at(t: float, what: str) -> None:
+        time.sleep(max(0.0, t - (time.monotonic() - t0)))
+        log.append(f"{time.monotonic() - t0:5.1f} s  {what}")
+        print(log[-1], flush=True)
+
+    t0 = time.monotonic()
+    at(step * 1, "broker kill -9, restarted 1 s later")
+    broker.proc.kill()
+    broker.proc.wait()
+    time.sleep(1)
+    broker.start()
+    at(step * 2, "central SIGTERM, restarted")
+    central.signal(signal.SIGTERM)
+    counts.append({})
+    central.start()
+    at(step * 3, "broker kill -9, restarted 1 s later")
+    broker.proc.kill()
+    broker.proc.wait()
+    time.sleep(1)
+    broker.start()
+    at(step * 4, "central kill -9, restarted")
+    central.signal(signal.SIGKILL)
+    counts.append({})
+    central.start()
+    at(step * 5, "box b re-imaged: stopped, outbox deleted, started again (seq from 1)")
+    boxes["b"].signal(signal.SIGTERM)
+    for f in work.glob("outbox-b.*"):
+        f.unlink()
+    boxes["b2"] = box("b", 2, int(step * args.rate))
+    boxes["b2"].start()
+    at(args.seconds + 2, "boxes stopped (each flushes its outbox)")
+    for name in ("a", "b2"):
+        boxes[name].signal(signal.SIGTERM)
+
+    sent: set[str] = set()
+    for f in work.glob("sent-*.jsonl"):
+        sent |= {e["event_id"] for e in map(json.loads, f.read_text().splitlines()) if e["kind"] != "status"}
+    engine = db.connect(url)
+    deadline = time.monotonic() + 60
+    while True:
+        with engine.connect() as conn:
+            stored_ids = {r[0] for r in conn.execute(select(db.events.c.event_id))}
+            rows = conn.execute(select(func.count()).select_from(db.events)).scalar()
+        if sent <= stored_ids or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    time.sleep(1)  # the last /health sample
+    watching.set()
+    with engine.connect() as conn:
+        epochs = sorted({(r.box, r.epoch) for r in conn.execute(select(db.events.c.box, db.events.c.epoch))})
+        gaps = [(b["box"], db.all_gaps(conn, b["store"], b["box"])) for b in db.box_rows(conn)]
+    central.signal(signal.SIGTERM)
+    broker.stop()
+    engine.dispose()
+    lost = sent - stored_ids
+    redelivered = sum(c.get("duplicate", 0) for c in counts)
+    print(f"\ncentral on {'PostgreSQL' if args.postgres else 'SQLite'}; two boxes at {args.rate:g} events/s each "
+          f"for {args.seconds:g} s")  # fmt: skip
+    print(f"sent {len(sent)}  stored {len(stored_ids & sent)}  lost {len(lost)}  "
+          f"stored twice {rows - len(stored_ids)}  redelivered {redelivered} "
+          "(dropped as duplicates; the kill -9'd central's count is its last /health)")  # fmt: skip
+    print(f"epochs {epochs}  open gaps {gaps}")
+    if pg_name:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+    if args.keep:
+        print(f"logs in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if lost else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
