@@ -40,9 +40,13 @@ def lane_alerts(conn: Connection, store: str, transaction_id: str, box: str) -> 
 
 
 def _counted(conn: Connection, store: str, box: str, start: datetime, end: datetime) -> tuple[Counter, dict]:
-    rows = conn.execute(select(db.events.c.kind, db.events.c.sku, db.events.c.quantity, db.events.c.confidence).where(
-        and_(db.events.c.store == store, db.events.c.box == box, db.events.c.kind.in_(("pick", "putback")),
-             db.events.c.ts >= start, db.events.c.ts <= end)))  # fmt: skip
+    """Picks minus put-backs per SKU at the lane's box while the transaction was open. A put-back with no shopper
+    (nobody was seen taking that item) is the shelf's business, not a basket's: it offsets no pick, as on the box,
+    where no basket goes below zero."""
+    e = db.events.c
+    rows = conn.execute(select(e.kind, e.sku, e.quantity, e.confidence).where(
+        and_(e.store == store, e.box == box, e.ts >= start, e.ts <= end,
+             (e.kind == "pick") | ((e.kind == "putback") & e.shopper.is_not(None)))))  # fmt: skip
     counted: Counter = Counter()
     confidences: dict[str, list[float]] = defaultdict(list)
     for kind, sku, qty, conf in rows:

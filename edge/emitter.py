@@ -4,15 +4,19 @@ the JSONL log, then the publisher is nudged. Status heartbeats skip the outbox: 
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from pydantic import ValidationError
+
 from edge.errors import ShelfWatchError
 from edge.events import ActionEvent, BasketEvent, PickEvent, StatusEvent, encode, topic
 from edge.outbox import Outbox
 from edge.publisher import Publisher
+from edge.schema import describe
 
 MODELS = {"action": ActionEvent, "pick": PickEvent, "putback": PickEvent, "basket": BasketEvent}
 
@@ -50,7 +54,15 @@ class Emitter:
             event = model(event_id=event_id, seq=seq, ts=now(), store=self.store, box=self.box, **extra, **fields)
             return encode(event)
 
-        stored = self.outbox.add(self.topic(kind), build)
+        try:
+            stored = self.outbox.add(self.topic(kind), build)
+        except ValueError as exc:  # out of the event contract's bounds (pydantic's ValidationError is a ValueError)
+            # No consumer could take it: say so and go on watching, rather than stop the box for one event.
+            reason = describe(exc) if isinstance(exc, ValidationError) else str(exc)
+            print(f"shelfwatch edge: a {kind} event was not made, it breaks the event contract ({reason})",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            self.counts["unsendable"] = self.counts.get("unsendable", 0) + 1
+            return b""
         self.counts[kind] = self.counts.get(kind, 0) + 1
         self._log(stored.payload)
         if self.publisher is not None:
@@ -60,7 +72,8 @@ class Emitter:
     def status(self, state: str, publish: bool = True, **fields: Any) -> bytes:
         event = StatusEvent(
             event_id=str(uuid.uuid4()), seq=self.outbox.last_seq(), ts=now(), store=self.store, box=self.box,
-            state=state, outbox_depth=self.outbox.depth(), outbox_dropped=self.outbox.dropped(), **fields,
+            state=state, outbox_depth=self.outbox.depth(), outbox_dropped=self.outbox.dropped(),
+            refused_publishes=self.publisher.refused if self.publisher is not None else None, **fields,
         )  # fmt: skip
         payload = encode(event)
         self._log(payload)

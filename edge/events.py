@@ -119,6 +119,9 @@ class StatusEvent(_Event):
     outbox_depth: Count = 0
     outbox_dropped: Count = 0
     source_reconnects: Count = 0
+    # Publishes the broker refused (MQTT 5 reason code 0x80 or more: this box may not write there); those events
+    # stay in the outbox. Optional: added within v1, older boxes do not send it.
+    refused_publishes: Count | None = None
     bundle_id: Text | None = None
 
 

@@ -13,9 +13,10 @@ from tests.central.conftest import api
 OPEN = datetime.now(timezone.utc) - timedelta(minutes=10)
 
 
-def pick(seq: int, kind: str, sku: str, minutes: float, box: str = "lane-1", confidence: float = 0.9):
+def pick(seq: int, kind: str, sku: str, minutes: float, box: str = "lane-1", confidence: float = 0.9,
+         shopper: int | None = 1):  # fmt: skip
     event = PickEvent(event_id=f"evt-{box}-{seq:04d}", seq=seq, ts=OPEN + timedelta(minutes=minutes), store="s1",
-                      box=box, kind=kind, sku=sku, shopper=1, frame=seq, confidence=confidence)  # fmt: skip
+                      box=box, kind=kind, sku=sku, shopper=shopper, frame=seq, confidence=confidence)  # fmt: skip
     return topic("s1", box, kind), encode(event)
 
 
@@ -45,6 +46,17 @@ def test_an_unscanned_item_raises_one_alert_naming_it(central):
     assert pos(client, "basket_close", 5, 8).json()["alerts"] == alerts  # closing again changes nothing
     with central.engine.connect() as conn:
         assert db.count(conn, db.alerts) == 1
+
+
+def test_a_putback_nobody_was_seen_taking_offsets_no_pick(central):
+    # The box reports a put-back with no shopper when nobody was seen taking that item: the shelf's business, and
+    # no basket goes below zero; it must not hide the unscanned item that was picked.
+    for event in [pick(1, "pick", "sku09", 1), pick(2, "putback", "sku09", 2, shopper=None)]:
+        central.event(*event)
+    client = api(central)
+    assert pos(client, "basket_open", 1, 0).status_code == 202
+    alerts = pos(client, "basket_close", 2, 8).json()["alerts"]
+    assert [(a["sku"], a["unit"]) for a in alerts] == [("sku09", 1)]
 
 
 def test_malformed_and_out_of_place_requests_are_refused_with_the_reason(central):

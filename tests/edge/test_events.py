@@ -102,3 +102,18 @@ def test_every_field_is_bounded_so_that_it_fits_any_consumer():
     assert schema["BasketEvent"]["properties"]["items"]["maxProperties"] == 64
     # What a box really sends stays valid, right up to the bounds.
     decode(json.dumps({**pick, "quantity": 1000, "seq": 2**53 - 1, "ts": datetime.now(timezone.utc).isoformat()}))
+
+
+def test_an_event_the_contract_cannot_carry_is_not_made_and_the_box_goes_on(tmp_path, capsys):
+    from edge.emitter import Emitter
+    from edge.outbox import Outbox
+
+    outbox = Outbox(tmp_path / "outbox.sqlite", 100, 3600)
+    emitter = Emitter("store-1", "box-a", outbox)
+    too_many = {f"sku{i:03d}": 1 for i in range(200)}  # a basket of 200 SKUs: over the contract's bound
+    assert emitter.emit("basket", shopper=1, items=too_many, reason="change", confidence=1.0) == b""
+    assert "a basket event was not made, it breaks the event contract" in capsys.readouterr().err
+    assert emitter.emit("basket", shopper=1, items={"sku001": 1}, reason="change", confidence=1.0)
+    assert outbox.depth() == 1 and outbox.last_seq() == 1  # no seq was used up by the one not made
+    assert emitter.counts == {"unsendable": 1, "basket": 1}
+    outbox.close()

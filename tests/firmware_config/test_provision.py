@@ -104,6 +104,9 @@ def test_a_box_with_another_boxs_certificate_keeps_its_events(provisioned):
     assert produced and f"{len(produced)} waiting in the outbox" in result.stdout, result.stdout
     assert "the broker refused event 1 on shelfwatch/v1/example-store/aisle1-left/" in result.stderr, result.stderr
     assert "Not authorized (0x87)" in result.stderr and "stays in the outbox" in result.stderr
+    # The box's heartbeat says so too (the last one, written beside the outbox as the agent stopped).
+    statuses = [e for e in map(json.loads, jsonl.read_text().splitlines()) if e["kind"] == "status"]
+    assert statuses[-1]["refused_publishes"] >= 1 and statuses[-1]["outbox_depth"] == len(produced)
     time.sleep(0.5)
     assert not sub.messages
     sub.close()
