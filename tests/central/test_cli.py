@@ -27,9 +27,7 @@ from tests.central.events import box_events
 from tests.conftest import Broker, free_port, shelfwatch_command
 
 # Mosquitto's default queue per offline client is 1000 messages; a central that restarts under load needs more.
-# `user root`: as root, mosquitto would drop to its own user, which cannot write its persistence file (or log)
-# in root's private tmp, and a broker restart would then lose every session.
-QUEUE = "user root\nmax_queued_messages 0\nmax_inflight_messages 0\n"
+QUEUE = "max_queued_messages 0\nmax_inflight_messages 0\n"
 
 
 class CentralProcess:
@@ -116,8 +114,7 @@ def test_what_cannot_work_stops_central_at_once_with_one_line(shelfwatch, tmp_pa
     line and exit 2; the port in use leaves no session behind at the broker."""
     passwd = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "central", "right"], check=True)
-    # `user root`: the tests run as root with files in root's private tmp; mosquitto would drop to its own user.
-    broker = Broker(tmp_path / "broker", extra=f"user root\npassword_file {passwd}\n")
+    broker = Broker(tmp_path / "broker", extra=f"password_file {passwd}\n")
     broker.conf.write_text(broker.conf.read_text().replace("allow_anonymous true", "allow_anonymous false"))
     broker.start()
     url = f"sqlite:///{tmp_path / 'central.db'}"

@@ -98,7 +98,7 @@ def test_an_alert_the_broker_refuses_is_counted_and_logged(tmp_path, capsys):
 
     acl = tmp_path / "acl"
     acl.write_text("topic readwrite shelfwatch/v1/#\ntopic readwrite shelfwatch/pos/v1/#\n")  # no alerts topic
-    broker = Broker(tmp_path / "broker", extra=f"user root\nacl_file {acl}\n")
+    broker = Broker(tmp_path / "broker", extra=f"acl_file {acl}\n")
     broker.start()
     central = Central(db.connect(f"sqlite:///{tmp_path / 'c.db'}"))
     consumer = Consumer(central, f"mqtt://127.0.0.1:{broker.port}", client_id="c-alerts")
