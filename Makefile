@@ -14,7 +14,7 @@ $(VENV)/.demo-deps: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[edge,data,train,provision,central,dev]'
+	$(PY) -m pip install -q -e '.[edge,data,train,provision,central,web,dev]'
 	touch $@
 
 # The main job on a bundled sample: the edge agent with the committed demo bundle, no broker needed.

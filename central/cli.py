@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from central.web.cli import add_web_arguments
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     central = sub.add_parser("central", help="consume the boxes' events and reconcile them with checkout",
@@ -32,6 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--client-id", default=None, help="MQTT client id (default shelfwatch-<group>-<pid>)")
     run.add_argument("--lane", action="append", default=[], metavar="STORE/LANE=BOX",
                      help="the box that watches a checkout lane (default: the box named like the lane)")  # fmt: skip
+    run.add_argument(
+        "--web",
+        choices=("on", "off"),
+        default="on",
+        help="serve the pages (dashboard, analysis) at / with the API (default on; needs the web extra)",
+    )
+    add_web_arguments(run)
     run.set_defaults(func=run_central)
 
 
@@ -65,9 +74,34 @@ def run_central(args: argparse.Namespace) -> int:
     host, _, port = args.http.rpartition(":")
     if not port.isdigit():
         raise ShelfWatchError(f"--http {args.http!r}: write HOST:PORT, or off")
+    app, jobs = create_app(central), None
+    if args.web == "on":
+        jobs = _mount_web(app, central, args)
     consumer.start()
     try:
-        uvicorn.run(create_app(central), host=host or "127.0.0.1", port=int(port), log_level="warning")
+        uvicorn.run(app, host=host or "127.0.0.1", port=int(port), log_level="warning", timeout_graceful_shutdown=2)
     finally:
         consumer.stop()
+        if jobs is not None:
+            jobs.close()
     return 0
+
+
+def _mount_web(app: object, central: object, args: argparse.Namespace) -> object:
+    """The pages beside the API. Until central has per-store API tokens, a --token-file token guards them."""
+    from edge.errors import ShelfWatchError
+
+    try:
+        from central.web.app import mount_web
+        from central.web.auth import static_token
+        from central.web.cli import read_token
+        from central.web.config import load_web_config
+    except ImportError as exc:
+        raise ShelfWatchError(f"the web pages need the web extra (pip install 'shelfwatch[web]'; missing "
+                              f"{exc.name}), or run with --web off") from None  # fmt: skip
+    token = read_token(args.token_file)
+    jobs = mount_web(app, load_web_config(args.web_config), central=central,
+                     auth_dependency=static_token(token) if token else None)  # fmt: skip
+    print(f"central: pages at http://{args.http}/ ({'token required' if token else 'no login: --token-file sets one'})",
+          flush=True)  # fmt: skip
+    return jobs
