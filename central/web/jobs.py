@@ -77,9 +77,9 @@ class JobQueue:
             return self.jobs.get(job_id)
 
     def ahead_of(self, job: Job) -> int:
-        """Jobs that will start before this one."""
+        """Jobs running or waiting that came before this one: what it waits for."""
         with self.lock:
-            return sum(1 for j in self.jobs.values() if j.state == "queued" and j.created < job.created)
+            return sum(1 for j in self.jobs.values() if j.state in ("queued", "running") and j.created < job.created)
 
     def recent(self, n: int = 10) -> list[Job]:
         with self.lock:
