@@ -96,8 +96,9 @@ class H264Writer:
         self.width, self.height = size[0] & ~1, size[1] & ~1
         self.stream.width, self.stream.height = self.width, self.height
         self.stream.pix_fmt = "yuv420p"
-        # veryfast: a tenth of the agent's time per frame; crf 23 is x264's default quality.
-        self.stream.options = {"preset": "veryfast", "crf": "23"}
+        # superfast: on 640x480 frames here 7 ms a frame against veryfast's 12 (ultrafast: 3.6 ms but twice the
+        # bytes); crf 23 is x264's default quality. About 14 MB a minute at 640x480.
+        self.stream.options = {"preset": "superfast", "crf": "23"}
         self._frame = av.VideoFrame
 
     def write(self, image: np.ndarray) -> None:

@@ -6,6 +6,7 @@
   const live = $("live");
   const SILENT_S = 90;  // a running box that has not sent a heartbeat for this long is shown as silent
   let boxes = [];
+  const opened = new Set();  // alerts whose evidence is unfolded stay so across redraws
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
@@ -59,6 +60,8 @@
       const li = el("li");
       li.append(el("strong", `${a.sku} unit ${a.unit} not scanned`), ` · ${a.store}/${a.lane} · transaction ${a.transaction_id} · confidence ${a.confidence.toFixed(2)}`);
       const d = el("details");
+      d.open = opened.has(a.alert_id);
+      d.addEventListener("toggle", () => { if (d.open) opened.add(a.alert_id); else opened.delete(a.alert_id); });
       d.append(el("summary", "evidence"));
       d.append(el("div", `open ${a.opened ? new Date(a.opened).toLocaleTimeString() : "?"} – closed ${a.closed ? new Date(a.closed).toLocaleTimeString() : "?"}; scanned: ${a.scanned.map((s) => `${s.quantity}× ${s.sku}`).join(", ") || "nothing"}`));
       const ul = el("ul");
