@@ -4,7 +4,6 @@ dashboard and the analysis page), `create_web_app` makes an app of the analysis 
 Every route but the login page and the static files depends on `auth_dependency` when one is given; a page
 that is refused sends the browser to the login page."""
 
-
 import json
 import shutil
 from collections.abc import Callable
@@ -246,6 +245,9 @@ def mount_web(
     app: FastAPI, config: WebConfig, *, central: Any | None = None, auth_dependency: Callable[..., Any] | None = None
 ) -> JobQueue:
     """Add the pages to `app`; returns the analysis queue (close it on shutdown)."""
+    if not (config.default_bundle / "manifest.json").is_file():
+        raise ShelfWatchError(f"{config.default_bundle}: no model bundle there (run from the repository, or set "
+                              "default_bundle in --web-config)")  # fmt: skip
     jobs = JobQueue(config)
     templates = Jinja2Templates(directory=HERE / "templates")
     app.mount(STATIC, StaticFiles(directory=HERE / "static"), name="web-static")
