@@ -245,9 +245,6 @@ def mount_web(
     app: FastAPI, config: WebConfig, *, central: Any | None = None, auth_dependency: Callable[..., Any] | None = None
 ) -> JobQueue:
     """Add the pages to `app`; returns the analysis queue (close it on shutdown)."""
-    if not (config.default_bundle / "manifest.json").is_file():
-        raise ShelfWatchError(f"{config.default_bundle}: no model bundle there (run from the repository, or set "
-                              "default_bundle in --web-config)")  # fmt: skip
     jobs = JobQueue(config)
     templates = Jinja2Templates(directory=HERE / "templates")
     app.mount(STATIC, StaticFiles(directory=HERE / "static"), name="web-static")
@@ -269,6 +266,9 @@ def mount_web(
 def create_web_app(config: WebConfig, auth_dependency: Callable[..., Any] | None = None) -> tuple[FastAPI, JobQueue]:
     """The analysis page alone, no broker and no database (`shelfwatch web`)."""
     app = FastAPI(title="ShelfWatch: analyse a clip", version="1.0")
+    if not (config.default_bundle / "manifest.json").is_file():
+        raise ShelfWatchError(f"{config.default_bundle}: no model bundle there (run from the repository, or set "
+                              "default_bundle in --web-config)")  # fmt: skip
     jobs = mount_web(app, config, auth_dependency=auth_dependency)
 
     @app.get("/health", include_in_schema=False)

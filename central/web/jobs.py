@@ -49,8 +49,7 @@ class Job:
 class JobQueue:
     def __init__(self, config: WebConfig) -> None:
         self.config = config
-        self.root = config.work_dir
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = config.work_dir  # made on the first upload: a central nobody uploads to leaves no folder
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(config.workers, thread_name_prefix="shelfwatch-analysis")
@@ -60,7 +59,7 @@ class JobQueue:
     def new_folder(self) -> tuple[str, Path]:
         job_id = secrets.token_hex(8)
         folder = self.root / job_id
-        folder.mkdir()
+        folder.mkdir(parents=True)
         return job_id, folder
 
     def submit(self, job_id: str, folder: Path, spec: JobSpec) -> Job:
@@ -117,7 +116,7 @@ class JobQueue:
 
     def _reload(self) -> None:
         """Analyses finished before a restart are shown again; one cut off by it is marked failed."""
-        for folder in self.root.iterdir():
+        for folder in self.root.iterdir() if self.root.is_dir() else []:
             spec_file = folder / "job.json"
             if not spec_file.exists() or not folder.name.isalnum():
                 continue

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from central.web.app import create_web_app
+from central.web.app import create_web_app, mount_web
 from central.web.auth import static_token
 from central.web.config import WebConfig, load_web_config
 from edge.errors import ShelfWatchError
@@ -35,11 +36,9 @@ def test_uploads_queue_behind_the_running_one_and_all_finish(tmp_path, short_cli
     try:
         client = TestClient(app)
         views = []
-        for _ in range(2):
+        for name in ("<img src=x onerror=alert(1)>.mp4", "clip.mp4"):  # a file name is shown, never interpreted
             with short_clip.open("rb") as f:
-                r = client.post(
-                    "/web/api/analyses", files={"file": ("clip.mp4", f, "video/mp4")}, data={"bundle": "demo"}
-                )
+                r = client.post("/web/api/analyses", files={"file": (name, f, "video/mp4")}, data={"bundle": "demo"})
             assert r.status_code == 202, r.text
             views.append(r.json())
         assert [v["ahead"] for v in views] == [0, 1]
@@ -53,7 +52,11 @@ def test_uploads_queue_behind_the_running_one_and_all_finish(tmp_path, short_cli
         assert states == ["done", "done"]
         page = client.get(views[1]["url"])
         assert page.status_code == 200 and 'id="player"' in page.text
-        assert client.get("/analyse").text.count("/analyses/") == 2  # listed as recent analyses
+        listed = client.get("/analyse").text
+        assert listed.count("/analyses/") == 2  # listed as recent analyses
+        assert "&lt;img src=x onerror=alert(1)&gt;.mp4" in listed and "<img" not in listed
+        first = client.get(views[0]["url"]).text
+        assert "<img" not in first and "\\u003cimg src=x" in first  # escaped in the page and in its JSON
     finally:
         jobs.close()
 
@@ -89,6 +92,19 @@ def test_with_a_token_the_api_says_401_and_pages_send_to_login(tmp_path):
         assert bearer.get("/analyse", headers={"Authorization": "Bearer a-token-of-sixteen-or-more"}).status_code == 200
     finally:
         jobs.close()
+
+
+def test_without_a_bundle_the_page_says_so(tmp_path):
+    app = FastAPI()
+    jobs = mount_web(app, WebConfig(bundles_dir=tmp_path, default_bundle=tmp_path / "none", work_dir=tmp_path / "w"))
+    try:
+        page = TestClient(app).get("/analyse")
+        assert page.status_code == 200 and "No model bundle is configured here" in page.text
+        assert not (tmp_path / "w").exists()  # nothing made until something is uploaded
+    finally:
+        jobs.close()
+    with pytest.raises(ShelfWatchError, match="no model bundle there"):
+        create_web_app(WebConfig(default_bundle=tmp_path / "none", work_dir=tmp_path / "w"))
 
 
 def test_shelfwatch_web_serves_the_network_only_with_a_token(shelfwatch, tmp_path):
