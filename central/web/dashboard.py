@@ -19,6 +19,7 @@ from central.reconcile import shrink_report
 
 FEED = 30  # latest events shown
 ALERTS = 20
+KEEPALIVE_S = 15.0
 SHRINK_EVERY_S = 15.0  # the shrink report sums a day of events: not on every tick
 
 
@@ -94,7 +95,7 @@ async def snapshots(
     engine: Engine, stores: set[str] | None, disconnected: Callable, every_s: float = 1.0
 ) -> AsyncIterator[str]:
     """Server-sent events: the whole snapshot at once, then again whenever it changes (checked every second)."""
-    last, shrunk, shrink_at = None, {}, 0.0
+    last, shrunk, shrink_at, quiet_since = None, {}, 0.0, 0.0
     loop = asyncio.get_running_loop()
     yield "retry: 2000\n\n"
     while not await disconnected():
@@ -107,7 +108,8 @@ async def snapshots(
         text = json.dumps(data, default=str)
         if text != last:
             yield f"event: snapshot\ndata: {text}\n\n"
-            last = text
-        else:
+            last, quiet_since = text, loop.time()
+        elif loop.time() - quiet_since > KEEPALIVE_S:
             yield ": still here\n\n"  # keeps proxies from closing an idle stream
+            quiet_since = loop.time()
         await asyncio.sleep(every_s)
