@@ -125,3 +125,32 @@ def test_web_config_is_strict(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("max_upload_mb: 20\nwork_dir: analyses\n")
     assert load_web_config(good) == WebConfig(max_upload_mb=20, work_dir=tmp_path / "analyses")
+
+
+def test_a_box_config_gives_its_zones_and_never_its_broker(tmp_path, short_clip):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "lane-3.yaml").write_text(
+        "store: store-7\nbox: lane-3\ncamera: {source: rtsp://camera.invalid/stream}\nbundle: nowhere\n"
+        "zones: [{name: top-shelf, polygon: [[0, 0], [320, 0], [320, 80], [0, 80]]}]\n"
+        "mqtt: {host: broker.invalid, port: 8883}\n"  # an analysis publishes nothing
+    )
+    cfg = config(tmp_path).model_copy(update={"configs_dir": configs})
+    app, jobs = create_web_app(cfg)
+    try:
+        client = TestClient(app)
+        assert '<option value="lane-3">lane-3</option>' in client.get("/analyse").text
+        with short_clip.open("rb") as f:
+            r = client.post("/web/api/analyses", files={"file": ("c.mp4", f)}, data={"box_config": "lane-3"})
+        assert r.status_code == 202, r.text
+        deadline = time.monotonic() + 60
+        while client.get(r.json()["url"].replace("/analyses/", "/web/api/analyses/")).json()["state"] not in (
+            "done", "failed") and time.monotonic() < deadline:  # fmt: skip
+            time.sleep(0.3)
+        view = client.get(f"/web/api/analyses/{r.json()['id']}").json()
+        assert view["state"] == "done", view["error"]
+        assert "No shelf zones were given" not in client.get(view["url"]).text
+        events = client.get(f"/web/api/analyses/{view['id']}/download/events.jsonl").text
+        assert '"store":"store-7","box":"lane-3"' in events
+    finally:
+        jobs.close()
