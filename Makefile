@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: demo test lint models
+.PHONY: demo test lint models web
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(VENV)/.demo-deps: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[edge,data,train,provision,central,dev]'
+	$(PY) -m pip install -q -e '.[edge,data,train,provision,central,web,dev]'
 	touch $@
 
 # The main job on a bundled sample: the edge agent with the committed demo bundle, no broker needed.
@@ -25,6 +25,14 @@ demo: $(VENV)/.demo-deps
 	rm -f demo_out/events.jsonl demo_out/outbox.sqlite*
 	$(VENV)/bin/shelfwatch edge run --bundle models/demo --source demo_out/synth_standard_s1000_0006.mp4 \
 		--events-jsonl demo_out/events.jsonl --annotate demo_out/annotated.mp4 --outbox demo_out/outbox.sqlite
+
+# The analysis page on this machine (http://127.0.0.1:8000/): upload a clip, see the annotated video and its timeline.
+$(VENV)/.web-deps: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[edge,data,web]'
+	touch $@
+
+web: $(VENV)/.web-deps
+	$(VENV)/bin/shelfwatch web
 
 # The box runs Python 3.10 (JetPack 6): what it imports (edge/, shelfwatch/) may need nothing newer.
 BOX_PACKAGES := edge shelfwatch

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from central.web.cli import add_web_arguments
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     central = sub.add_parser("central", help="consume the boxes' events and reconcile them with checkout",
@@ -32,6 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     _identity_args(run)
     run.add_argument("--lane", action="append", default=[], metavar="STORE/LANE=BOX",
                      help="the box that watches a checkout lane (default: the box named like the lane)")  # fmt: skip
+    run.add_argument(
+        "--web",
+        choices=("on", "off"),
+        default="on",
+        help="serve the pages (dashboard, analysis) at / with the API (default on; needs the web extra)",
+    )
+    add_web_arguments(run, token=False)
     run.set_defaults(func=run_central)
 
     leave = csub.add_parser(
@@ -126,13 +135,16 @@ def run_central(args: argparse.Namespace) -> int:
     central = Central(connect(args.db), lanes)
     consumer = Consumer(central, args.mqtt, args.group, args.client_id, password=mqtt_password(args))
     done = threading.Event()
-    server = None
+    server, jobs = None, None
     if sock is not None:
         import uvicorn
 
         from central.api import create_app
 
-        server = uvicorn.Server(uvicorn.Config(create_app(central), log_level="warning"))
+        app = create_app(central)
+        if args.web == "on":
+            jobs = _mount_web(app, central, args)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
 
     def stop(*_: object) -> None:
         done.set()
@@ -157,6 +169,8 @@ def run_central(args: argparse.Namespace) -> int:
                 pass
     finally:
         consumer.stop()
+        if jobs is not None:
+            jobs.close()
         counts = ", ".join(f"{k} {v}" for k, v in central.counts.items())
         print(f"central: stopped ({counts})", flush=True)
     if consumer.failed:
@@ -210,3 +224,22 @@ def token_revoke(args: argparse.Namespace) -> int:
         raise ShelfWatchError(f"no active token {args.token_id!r} (see `shelfwatch central token list`)")
     print(f"token {args.token_id} revoked")
     return 0
+
+
+def _mount_web(app: object, central: object, args: argparse.Namespace) -> object:
+    """The pages beside the API, behind the same per-store API tokens (`shelfwatch central token create`): staff log
+    in with their store's token and see their store; a chain-wide token sees every store."""
+    from central.api import principal_dependency
+    from edge.errors import ShelfWatchError
+
+    try:
+        from central.web.app import mount_web
+        from central.web.config import load_web_config
+    except ImportError as exc:
+        raise ShelfWatchError(f"the web pages need the web extra (pip install 'shelfwatch[web]'; missing "
+                              f"{exc.name}), or run with --web off") from None  # fmt: skip
+    jobs = mount_web(app, load_web_config(args.web_config), central=central,
+                     auth_dependency=principal_dependency(central))  # type: ignore[arg-type]  # fmt: skip
+    print(f"central: pages at http://{args.http}/ (log in with an API token: shelfwatch central token create)",
+          flush=True)  # fmt: skip
+    return jobs

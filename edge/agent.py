@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edge.action import ActionRecognizer, ActionStream
-from edge.annotate import Annotator
+from edge.annotate import Annotator, Codec
 from edge.bundle import Manifest, load_bundle
 from edge.config import BoxConfig
 from edge.detector import ProductDetector
@@ -53,6 +53,7 @@ STILL_CARRY_S = 10.0
 class RunOptions:
     events_jsonl: Path | None = None
     annotate: Path | None = None
+    annotate_codec: Codec = "mp4v"  # h264 (needs PyAV) for a browser
     max_frames: int | None = None
     realtime: bool = False
     flush_timeout_s: float = 10.0
@@ -237,7 +238,9 @@ def build_stages(
         schedule=schedule,
         shelf=shelf,
         reporter=Reporter(telemetry.emitter, shoppers, fps, t.action_confidence),
-        annotator=Annotator(options.annotate, fps, size, zones, names) if options.annotate else None,
+        annotator=Annotator(options.annotate, fps, size, zones, names, options.annotate_codec)
+        if options.annotate
+        else None,
         telemetry=telemetry,
     )
 

@@ -19,6 +19,7 @@ EXIT_BAD_INPUT = 2
 
 def build_parser() -> argparse.ArgumentParser:
     from central import cli as central_cli
+    from central.web import cli as web_cli
     from edge import cli as edge_cli
     from export import cli as export_cli
     from firmware_config import cli as firmware_cli
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     edge_cli.register(sub)
     firmware_cli.register(sub)
     central_cli.register(sub)
+    web_cli.register(sub)
     schema = sub.add_parser("schema", help="print a JSON Schema for consumers and editors",
                             description="Print the JSON Schema of the box events, the model bundle manifest, "
                             "the box config or the checkout (POS) messages.")  # fmt: skip

@@ -1,0 +1,153 @@
+"""Analyse a clip in the browser, as a store's analyst would with `shelfwatch web`: upload a synthetic clip
+whose truth is known, follow the progress bar, play the annotated video, and check the timeline, the seeking
+and the basket against the clip's labels; bad uploads are refused on the page and break nothing."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.bundle import load_bundle
+from tests.central.web.conftest import REPO, Server, screenshot, web_config
+from training.labels import read_label_file
+from training.merl import read_merl_labels
+from training.synth.generate import VideoSpec, write_video
+
+LIMIT_MB = 8  # small limits, so that too large and too long are cheap to make
+LIMIT_S = 20
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> tuple[Path, dict]:
+    """Ten seconds in which one shopper takes one can (the agent's basket matches the ledger on this clip)."""
+    folder = tmp_path_factory.mktemp("clip")
+    labels = write_video(VideoSpec(seed=1000, index=6, frames=300, width=640, height=480), folder)[0]
+    return labels.with_name(labels.name.replace(".labels.json", ".mp4")), json.loads(labels.read_text())
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("web")
+    server = Server("web", "--port", 0, "--web-config", web_config(folder, max_upload_mb=LIMIT_MB,
+                    max_video_s=LIMIT_S), pattern=r"(http://127\.0\.0\.1:\d+/)", cwd=folder)  # fmt: skip
+    server.work = folder / "work"
+    yield server
+    server.stop()
+
+
+def upload(page, url: str, video: Path) -> None:
+    page.goto(f"{url}/analyse")
+    page.set_input_files("#file", str(video))
+    page.click("#analyse")
+
+
+def test_upload_shows_the_annotated_video_and_its_timeline(web, page, clip):
+    video, truth = clip
+    upload(page, web.url, video)
+    page.wait_for_selector("#progress:not([hidden])")
+    page.wait_for_url(f"{web.url}/analyses/*", timeout=120_000)
+    screenshot(page, "web-analysis.png")
+
+    # The annotated video plays: H.264 the browser decodes, with a duration, and time moves on.
+    player = page.locator("#player")
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    assert abs(player.evaluate("v => v.duration") - 10.0) < 0.2
+    player.evaluate("v => v.play()")
+    page.wait_for_function("document.getElementById('player').currentTime > 0.5", timeout=10_000)
+    assert player.evaluate("v => v.error") is None
+
+    # Every labelled action has its segment in its class's lane (temporal IoU >= 0.5).
+    shown = page.locator(".lane.class .seg").evaluate_all(
+        "els => els.map(e => [e.dataset.action, +e.dataset.start, +e.dataset.end])")  # fmt: skip
+    assert truth["segments"]
+    for s in truth["segments"]:
+        best = max((iou((s["start"], s["end"]), (a, b)) for name, a, b in shown if name == s["label"]), default=0)
+        assert best >= 0.5, (s, shown)
+    # ... and again in the shopper's lane.
+    assert page.locator(".lane.shopper .seg").count() == len(shown)
+
+    # Clicking a segment seeks the video to its start, and the playhead follows.
+    player.evaluate("v => v.pause()")
+    target = page.locator(".lane.class .seg[data-action='hand_in_shelf']").first
+    start = int(target.get_attribute("data-start"))
+    target.click()
+    page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {start / 30}) < 0.05")
+    page.wait_for_function(f"Math.abs(+document.getElementById('playhead').dataset.frame - {start}) <= 1")
+    assert page.locator(".lane.changes .mark.pick").count() == 1
+
+    # The basket: what the ledger says the shopper took, by the catalogue's names.
+    names = {s.sku: s.name for s in load_bundle(REPO / "models" / "demo").detector.catalog}
+    ledger = Counter()
+    for e in truth["ledger"]:
+        ledger[names[e["sku"]]] += 1 if e["kind"] == "take" else -1
+    items = page.locator(".basket li[data-item]").evaluate_all(
+        "els => els.map(e => [e.dataset.item, +e.dataset.count])")  # fmt: skip
+    assert dict(items) == dict(+ledger) and len(ledger) == 1
+
+    # Downloads: the events, and the segments in both label formats, readable by training's own readers.
+    base = page.url.replace("/analyses/", "/web/api/analyses/") + "/download/"
+    csv_rows = page.request.get(base + "events.csv").text().splitlines()
+    jsonl = page.request.get(base + "events.jsonl").text().splitlines()
+    assert csv_rows[0].startswith("seq,kind,ts") and len(csv_rows) == len(jsonl) + 1
+    assert {json.loads(line)["kind"] for line in jsonl} >= {"action", "pick", "basket"}
+    folder = web.work / page.url.rsplit("/", 1)[1]
+    ours = folder / "dl.labels.json"
+    ours.write_bytes(page.request.get(base + "labels.json").body())
+    merl = folder / "dl_label.mat"
+    merl.write_bytes(page.request.get(base + "labels_label.mat").body())
+    segments = [(s.label, s.start, s.end) for s in read_label_file(ours).segments]
+    assert sorted(segments) == sorted(map(tuple, shown))
+    assert [(s.name, s.start, s.end) for s in read_merl_labels(merl, frame_count=300).segments] == sorted(
+        segments, key=lambda s: s[1])  # fmt: skip
+    mp4 = page.request.get(base + "annotated.mp4")
+    assert mp4.ok and mp4.body()[4:8] == b"ftyp"
+
+
+def iou(a: tuple[int, int], b: tuple[int, int]) -> float:
+    inter = max(0, min(a[1], b[1]) - max(a[0], b[0]))
+    return inter / (max(a[1], b[1]) - min(a[0], b[0]))
+
+
+def long_video(path: Path, seconds: float) -> Path:
+    """A tiny, long, valid video: cheap to write, over the length limit."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (64, 48))
+    for i in range(int(seconds * 30)):
+        writer.write(np.full((48, 64, 3), i % 255, np.uint8))
+    writer.release()
+    return path
+
+
+def test_bad_uploads_get_a_clear_message_and_break_nothing(web, page, clip, tmp_path):
+    video, _ = clip
+    text = tmp_path / "notes.mp4"
+    text.write_text("these are not moving pictures\n" * 100)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(video.read_bytes()[: video.stat().st_size // 3])  # mp4v: the index is at the end
+    big = tmp_path / "big.mp4"
+    big.write_bytes(video.read_bytes() + bytes(LIMIT_MB * 1_000_000))
+    expected = {
+        text: "this is not a video",
+        empty: "the file is empty",
+        truncated: "truncated or damaged",
+        big: f"larger than the limit of {LIMIT_MB} MB",
+        long_video(tmp_path / "long.mp4", LIMIT_S + 5): f"the video is 25 s long; the limit is {LIMIT_S} s",
+    }
+    before = set(web.work.iterdir())
+    for path, message in expected.items():
+        upload(page, web.url, path)
+        shown = page.locator("#message")
+        shown.wait_for(state="visible")
+        assert message in shown.text_content(), (path.name, shown.text_content())
+        assert page.url == f"{web.url}/analyse"
+    assert set(web.work.iterdir()) == before  # nothing of a refused upload is kept
+    # The server goes on: the page still loads and a good clip is still accepted (and analysed).
+    upload(page, web.url, video)
+    page.wait_for_function("/Analysing|Starting|Waiting/.test(document.getElementById('phase').textContent)")
+    assert page.locator("#message").is_hidden()

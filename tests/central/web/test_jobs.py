@@ -1,0 +1,156 @@
+"""The analysis API without a browser: uploads queue behind the running one and each gets its result; with a
+token, the API answers 401 and a page sends the browser to the login page; `shelfwatch web` refuses to serve
+the network without a token; the web config is as strict as every config."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from central.web.app import create_web_app, mount_web
+from central.web.auth import static_token
+from central.web.config import WebConfig, load_web_config
+from edge.errors import ShelfWatchError
+from tests.central.web.conftest import REPO
+from training.synth.generate import VideoSpec, write_video
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory) -> Path:
+    labels = write_video(VideoSpec(seed=1000, index=6, frames=60, width=320, height=240),
+                         tmp_path_factory.mktemp("short"))[0]  # fmt: skip
+    return labels.with_name(labels.name.replace(".labels.json", ".mp4"))
+
+
+def config(tmp_path: Path) -> WebConfig:
+    return WebConfig(bundles_dir=REPO / "models", default_bundle=REPO / "models" / "demo", work_dir=tmp_path / "w",
+                     workers=1)  # fmt: skip
+
+
+def test_uploads_queue_behind_the_running_one_and_all_finish(tmp_path, short_clip):
+    app, jobs = create_web_app(config(tmp_path))
+    try:
+        client = TestClient(app)
+        views = []
+        for name in ("<img src=x onerror=alert(1)>.mp4", "clip.mp4"):  # a file name is shown, never interpreted
+            with short_clip.open("rb") as f:
+                r = client.post("/web/api/analyses", files={"file": (name, f, "video/mp4")}, data={"bundle": "demo"})
+            assert r.status_code == 202, r.text
+            views.append(r.json())
+        assert [v["ahead"] for v in views] == [0, 1]
+        assert views[1]["state"] == "queued"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            states = [client.get(f"/web/api/analyses/{v['id']}").json()["state"] for v in views]
+            if all(s in ("done", "failed") for s in states):
+                break
+            time.sleep(0.3)
+        assert states == ["done", "done"]
+        page = client.get(views[1]["url"])
+        assert page.status_code == 200 and 'id="player"' in page.text
+        listed = client.get("/analyse").text
+        assert listed.count("/analyses/") == 2  # listed as recent analyses
+        assert "&lt;img src=x onerror=alert(1)&gt;.mp4" in listed and "<img" not in listed
+        first = client.get(views[0]["url"]).text
+        assert "<img" not in first and "\\u003cimg src=x" in first  # escaped in the page and in its JSON
+    finally:
+        jobs.close()
+
+
+def test_unknown_bundle_and_config_names_are_refused(tmp_path, short_clip):
+    app, jobs = create_web_app(config(tmp_path))
+    try:
+        client = TestClient(app)
+        with short_clip.open("rb") as f:
+            r = client.post("/web/api/analyses", files={"file": ("c.mp4", f)}, data={"bundle": "../../etc"})
+        assert r.status_code == 400 and r.json()["detail"] == "no model bundle named '../../etc'"
+        with short_clip.open("rb") as f:
+            r = client.post("/web/api/analyses", files={"file": ("c.mp4", f)}, data={"box_config": "x"})
+        assert r.status_code == 400 and "no box config named" in r.json()["detail"]
+        assert client.get("/web/api/analyses/0123456789abcdef").status_code == 404
+        assert client.get("/web/api/analyses/..%2F..").status_code in (404, 422)
+    finally:
+        jobs.close()
+
+
+def test_with_a_token_the_api_says_401_and_pages_send_to_login(tmp_path):
+    app, jobs = create_web_app(config(tmp_path), static_token("a-token-of-sixteen-or-more"))
+    try:
+        client = TestClient(app, follow_redirects=False)
+        assert client.get("/web/api/analyses/0123456789abcdef").status_code == 401
+        page = client.get("/analyse", headers={"Accept": "text/html"})
+        assert page.status_code == 303 and page.headers["location"].startswith("/login?next=/analyse")
+        login = client.post("/login", data={"token": "a-token-of-sixteen-or-more", "next": "https://evil.example/"})
+        assert login.headers["location"] == "/"  # never sent off-site
+        assert "httponly" in login.headers["set-cookie"].lower()
+        assert client.get("/analyse").status_code == 200  # the cookie now carries the token
+        bearer = TestClient(app, follow_redirects=False)
+        assert bearer.get("/analyse", headers={"Authorization": "Bearer a-token-of-sixteen-or-more"}).status_code == 200
+    finally:
+        jobs.close()
+
+
+def test_without_a_bundle_the_page_says_so(tmp_path):
+    app = FastAPI()
+    jobs = mount_web(app, WebConfig(bundles_dir=tmp_path, default_bundle=tmp_path / "none", work_dir=tmp_path / "w"))
+    try:
+        page = TestClient(app).get("/analyse")
+        assert page.status_code == 200 and "No model bundle is configured here" in page.text
+        assert not (tmp_path / "w").exists()  # nothing made until something is uploaded
+    finally:
+        jobs.close()
+    with pytest.raises(ShelfWatchError, match="no model bundle there"):
+        create_web_app(WebConfig(default_bundle=tmp_path / "none", work_dir=tmp_path / "w"))
+
+
+def test_shelfwatch_web_serves_the_network_only_with_a_token(shelfwatch, tmp_path):
+    r = shelfwatch("web", "--host", "0.0.0.0", "--port", "0", cwd=tmp_path, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("shelfwatch: error: --host 0.0.0.0: serving beyond this machine needs --token-file "
+                                "(anyone on the network could otherwise upload and watch store video)")  # fmt: skip
+
+
+def test_web_config_is_strict(tmp_path):
+    bad = tmp_path / "web.yaml"
+    bad.write_text("max_upload_mb: 10\nmax_upload: 5\n")
+    with pytest.raises(ShelfWatchError, match="max_upload: Extra inputs are not permitted"):
+        load_web_config(bad)
+    bad.write_text("max_video_s: .inf\n")
+    with pytest.raises(ShelfWatchError, match="max_video_s"):
+        load_web_config(bad)
+    good = tmp_path / "good.yaml"
+    good.write_text("max_upload_mb: 20\nwork_dir: analyses\n")
+    assert load_web_config(good) == WebConfig(max_upload_mb=20, work_dir=tmp_path / "analyses")
+
+
+def test_a_box_config_gives_its_zones_and_never_its_broker(tmp_path, short_clip):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "lane-3.yaml").write_text(
+        "store: store-7\nbox: lane-3\ncamera: {source: rtsp://camera.invalid/stream}\nbundle: nowhere\n"
+        "zones: [{name: top-shelf, polygon: [[0, 0], [320, 0], [320, 80], [0, 80]]}]\n"
+        "mqtt: {host: broker.invalid, port: 8883}\n"  # an analysis publishes nothing
+    )
+    cfg = config(tmp_path).model_copy(update={"configs_dir": configs})
+    app, jobs = create_web_app(cfg)
+    try:
+        client = TestClient(app)
+        assert '<option value="lane-3">lane-3</option>' in client.get("/analyse").text
+        with short_clip.open("rb") as f:
+            r = client.post("/web/api/analyses", files={"file": ("c.mp4", f)}, data={"box_config": "lane-3"})
+        assert r.status_code == 202, r.text
+        deadline = time.monotonic() + 60
+        while client.get(r.json()["url"].replace("/analyses/", "/web/api/analyses/")).json()["state"] not in (
+            "done", "failed") and time.monotonic() < deadline:  # fmt: skip
+            time.sleep(0.3)
+        view = client.get(f"/web/api/analyses/{r.json()['id']}").json()
+        assert view["state"] == "done", view["error"]
+        assert "No shelf zones were given" not in client.get(view["url"]).text
+        events = client.get(f"/web/api/analyses/{view['id']}/download/events.jsonl").text
+        assert '"store":"store-7","box":"lane-3"' in events
+    finally:
+        jobs.close()
