@@ -16,7 +16,6 @@ from tests.conftest import free_port
 from tests.edge.test_agent_delivery import agent, box_yaml, sample
 
 
-
 def pos(url: str, token: str, kind: str, n: int, **extra: object) -> None:
     body = {"type": kind, "message_id": f"m{n}", "transaction_id": "t-1", "store": "store-1", "lane": "box-a",
             "ts": datetime.now(timezone.utc).isoformat(), **extra}  # fmt: skip
