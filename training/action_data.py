@@ -16,7 +16,7 @@ import numpy as np
 from edge.classes import ACTION_CLASSES
 from edge.errors import ShelfWatchError
 from edge.preprocess import InputSpec, shrink, to_input
-from training.labels import read_labels
+from training.label_files import read_labels
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     lsub = labels.add_subparsers(dest="labels_command", required=True, metavar="COMMAND")
     convert = lsub.add_parser(
         "convert",
-        help="convert a .mat (MERL Shopping) or .json label file to our JSON",
-        description="Convert MERL Shopping or ShelfWatch labels to ShelfWatch JSON.",
+        help="convert a .mat (MERL Shopping) or .json label file to our JSON (or back to .mat)",
+        description="Convert MERL Shopping or ShelfWatch labels to ShelfWatch JSON, or ShelfWatch labels to "
+        "MERL Shopping's .mat. Segments are kept as annotated; where they overlap, the frame classes follow "
+        "one policy (a frame in several segments goes to the one that began last), and the command says how "
+        "many frames it decided.",
     )
     convert.add_argument("input", type=Path, help="a *_label.mat or *.labels.json file")
-    convert.add_argument("output", type=Path, help="the JSON file to write")
+    convert.add_argument("output", type=Path, help="the .json (or MERL .mat) file to write")
     convert.add_argument(
         "--frames",
         type=int,
@@ -346,21 +349,24 @@ def run_eval_action(args: argparse.Namespace) -> int:
 
 
 def run_labels_convert(args: argparse.Namespace) -> int:
-    from training.labels import read_labels, to_label_file, write_label_file
+    from training.label_files import read_labels, write_labels
 
-    if args.output.suffix.lower() != ".json":
-        raise ShelfWatchError(f"{args.output}: the output must be a .json file")
+    if args.output.suffix.lower() not in (".json", ".mat"):
+        raise ShelfWatchError(f"{args.output}: the output must be a .json (ShelfWatch) or .mat (MERL Shopping) file")
     labels = read_labels(args.input, frame_count=args.frames, fps=args.fps)
-    write_label_file(to_label_file(labels), args.output)
+    write_labels(labels, args.output)
     print(f"{args.input} -> {args.output}: {labels.frame_count} frames, {len(labels.segments)} segments")
+    print(f"  {labels.overlaps}")
     return 0
 
 
 def run_labels_show(args: argparse.Namespace) -> int:
-    from training.labels import read_label_file, read_labels
+    from training.label_files import read_labels
+    from training.labels import read_label_file
 
     labels = read_labels(args.input)
     print(f"{args.input}: {labels.frame_count} frames at {labels.fps:g} fps, {len(labels.segments)} segments")
+    print(f"  {labels.overlaps}")
     counts = Counter(labels.frame_classes.tolist())
     seg_counts = Counter(s.label for s in labels.segments)
     for k, name in enumerate(ACTION_CLASSES):
