@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from itertools import repeat
 from pathlib import Path
 
@@ -22,11 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(MERL Shopping format). The same arguments always give the same frames and labels.",
     )
     synth.add_argument("out_dir", type=Path, help="folder to write the videos and labels into")
-    synth.add_argument("--videos", type=int, default=1, help="how many videos (default 1)")
+    synth.add_argument("--videos", type=int, default=None, help="how many videos (default 1)")
     synth.add_argument("--seed", type=int, default=0, help="seed; video i depends on (seed, i) only (default 0)")
     synth.add_argument("--first", type=int, default=0, help="index of the first video (default 0)")
     synth.add_argument("--frames", type=int, default=900, help="frames per video (default 900)")
-    synth.add_argument("--size", default="640x480", help="WIDTHxHEIGHT in pixels (default 640x480)")
+    synth.add_argument(
+        "--size", default=None, help="WIDTHxHEIGHT in pixels (default 640x480; 920x680 with --merl-layout)"
+    )
     synth.add_argument("--fps", type=float, default=30.0, help="frame rate (default 30)")
     synth.add_argument(
         "--preset",
@@ -37,6 +41,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--yolo", action="store_true", help="also write an ultralytics dataset to OUT_DIR/yolo")
     synth.add_argument("--yolo-every", type=int, default=10, help="sample every Nth frame for --yolo (default 10)")
     synth.add_argument("--jobs", type=int, default=1, help="videos rendered in parallel (default 1)")
+    synth.add_argument(
+        "--merl-layout",
+        action="store_true",
+        help="a stand-in for the MERL Shopping release: OUT_DIR/Videos_MERL_Shopping_Dataset/<s>_<k>_crop.mp4 "
+        "and OUT_DIR/Labels_MERL_Shopping_Dataset/<s>_<k>_label.mat only, labels drawn as MERL's annotators "
+        "draw them (shared boundary frames, nested segments, empty cells)",
+    )
+    synth.add_argument(
+        "--subjects",
+        default="1,21,27",
+        help="with --merl-layout: subjects to write, e.g. 1-41 (default 1,21,27: one of each part of the split)",
+    )
+    synth.add_argument(
+        "--sessions", type=int, default=1, help="with --merl-layout: sessions per subject (default 1; the release: 3)"
+    )
     synth.set_defaults(func=run_synth)
 
     labels = sub.add_parser(
@@ -125,6 +144,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     action.add_argument("--eval-every", type=int, default=250, help="validate and checkpoint every N steps")
     action.add_argument("--seed", type=int, default=0)
     action.add_argument("--val-fraction", type=float, default=0.2)
+    action.add_argument(
+        "--split",
+        default="random",
+        choices=["random", "merl"],
+        help="random: --val-fraction of the videos (of the subjects, for MERL names); merl: MERL Shopping's "
+        "published split by subject, train 1-20, validation 21-26 (test 27-41 is left for `eval --split merl`)",
+    )
     action.add_argument("--no-augment", action="store_true")
     action.add_argument(
         "--pretrained", type=Path, default=None, help="local encoder weights (a state dict); nothing is downloaded"
@@ -167,11 +193,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     eaction = esub.add_parser(
         "action",
         help="score action-model runs on labelled videos",
-        description="Frame accuracy, macro F1, edit, F1@{10,25,50} and mAP@{0.1,0.25,0.5}, "
-        "after the edge's own segmentation step.",
+        description="Frame accuracy, macro F1, edit, F1@{10,25,50}, mAP at temporal IoU {0.1,0.25,0.5} and "
+        "by MERL Shopping's midpoint rule, and per-class frame precision and recall, after the edge's own "
+        "segmentation step: the measures the MERL Shopping paper and the segmentation literature report.",
     )
     eaction.add_argument("runs", type=Path, nargs="+", help="run folders (their best.pt) or checkpoint files")
     eaction.add_argument("--data", type=Path, required=True, help="folder of labelled test videos")
+    eaction.add_argument(
+        "--split",
+        default=None,
+        choices=["merl"],
+        help="merl: score only MERL Shopping's test subjects 27-41 of --data (default: every video in --data)",
+    )
     eaction.add_argument("--json", type=Path, default=None, help="also write the scores to this file")
     eaction.set_defaults(func=run_eval_action)
     eproducts = esub.add_parser(
@@ -210,25 +243,42 @@ class _Inline:
 def run_synth(args: argparse.Namespace) -> int:
     from training.synth.generate import VideoSpec, check_spec, write_video
 
-    width, height = _size(args.size)
-    if args.videos < 1:
+    width, height = _size(args.size or ("920x680" if args.merl_layout else "640x480"))
+    if args.merl_layout:
+        from training.merl import MERL_LABELS, MERL_VIDEOS
+        from training.synth.merl_layout import parse_subjects, write_merl_video
+
+        if args.videos is not None or args.yolo:
+            raise ShelfWatchError("--merl-layout writes --subjects x --sessions videos and no --yolo set")
+        if args.sessions < 1:
+            raise ShelfWatchError(f"--sessions must be at least 1, got {args.sessions}")
+        names = [(s, k) for s in parse_subjects(args.subjects) for k in range(1, args.sessions + 1)]
+    else:
+        names = [None] * (1 if args.videos is None else args.videos)
+    if not names:
         raise ShelfWatchError(f"--videos must be at least 1, got {args.videos}")
     if args.yolo_every < 1 or args.jobs < 1:
         raise ShelfWatchError("--yolo-every and --jobs must be at least 1")
     specs = [
         VideoSpec(args.seed, args.first + i, args.frames, width, height, args.fps, args.preset)
-        for i in range(args.videos)
+        for i in range(len(names))
     ]
     check_spec(specs[0])
+    if args.merl_layout:
+        work = (partial(write_merl_video, subject=s, session=k) for s, k in names)
+        titles = [f"{MERL_VIDEOS}/{s}_{k}_crop.mp4" for s, k in names]
+    else:
+        work = repeat(write_video)
+        titles = [f"{spec.name}.mp4" for spec in specs]
     paths: list[Path] = []
     rates: list[float] = []
     with ProcessPoolExecutor(max_workers=args.jobs) if args.jobs > 1 else _Inline() as pool:
-        for n, (path, fps) in enumerate(pool.map(write_video, specs, repeat(args.out_dir)), 1):
+        results = pool.map(_call, work, specs, repeat(args.out_dir))
+        for n, (title, (path, fps)) in enumerate(zip(titles, results, strict=True), 1):
             paths.append(Path(path))
             rates.append(fps)
             print(
-                f"[{n}/{len(specs)}] {Path(path).name.removesuffix('.labels.json')}.mp4  "
-                f"({args.frames} frames, rendered and encoded at {fps:.0f} fps)",
+                f"[{n}/{len(specs)}] {title}  ({args.frames} frames, rendered and encoded at {fps:.0f} fps)",
                 flush=True,
             )
     if args.yolo:
@@ -237,11 +287,16 @@ def run_synth(args: argparse.Namespace) -> int:
         data_yaml = write_yolo_dataset(paths, args.out_dir / "yolo", every=args.yolo_every)
         print(f"YOLO dataset: {data_yaml}")
     rates.sort()
+    where = f"{args.out_dir} ({MERL_VIDEOS}/, {MERL_LABELS}/)" if args.merl_layout else str(args.out_dir)
     print(
-        f"wrote {len(specs)} video(s) to {args.out_dir}; median speed {rates[len(rates) // 2]:.0f} frames/s "
+        f"wrote {len(specs)} video(s) to {where}; median speed {rates[len(rates) // 2]:.0f} frames/s "
         f"per process at {width}x{height}"
     )
     return 0
+
+
+def _call(write: Callable[..., tuple[Path, float]], spec: object, out_dir: Path) -> tuple[Path, float]:
+    return write(spec, out_dir)
 
 
 def run_train_action(args: argparse.Namespace) -> int:
@@ -288,6 +343,7 @@ def run_train_action(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         seed=args.seed,
         val_fraction=args.val_fraction,
+        split=args.split,
         augment=not args.no_augment,
         pretrained=str(args.pretrained) if args.pretrained else None,
         encoder_from=str(args.encoder_from) if args.encoder_from else None,
@@ -326,23 +382,54 @@ def run_eval_products(args: argparse.Namespace) -> int:
     return 0
 
 
+# The eval table: (key in the scores, column title, factor to percent). The MERL Shopping paper and the
+# segmentation literature report every one of these in percent.
+EVAL_COLUMNS = [
+    ("frame_accuracy", "frame acc", 100),
+    ("macro_f1", "macro F1", 100),
+    ("edit", "edit", 1),
+    ("f1@10", "F1@10", 1),
+    ("f1@25", "F1@25", 1),
+    ("f1@50", "F1@50", 1),
+    ("map@0.1", "mAP@0.1", 100),
+    ("map@0.25", "mAP@0.25", 100),
+    ("map@0.5", "mAP@0.5", 100),
+    ("map@mid", "mAP@mid", 100),
+]
+
+
 def run_eval_action(args: argparse.Namespace) -> int:
-    from training.action_data import load_videos
+    from training.action_data import find_videos, load_videos
     from training.evaluate import evaluate_videos
+    from training.splits import merl_split
     from training.train_action import load_model
 
+    models = {str(run): load_model(run / "best.pt" if run.is_dir() else run)[0] for run in args.runs}
+    names = sorted(find_videos(args.data))
+    where = str(args.data)
+    if args.split == "merl":
+        try:
+            names = list(merl_split(names)["test"])
+        except ValueError as exc:
+            raise ShelfWatchError(f"{args.data}: --split merl: {exc}") from None
+        if not names:
+            raise ShelfWatchError(f"{args.data}: --split merl: no video of the test subjects 27-41")
+        where += " (MERL Shopping's test subjects 27-41)"
     rows = {}
     videos = None
-    for run in args.runs:
-        model, _ = load_model(run / "best.pt" if run.is_dir() else run)
+    for run, model in models.items():
         if videos is None or videos[0].frames.shape[1:3] != (model.config.input.height, model.config.input.width):
-            videos = load_videos(args.data, model.config.input)
-        rows[str(run)] = evaluate_videos(model, videos)[0]
-    keys = ["frame_accuracy", "macro_f1", "edit", "f1@10", "f1@25", "f1@50", "map@0.1", "map@0.25", "map@0.5"]
-    print(f"{len(videos or [])} videos in {args.data}")
-    print(f"{'run':<40}" + "".join(f"{k:>11}" for k in keys))
+            videos = load_videos(args.data, model.config.input, names)
+        rows[run] = evaluate_videos(model, videos)[0]
+    print(f"{len(names)} videos in {where}; every score in %, mAP@mid by MERL Shopping's midpoint rule")
+    print(f"{'run':<36}" + "".join(f"{title:>10}" for _, title, _ in EVAL_COLUMNS))
     for run, m in rows.items():
-        print(f"{run[-40:]:<40}" + "".join(f"{m[k]:>11.3f}" for k in keys))
+        print(f"{run[-36:]:<36}" + "".join(f"{m[key] * factor:>10.1f}" for key, _, factor in EVAL_COLUMNS))
+    print("per-class frame precision / recall, %:")
+    print(f"{'run':<36}" + "".join(f"{name:>20}" for name in ACTION_CLASSES))
+    for run, m in rows.items():
+        cells = (f"{m[f'precision/{c}'] * 100:.1f} / {m[f'recall/{c}'] * 100:.1f}" for c in ACTION_CLASSES)
+        print(f"{run[-36:]:<36}" + "".join(f"{cell:>20}" for cell in cells))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

@@ -21,6 +21,9 @@ from edge.classes import MERL_CLASS_NAMES
 from training.labels import ActionLabels, LabelError, Segment, make_labels
 
 MERL_FPS = 30.0
+# The release's two folders, as downloaded: `<subject>_<session>_crop.mp4` and `<subject>_<session>_label.mat`.
+MERL_VIDEOS = "Videos_MERL_Shopping_Dataset"
+MERL_LABELS = "Labels_MERL_Shopping_Dataset"
 UINT16_MAX = 65535
 
 

@@ -33,7 +33,7 @@ from training.action_model import ActionModel, ModelConfig
 from training.evaluate import encode_video, evaluate_videos, pooled_confusion
 from training.plots import plot_confusion, plot_curves, plot_timeline
 from training.provenance import command_line
-from training.splits import merl_subject, split_by_video
+from training.splits import Split, merl_split, merl_subject, split_by_video
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class TrainOptions:
     eval_every: int = 250
     seed: int = 0
     val_fraction: float = 0.2
+    split: str = "random"  # "random": by video (MERL: by subject), val_fraction; "merl": the release's split
     augment: bool = True
     pretrained: str | None = None
     encoder_from: str | None = None  # a trained per-frame checkpoint (frame.pt): stage 1 is skipped
@@ -200,7 +201,19 @@ def train_action(data_dir: Path, run_dir: Path, options: TrainOptions, resume: b
     torch.set_num_threads(os.cpu_count() or 1)
     run_dir.mkdir(parents=True, exist_ok=True)
     names = sorted(find_videos(data_dir))
-    split = split_by_video(names, options.val_fraction, options.seed, group=merl_subject)
+    if options.split == "merl":
+        try:
+            parts = merl_split(names)
+        except ValueError as exc:
+            raise ShelfWatchError(f"{data_dir}: --split merl: {exc}") from None
+        split = Split(parts["train"], parts["val"])
+        print(
+            f"MERL Shopping's split by subject: {len(split.train)} training (1-20), {len(split.val)} validation "
+            f"(21-26); {len(parts['test'])} test videos (27-41) left for `shelfwatch eval action --split merl`",
+            flush=True,
+        )
+    else:
+        split = split_by_video(names, options.val_fraction, options.seed, group=merl_subject)
     if not split.train or not split.val:
         raise ShelfWatchError(f"{data_dir}: {len(names)} video(s) cannot be split into training and validation")
     spec = options.model.input
@@ -210,7 +223,7 @@ def train_action(data_dir: Path, run_dir: Path, options: TrainOptions, resume: b
     saved = None
     if resume and (run_dir / "last.pt").exists():
         saved = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
-        if saved["options"] != options.to_dict():
+        if {"split": "random", **saved["options"]} != options.to_dict():  # runs from before --split: random
             raise ShelfWatchError(f"{run_dir / 'last.pt'}: was trained with other options; use a new --out")
         run.history, run.best, run.seconds = saved["history"], saved["best"], saved["seconds"]
         print(f"resuming {run_dir / 'last.pt'}: {saved['stage']} stage, step {saved['step']}", flush=True)

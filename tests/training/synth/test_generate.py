@@ -14,7 +14,7 @@ from edge.classes import Action
 from training.label_files import read_labels
 from training.labels import make_labels, read_label_file
 from training.synth.catalog import CATALOG, SKU_INDEX, render_sprite
-from training.synth.generate import Rendered, VideoSpec, _segments, render_video, write_video
+from training.synth.generate import Rendered, VideoSpec, plan_segments, render_video, write_video
 from training.synth.presets import PRESETS
 from training.synth.scene import Geometry, make_layout
 from training.synth.script import plan_video
@@ -133,7 +133,7 @@ def test_every_preset_plans_one_actor_at_a_time_across_many_seeds():
         for seed in range(12):
             rng = np.random.default_rng(seed)
             plan = plan_video(geom, make_layout(geom, rng), preset, rng, 1800, 30.0)
-            assert make_labels(_segments(plan, 1800), 1800, 30.0).overlaps.frames == 0
+            assert make_labels(plan_segments(plan, 1800), 1800, 30.0).overlaps.frames == 0
             shoppers = [p for p in plan.people if not p.passerby]
             present = np.zeros(1800, int)
             for p in shoppers:
