@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import typing
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -11,8 +13,12 @@ from functools import partial
 from itertools import repeat
 from pathlib import Path
 
+from pydantic.fields import FieldInfo
+
 from edge.classes import ACTION_CLASSES
 from edge.errors import ShelfWatchError
+from edge.preprocess import InputSpec
+from training.options import ModelConfig, TrainOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -107,60 +113,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     action.add_argument("data_dir", type=Path, help="folder of NAME.mp4 + NAME.labels.json (or MERL) videos")
     action.add_argument("--out", type=Path, required=True, help="run folder to write")
+    # The run's options come from their one typed definition (training.options); --size stands for the
+    # input's width and height.
+    _add_options(action, ModelConfig)
+    default = InputSpec()
     action.add_argument(
-        "--encoder",
-        default="resnet18-slim",
-        choices=["resnet18-slim", "resnet18", "mobilenet_v3_small"],
-        help="per-frame CNN (default resnet18-slim: ResNet-18's layout at --width channels)",
-    )
-    action.add_argument("--width", type=int, default=16, help="base channels of resnet18-slim (default 16)")
-    action.add_argument(
-        "--head",
-        default="lstm",
-        choices=["lstm", "bilstm", "frame", "window"],
-        help="lstm (streaming), bilstm (offline comparison), frame or window (baselines)",
-    )
-    action.add_argument("--hidden", type=int, default=128, help="LSTM / MLP width (default 128)")
-    action.add_argument("--window", type=int, default=16, help="frames averaged by the window head (default 16)")
-    action.add_argument(
-        "--delay", type=int, default=0, help="score frame t-DELAY at frame t: hindsight at a fixed latency (default 0)"
-    )
-    action.add_argument("--size", default="160x120", help="model input WIDTHxHEIGHT (default 160x120)")
-    action.add_argument("--no-motion", action="store_true", help="leave out the frame-difference channel")
-    action.add_argument(
-        "--encoder-steps", type=int, default=1500, help="steps of stage 1, the encoder on single frames (default 1500)"
-    )
-    action.add_argument("--frame-batch", type=int, default=96, help="frames per stage-1 step (default 96)")
-    action.add_argument(
-        "--temporal-steps",
-        type=int,
-        default=1500,
-        help="steps of stage 2, the LSTM and window heads on frozen features (default 1500)",
-    )
-    action.add_argument("--clip-len", type=int, default=96, help="frames per stage-2 clip (default 96)")
-    action.add_argument("--batch", type=int, default=16, help="clips per stage-2 step (default 16)")
-    action.add_argument("--lr", type=float, default=2e-3, help="stage-1 learning rate")
-    action.add_argument("--temporal-lr", type=float, default=3e-3, help="stage-2 learning rate")
-    action.add_argument("--eval-every", type=int, default=250, help="validate and checkpoint every N steps")
-    action.add_argument("--seed", type=int, default=0)
-    action.add_argument("--val-fraction", type=float, default=0.2)
-    action.add_argument(
-        "--split",
-        default="random",
-        choices=["random", "merl"],
-        help="random: --val-fraction of the videos (of the subjects, for MERL names); merl: MERL Shopping's "
-        "published split by subject, train 1-20, validation 21-26 (test 27-41 is left for `eval --split merl`)",
-    )
-    action.add_argument("--no-augment", action="store_true")
-    action.add_argument(
-        "--pretrained", type=Path, default=None, help="local encoder weights (a state dict); nothing is downloaded"
-    )
-    action.add_argument(
-        "--encoder-from",
-        type=Path,
-        default=None,
-        help="skip stage 1: take the trained per-frame encoder from this checkpoint (another run's frame.pt)",
-    )
+        "--size", default=f"{default.width}x{default.height}", help=f"model input WIDTHxHEIGHT (default "
+        f"{default.width}x{default.height}, from 32x32 to 640x480)"
+    )  # fmt: skip
+    _add_options(action, InputSpec, skip={"width", "height"})
+    _add_options(action, TrainOptions)
     action.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt")
     action.set_defaults(func=run_train_action)
     products = tsub.add_parser(
@@ -299,55 +261,64 @@ def _call(write: Callable[..., tuple[Path, float]], spec: object, out_dir: Path)
     return write(spec, out_dir)
 
 
-def run_train_action(args: argparse.Namespace) -> int:
-    from edge.preprocess import InputSpec
-    from training.action_model import ModelConfig
-    from training.train_action import TrainOptions, train_action
+def _option_fields(cls: type) -> list[tuple[dataclasses.Field, object, FieldInfo]]:
+    """(field, its type, its pydantic Field) of each option of an options dataclass: its Annotated fields."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    found = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if typing.get_origin(hint) is typing.Annotated:
+            base, *extras = typing.get_args(hint)
+            found.append((f, base, next(e for e in extras if isinstance(e, FieldInfo))))
+    return found
+
+
+def _add_options(parser: argparse.ArgumentParser, cls: type, skip: set[str] = frozenset()) -> None:
+    """One command-line option per option field: --NAME with its default, choices and description."""
+    for f, base, info in _option_fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if base is bool:  # every switch defaults to on
+            parser.add_argument(f"--no-{flag[2:]}", dest=f.name, action="store_false", help=f"off: {info.description}")
+        elif typing.get_origin(base) is typing.Literal:
+            choices = list(typing.get_args(base))
+            parser.add_argument(
+                flag, default=f.default, choices=choices, help=f"{info.description} (default {f.default})"
+            )
+        else:
+            kind = next(t for t in (typing.get_args(base) or (base,)) if t is not type(None))
+            shown = (
+                "" if f.default is None else f" (default {f.default:g})" if kind is float else f" (default {f.default})"
+            )
+            parser.add_argument(flag, type=kind, default=f.default, help=info.description + shown)
+
+
+def _option_values(cls: type, args: argparse.Namespace, skip: set[str] = frozenset()) -> dict:
+    return {f.name: getattr(args, f.name) for f, _, _ in _option_fields(cls) if f.name not in skip}
+
+
+def train_options(args: argparse.Namespace) -> TrainOptions:
+    """The parsed options, validated against their definition; a bad one is one line naming its flag."""
+    from pydantic import TypeAdapter, ValidationError
 
     width, height = _size(args.size)
-    if not (32 <= width <= 640 and 32 <= height <= 480):
-        raise ShelfWatchError(f"--size must be between 32x32 and 640x480, got {args.size}")
-    for name in (
-        "encoder_steps",
-        "frame_batch",
-        "temporal_steps",
-        "clip_len",
-        "batch",
-        "eval_every",
-        "width",
-        "hidden",
-        "window",
-    ):
-        if getattr(args, name) < 1:
-            raise ShelfWatchError(f"--{name.replace('_', '-')} must be at least 1")
-    if not 0 <= args.delay < args.clip_len:
-        raise ShelfWatchError("--delay must be at least 0 and less than --clip-len")
-    model = ModelConfig(
-        encoder=args.encoder,
-        width=args.width,
-        head=args.head,
-        hidden=args.hidden,
-        window=args.window,
-        delay=args.delay,
-        input=InputSpec(width, height, not args.no_motion),
-    )
-    options = TrainOptions(
-        model=model,
-        encoder_steps=args.encoder_steps,
-        frame_batch=args.frame_batch,
-        temporal_steps=args.temporal_steps,
-        clip_len=args.clip_len,
-        batch=args.batch,
-        lr=args.lr,
-        temporal_lr=args.temporal_lr,
-        eval_every=args.eval_every,
-        seed=args.seed,
-        val_fraction=args.val_fraction,
-        split=args.split,
-        augment=not args.no_augment,
-        pretrained=str(args.pretrained) if args.pretrained else None,
-        encoder_from=str(args.encoder_from) if args.encoder_from else None,
-    )
+    model = _option_values(ModelConfig, args)
+    model["input"] = {"width": width, "height": height, **_option_values(InputSpec, args, skip={"width", "height"})}
+    try:
+        return TypeAdapter(TrainOptions).validate_python({**_option_values(TrainOptions, args), "model": model})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = [str(p) for p in error["loc"]]
+        flag = "--size" if loc[-2:-1] == ["input"] else "--" + loc[-1].replace("_", "-") if loc else None
+        what = str(error["msg"]).removeprefix("Value error, ").replace("Input should be", "must be", 1)
+        raise ShelfWatchError(f"{flag} {what}" if flag else what) from None
+
+
+def run_train_action(args: argparse.Namespace) -> int:
+    from training.train_action import train_action
+
+    options = train_options(args)
     metrics = train_action(args.data_dir, args.out, options, resume=args.resume)
     print(f"validation ({len(metrics['split']['val'])} videos), {metrics['train_seconds'] / 60:.1f} min of training:")
     for name, v in metrics["val"].items():

@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,36 +29,12 @@ from tqdm import tqdm
 
 from edge.errors import ShelfWatchError
 from training.action_data import FeatureClipSampler, FrameSampler, Video, class_weights, find_videos, load_videos
-from training.action_model import ActionModel, ModelConfig
+from training.action_model import ActionModel
 from training.evaluate import encode_video, evaluate_videos, pooled_confusion
+from training.options import ModelConfig, TrainOptions
 from training.plots import plot_confusion, plot_curves, plot_timeline
 from training.provenance import command_line
 from training.splits import Split, merl_split, merl_subject, split_by_video
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    encoder_steps: int = 1500
-    frame_batch: int = 96
-    temporal_steps: int = 1500
-    clip_len: int = 96
-    batch: int = 16
-    lr: float = 2e-3
-    temporal_lr: float = 3e-3
-    weight_decay: float = 1e-4
-    eval_every: int = 250
-    seed: int = 0
-    val_fraction: float = 0.2
-    split: str = "random"  # "random": by video (MERL: by subject), val_fraction; "merl": the release's split
-    augment: bool = True
-    pretrained: str | None = None
-    encoder_from: str | None = None  # a trained per-frame checkpoint (frame.pt): stage 1 is skipped
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["model"] = self.model.to_dict()
-        return d
 
 
 def load_model(path: Path) -> tuple[ActionModel, dict]:
