@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-import cv2
 import numpy as np
 from pydantic import Field
 
@@ -36,6 +35,8 @@ def shrink(frame_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
     """Resize a camera frame to the model's size (area averaging: it also suppresses sensor noise)."""
     if frame_bgr.shape[1] == spec.width and frame_bgr.shape[0] == spec.height:
         return frame_bgr
+    import cv2  # here, not at the top: every `shelfwatch` command reads InputSpec at start, and cv2 loads slowly
+
     return cv2.resize(frame_bgr, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
 
 
