@@ -9,9 +9,10 @@ the grey-level difference to the previous frame, which tells a reach from a retr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-import cv2
 import numpy as np
+from pydantic import Field
 
 MEAN_RGB = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -20,9 +21,10 @@ MOTION_GAIN = 4.0  # differences are small; scaled so that typical motion spans 
 
 @dataclass(frozen=True)
 class InputSpec:
-    width: int = 160
-    height: int = 120
-    motion: bool = True
+    # The bounds hold where the spec is validated (`shelfwatch train action`): a small CNN's useful range.
+    width: Annotated[int, Field(ge=32, le=640, description="model input width in pixels")] = 160
+    height: Annotated[int, Field(ge=32, le=480, description="model input height in pixels")] = 120
+    motion: Annotated[bool, Field(description="a frame-difference channel beside RGB")] = True
 
     @property
     def channels(self) -> int:
@@ -33,6 +35,8 @@ def shrink(frame_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
     """Resize a camera frame to the model's size (area averaging: it also suppresses sensor noise)."""
     if frame_bgr.shape[1] == spec.width and frame_bgr.shape[0] == spec.height:
         return frame_bgr
+    import cv2  # here, not at the top: every `shelfwatch` command reads InputSpec at start, and cv2 loads slowly
+
     return cv2.resize(frame_bgr, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
 
 

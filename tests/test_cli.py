@@ -41,7 +41,7 @@ def test_labels_schema_is_json_schema(shelfwatch):
         (["synth", "OUT", "--size", "641x480"], "--size must be even"),
         (["labels", "show", "missing.labels.json"], "missing.labels.json: no such file"),
         (["labels", "convert", "broken_label.mat", "out.json"], "broken_label.mat: is not a readable MATLAB file"),
-        (["labels", "convert", "broken_label.mat", "out.txt"], "the output must be a .json file"),
+        (["labels", "convert", "broken_label.mat", "out.txt"], "must be a .json (ShelfWatch) or .mat (MERL"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(tmp_path, args, message, shelfwatch):

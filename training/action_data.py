@@ -1,8 +1,11 @@
 """Videos with per-frame action labels, as the action model trains on them.
 
 A data folder holds our synthetic videos (`NAME.mp4` + `NAME.labels.json`) and/or MERL Shopping videos
-(`NAME_crop.mp4` or `NAME.mp4` beside `NAME_label.mat`). Frames are decoded once, shrunk with the edge's
-own `shrink`, and cached as .npy beside the data, so later runs start at once.
+(`NAME_crop.mp4` or `NAME.mp4` beside `NAME_label.mat`), or is the MERL Shopping release itself as
+downloaded (`Videos_MERL_Shopping_Dataset/NAME_crop.mp4` and `Labels_MERL_Shopping_Dataset/NAME_label.mat`):
+nothing has to be copied or renamed. Frames are decoded once, shrunk with the edge's own `shrink`, and
+cached as .npy in a `.cache` folder beside the video, so later runs start at once; the cache is memory-mapped,
+so a data set larger than memory (the release's 106 videos) trains all the same.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import numpy as np
 from edge.classes import ACTION_CLASSES
 from edge.errors import ShelfWatchError
 from edge.preprocess import InputSpec, shrink, to_input
-from training.labels import read_labels
+from training.label_files import read_labels
+from training.merl import MERL_LABELS, MERL_VIDEOS
 
 
 @dataclass(frozen=True)
@@ -34,16 +38,21 @@ def find_videos(data_dir: Path) -> dict[str, tuple[Path, Path]]:
     for labels in sorted(data_dir.glob("*.labels.json")):
         name = labels.name.removesuffix(".labels.json")
         found[name] = (data_dir / f"{name}.mp4", labels)
-    for labels in sorted(data_dir.glob("*_label.mat")):
-        name = labels.name.removesuffix("_label.mat")
-        if name in found:
-            continue  # our generator writes both formats: the JSON says more
-        for candidate in (data_dir / f"{name}_crop.mp4", data_dir / f"{name}.mp4"):
-            if candidate.exists():
-                found[name] = (candidate, labels)
-                break
+    # MERL labels beside their videos, then the release's own two folders.
+    for label_dir, video_dir in ((data_dir, data_dir), (data_dir / MERL_LABELS, data_dir / MERL_VIDEOS)):
+        for labels in sorted(label_dir.glob("*_label.mat")):
+            name = labels.name.removesuffix("_label.mat")
+            if name in found:
+                continue  # our generator writes both formats: the JSON says more
+            for candidate in (video_dir / f"{name}_crop.mp4", video_dir / f"{name}.mp4"):
+                if candidate.exists():
+                    found[name] = (candidate, labels)
+                    break
     if not found:
-        raise ShelfWatchError(f"{data_dir}: no labelled videos (NAME.mp4 + NAME.labels.json, or MERL *_label.mat)")
+        raise ShelfWatchError(
+            f"{data_dir}: no labelled videos (NAME.mp4 + NAME.labels.json, MERL NAME_crop.mp4 + NAME_label.mat, "
+            f"or the MERL release's {MERL_VIDEOS}/ and {MERL_LABELS}/)"
+        )
     return found
 
 
@@ -66,16 +75,19 @@ def decode(video: Path, spec: InputSpec) -> np.ndarray:
 
 
 def load_video(name: str, video: Path, label_file: Path, spec: InputSpec, cache: bool = True) -> Video:
+    if not video.exists():
+        raise ShelfWatchError(f"{label_file}: its video {video.name} is missing")
     cache_path = video.parent / ".cache" / f"{name}_{spec.width}x{spec.height}.npy"
-    if cache and cache_path.exists() and cache_path.stat().st_mtime >= video.stat().st_mtime:
-        frames = np.load(cache_path)
-    else:
-        if not video.exists():
-            raise ShelfWatchError(f"{label_file}: its video {video.name} is missing")
-        frames = decode(video, spec)
-        if cache:
+    if cache and not (cache_path.exists() and cache_path.stat().st_mtime >= video.stat().st_mtime):
+        try:
             cache_path.parent.mkdir(exist_ok=True)
-            np.save(cache_path, frames)
+            tmp = cache_path.with_name(cache_path.name + ".tmp.npy")
+            np.save(tmp, decode(video, spec))
+            tmp.replace(cache_path)
+        except OSError:
+            cache = False  # a read-only data folder: decode into memory instead
+    # Memory-mapped: pages come from disk as the samplers touch them.
+    frames = np.load(cache_path, mmap_mode="r") if cache else decode(video, spec)
     labels = read_labels(label_file, frame_count=len(frames))
     return Video(name, frames, labels.frame_classes)
 

@@ -12,40 +12,14 @@ windowed clip classifier (mean of the last `window` frames' features, then an ML
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch import nn
 
 from edge.classes import ACTION_CLASSES
 from edge.errors import ShelfWatchError
-from edge.preprocess import InputSpec
-
-EncoderName = Literal["resnet18", "resnet18-slim", "mobilenet_v3_small"]
-Head = Literal["lstm", "bilstm", "frame", "window"]
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    encoder: EncoderName = "resnet18-slim"
-    width: int = 16  # base channels of resnet18-slim (torchvision's ResNet-18 has 64)
-    head: Head = "lstm"
-    hidden: int = 128
-    window: int = 16  # frames, for the windowed clip classifier
-    delay: int = 0
-    dropout: float = 0.3  # on the features the temporal head reads, against a frozen encoder's overfit
-    input: InputSpec = field(default_factory=InputSpec)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @staticmethod
-    def from_dict(d: dict) -> ModelConfig:
-        d = dict(d)
-        d["input"] = InputSpec(**d["input"])
-        return ModelConfig(**d)
+from training.options import ModelConfig
 
 
 class _Block(nn.Module):

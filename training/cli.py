@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import typing
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from itertools import repeat
 from pathlib import Path
 
+from pydantic.fields import FieldInfo
+
 from edge.classes import ACTION_CLASSES
 from edge.errors import ShelfWatchError
+from edge.preprocess import InputSpec
+from training.options import ModelConfig, TrainOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,11 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(MERL Shopping format). The same arguments always give the same frames and labels.",
     )
     synth.add_argument("out_dir", type=Path, help="folder to write the videos and labels into")
-    synth.add_argument("--videos", type=int, default=1, help="how many videos (default 1)")
+    synth.add_argument("--videos", type=int, default=None, help="how many videos (default 1)")
     synth.add_argument("--seed", type=int, default=0, help="seed; video i depends on (seed, i) only (default 0)")
     synth.add_argument("--first", type=int, default=0, help="index of the first video (default 0)")
     synth.add_argument("--frames", type=int, default=900, help="frames per video (default 900)")
-    synth.add_argument("--size", default="640x480", help="WIDTHxHEIGHT in pixels (default 640x480)")
+    synth.add_argument(
+        "--size", default=None, help="WIDTHxHEIGHT in pixels (default 640x480; 920x680 with --merl-layout)"
+    )
     synth.add_argument("--fps", type=float, default=30.0, help="frame rate (default 30)")
     synth.add_argument(
         "--preset",
@@ -37,6 +47,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--yolo", action="store_true", help="also write an ultralytics dataset to OUT_DIR/yolo")
     synth.add_argument("--yolo-every", type=int, default=10, help="sample every Nth frame for --yolo (default 10)")
     synth.add_argument("--jobs", type=int, default=1, help="videos rendered in parallel (default 1)")
+    synth.add_argument(
+        "--merl-layout",
+        action="store_true",
+        help="a stand-in for the MERL Shopping release: OUT_DIR/Videos_MERL_Shopping_Dataset/<s>_<k>_crop.mp4 "
+        "and OUT_DIR/Labels_MERL_Shopping_Dataset/<s>_<k>_label.mat only, labels drawn as MERL's annotators "
+        "draw them (shared boundary frames, nested segments, empty cells)",
+    )
+    synth.add_argument(
+        "--subjects",
+        default="1,21,27",
+        help="with --merl-layout: subjects to write, e.g. 1-41 (default 1,21,27: one of each part of the split)",
+    )
+    synth.add_argument(
+        "--sessions", type=int, default=1, help="with --merl-layout: sessions per subject (default 1; the release: 3)"
+    )
     synth.set_defaults(func=run_synth)
 
     labels = sub.add_parser(
@@ -47,11 +72,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     lsub = labels.add_subparsers(dest="labels_command", required=True, metavar="COMMAND")
     convert = lsub.add_parser(
         "convert",
-        help="convert a .mat (MERL Shopping) or .json label file to our JSON",
-        description="Convert MERL Shopping or ShelfWatch labels to ShelfWatch JSON.",
+        help="convert a .mat (MERL Shopping) or .json label file to our JSON (or back to .mat)",
+        description="Convert MERL Shopping or ShelfWatch labels to ShelfWatch JSON, or ShelfWatch labels to "
+        "MERL Shopping's .mat. Segments are kept as annotated; where they overlap, the frame classes follow "
+        "one policy (a frame in several segments goes to the one that began last), and the command says how "
+        "many frames it decided.",
     )
     convert.add_argument("input", type=Path, help="a *_label.mat or *.labels.json file")
-    convert.add_argument("output", type=Path, help="the JSON file to write")
+    convert.add_argument("output", type=Path, help="the .json (or MERL .mat) file to write")
     convert.add_argument(
         "--frames",
         type=int,
@@ -85,53 +113,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     action.add_argument("data_dir", type=Path, help="folder of NAME.mp4 + NAME.labels.json (or MERL) videos")
     action.add_argument("--out", type=Path, required=True, help="run folder to write")
+    # The run's options come from their one typed definition (training.options); --size stands for the
+    # input's width and height.
+    _add_options(action, ModelConfig)
+    default = InputSpec()
     action.add_argument(
-        "--encoder",
-        default="resnet18-slim",
-        choices=["resnet18-slim", "resnet18", "mobilenet_v3_small"],
-        help="per-frame CNN (default resnet18-slim: ResNet-18's layout at --width channels)",
-    )
-    action.add_argument("--width", type=int, default=16, help="base channels of resnet18-slim (default 16)")
-    action.add_argument(
-        "--head",
-        default="lstm",
-        choices=["lstm", "bilstm", "frame", "window"],
-        help="lstm (streaming), bilstm (offline comparison), frame or window (baselines)",
-    )
-    action.add_argument("--hidden", type=int, default=128, help="LSTM / MLP width (default 128)")
-    action.add_argument("--window", type=int, default=16, help="frames averaged by the window head (default 16)")
-    action.add_argument(
-        "--delay", type=int, default=0, help="score frame t-DELAY at frame t: hindsight at a fixed latency (default 0)"
-    )
-    action.add_argument("--size", default="160x120", help="model input WIDTHxHEIGHT (default 160x120)")
-    action.add_argument("--no-motion", action="store_true", help="leave out the frame-difference channel")
-    action.add_argument(
-        "--encoder-steps", type=int, default=1500, help="steps of stage 1, the encoder on single frames (default 1500)"
-    )
-    action.add_argument("--frame-batch", type=int, default=96, help="frames per stage-1 step (default 96)")
-    action.add_argument(
-        "--temporal-steps",
-        type=int,
-        default=1500,
-        help="steps of stage 2, the LSTM and window heads on frozen features (default 1500)",
-    )
-    action.add_argument("--clip-len", type=int, default=96, help="frames per stage-2 clip (default 96)")
-    action.add_argument("--batch", type=int, default=16, help="clips per stage-2 step (default 16)")
-    action.add_argument("--lr", type=float, default=2e-3, help="stage-1 learning rate")
-    action.add_argument("--temporal-lr", type=float, default=3e-3, help="stage-2 learning rate")
-    action.add_argument("--eval-every", type=int, default=250, help="validate and checkpoint every N steps")
-    action.add_argument("--seed", type=int, default=0)
-    action.add_argument("--val-fraction", type=float, default=0.2)
-    action.add_argument("--no-augment", action="store_true")
-    action.add_argument(
-        "--pretrained", type=Path, default=None, help="local encoder weights (a state dict); nothing is downloaded"
-    )
-    action.add_argument(
-        "--encoder-from",
-        type=Path,
-        default=None,
-        help="skip stage 1: take the trained per-frame encoder from this checkpoint (another run's frame.pt)",
-    )
+        "--size", default=f"{default.width}x{default.height}", help=f"model input WIDTHxHEIGHT (default "
+        f"{default.width}x{default.height}, from 32x32 to 640x480)"
+    )  # fmt: skip
+    _add_options(action, InputSpec, skip={"width", "height"})
+    _add_options(action, TrainOptions)
     action.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt")
     action.set_defaults(func=run_train_action)
     products = tsub.add_parser(
@@ -164,11 +155,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     eaction = esub.add_parser(
         "action",
         help="score action-model runs on labelled videos",
-        description="Frame accuracy, macro F1, edit, F1@{10,25,50} and mAP@{0.1,0.25,0.5}, "
-        "after the edge's own segmentation step.",
+        description="Frame accuracy, macro F1, edit, F1@{10,25,50}, mAP at temporal IoU {0.1,0.25,0.5} and "
+        "by MERL Shopping's midpoint rule, and per-class frame precision and recall, after the edge's own "
+        "segmentation step: the measures the MERL Shopping paper and the segmentation literature report.",
     )
     eaction.add_argument("runs", type=Path, nargs="+", help="run folders (their best.pt) or checkpoint files")
     eaction.add_argument("--data", type=Path, required=True, help="folder of labelled test videos")
+    eaction.add_argument(
+        "--split",
+        default=None,
+        choices=["merl"],
+        help="merl: score only MERL Shopping's test subjects 27-41 of --data (default: every video in --data)",
+    )
     eaction.add_argument("--json", type=Path, default=None, help="also write the scores to this file")
     eaction.set_defaults(func=run_eval_action)
     eproducts = esub.add_parser(
@@ -207,25 +205,42 @@ class _Inline:
 def run_synth(args: argparse.Namespace) -> int:
     from training.synth.generate import VideoSpec, check_spec, write_video
 
-    width, height = _size(args.size)
-    if args.videos < 1:
+    width, height = _size(args.size or ("920x680" if args.merl_layout else "640x480"))
+    if args.merl_layout:
+        from training.merl import MERL_LABELS, MERL_VIDEOS
+        from training.synth.merl_layout import parse_subjects, write_merl_video
+
+        if args.videos is not None or args.yolo:
+            raise ShelfWatchError("--merl-layout writes --subjects x --sessions videos and no --yolo set")
+        if args.sessions < 1:
+            raise ShelfWatchError(f"--sessions must be at least 1, got {args.sessions}")
+        names = [(s, k) for s in parse_subjects(args.subjects) for k in range(1, args.sessions + 1)]
+    else:
+        names = [None] * (1 if args.videos is None else args.videos)
+    if not names:
         raise ShelfWatchError(f"--videos must be at least 1, got {args.videos}")
     if args.yolo_every < 1 or args.jobs < 1:
         raise ShelfWatchError("--yolo-every and --jobs must be at least 1")
     specs = [
         VideoSpec(args.seed, args.first + i, args.frames, width, height, args.fps, args.preset)
-        for i in range(args.videos)
+        for i in range(len(names))
     ]
     check_spec(specs[0])
+    if args.merl_layout:
+        work = (partial(write_merl_video, subject=s, session=k) for s, k in names)
+        titles = [f"{MERL_VIDEOS}/{s}_{k}_crop.mp4" for s, k in names]
+    else:
+        work = repeat(write_video)
+        titles = [f"{spec.name}.mp4" for spec in specs]
     paths: list[Path] = []
     rates: list[float] = []
     with ProcessPoolExecutor(max_workers=args.jobs) if args.jobs > 1 else _Inline() as pool:
-        for n, (path, fps) in enumerate(pool.map(write_video, specs, repeat(args.out_dir)), 1):
+        results = pool.map(_call, work, specs, repeat(args.out_dir))
+        for n, (title, (path, fps)) in enumerate(zip(titles, results, strict=True), 1):
             paths.append(Path(path))
             rates.append(fps)
             print(
-                f"[{n}/{len(specs)}] {Path(path).name.removesuffix('.labels.json')}.mp4  "
-                f"({args.frames} frames, rendered and encoded at {fps:.0f} fps)",
+                f"[{n}/{len(specs)}] {title}  ({args.frames} frames, rendered and encoded at {fps:.0f} fps)",
                 flush=True,
             )
     if args.yolo:
@@ -234,61 +249,76 @@ def run_synth(args: argparse.Namespace) -> int:
         data_yaml = write_yolo_dataset(paths, args.out_dir / "yolo", every=args.yolo_every)
         print(f"YOLO dataset: {data_yaml}")
     rates.sort()
+    where = f"{args.out_dir} ({MERL_VIDEOS}/, {MERL_LABELS}/)" if args.merl_layout else str(args.out_dir)
     print(
-        f"wrote {len(specs)} video(s) to {args.out_dir}; median speed {rates[len(rates) // 2]:.0f} frames/s "
+        f"wrote {len(specs)} video(s) to {where}; median speed {rates[len(rates) // 2]:.0f} frames/s "
         f"per process at {width}x{height}"
     )
     return 0
 
 
-def run_train_action(args: argparse.Namespace) -> int:
-    from edge.preprocess import InputSpec
-    from training.action_model import ModelConfig
-    from training.train_action import TrainOptions, train_action
+def _call(write: Callable[..., tuple[Path, float]], spec: object, out_dir: Path) -> tuple[Path, float]:
+    return write(spec, out_dir)
+
+
+def _option_fields(cls: type) -> list[tuple[dataclasses.Field, object, FieldInfo]]:
+    """(field, its type, its pydantic Field) of each option of an options dataclass: its Annotated fields."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    found = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if typing.get_origin(hint) is typing.Annotated:
+            base, *extras = typing.get_args(hint)
+            found.append((f, base, next(e for e in extras if isinstance(e, FieldInfo))))
+    return found
+
+
+def _add_options(parser: argparse.ArgumentParser, cls: type, skip: set[str] = frozenset()) -> None:
+    """One command-line option per option field: --NAME with its default, choices and description."""
+    for f, base, info in _option_fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if base is bool:  # every switch defaults to on
+            parser.add_argument(f"--no-{flag[2:]}", dest=f.name, action="store_false", help=f"off: {info.description}")
+        elif typing.get_origin(base) is typing.Literal:
+            choices = list(typing.get_args(base))
+            parser.add_argument(
+                flag, default=f.default, choices=choices, help=f"{info.description} (default {f.default})"
+            )
+        else:
+            kind = next(t for t in (typing.get_args(base) or (base,)) if t is not type(None))
+            shown = (
+                "" if f.default is None else f" (default {f.default:g})" if kind is float else f" (default {f.default})"
+            )
+            parser.add_argument(flag, type=kind, default=f.default, help=info.description + shown)
+
+
+def _option_values(cls: type, args: argparse.Namespace, skip: set[str] = frozenset()) -> dict:
+    return {f.name: getattr(args, f.name) for f, _, _ in _option_fields(cls) if f.name not in skip}
+
+
+def train_options(args: argparse.Namespace) -> TrainOptions:
+    """The parsed options, validated against their definition; a bad one is one line naming its flag."""
+    from pydantic import TypeAdapter, ValidationError
 
     width, height = _size(args.size)
-    if not (32 <= width <= 640 and 32 <= height <= 480):
-        raise ShelfWatchError(f"--size must be between 32x32 and 640x480, got {args.size}")
-    for name in (
-        "encoder_steps",
-        "frame_batch",
-        "temporal_steps",
-        "clip_len",
-        "batch",
-        "eval_every",
-        "width",
-        "hidden",
-        "window",
-    ):
-        if getattr(args, name) < 1:
-            raise ShelfWatchError(f"--{name.replace('_', '-')} must be at least 1")
-    if not 0 <= args.delay < args.clip_len:
-        raise ShelfWatchError("--delay must be at least 0 and less than --clip-len")
-    model = ModelConfig(
-        encoder=args.encoder,
-        width=args.width,
-        head=args.head,
-        hidden=args.hidden,
-        window=args.window,
-        delay=args.delay,
-        input=InputSpec(width, height, not args.no_motion),
-    )
-    options = TrainOptions(
-        model=model,
-        encoder_steps=args.encoder_steps,
-        frame_batch=args.frame_batch,
-        temporal_steps=args.temporal_steps,
-        clip_len=args.clip_len,
-        batch=args.batch,
-        lr=args.lr,
-        temporal_lr=args.temporal_lr,
-        eval_every=args.eval_every,
-        seed=args.seed,
-        val_fraction=args.val_fraction,
-        augment=not args.no_augment,
-        pretrained=str(args.pretrained) if args.pretrained else None,
-        encoder_from=str(args.encoder_from) if args.encoder_from else None,
-    )
+    model = _option_values(ModelConfig, args)
+    model["input"] = {"width": width, "height": height, **_option_values(InputSpec, args, skip={"width", "height"})}
+    try:
+        return TypeAdapter(TrainOptions).validate_python({**_option_values(TrainOptions, args), "model": model})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = [str(p) for p in error["loc"]]
+        flag = "--size" if loc[-2:-1] == ["input"] else "--" + loc[-1].replace("_", "-") if loc else None
+        what = str(error["msg"]).removeprefix("Value error, ").replace("Input should be", "must be", 1)
+        raise ShelfWatchError(f"{flag} {what}" if flag else what) from None
+
+
+def run_train_action(args: argparse.Namespace) -> int:
+    from training.train_action import train_action
+
+    options = train_options(args)
     metrics = train_action(args.data_dir, args.out, options, resume=args.resume)
     print(f"validation ({len(metrics['split']['val'])} videos), {metrics['train_seconds'] / 60:.1f} min of training:")
     for name, v in metrics["val"].items():
@@ -323,44 +353,78 @@ def run_eval_products(args: argparse.Namespace) -> int:
     return 0
 
 
+# The eval table: (key in the scores, column title, factor to percent). The MERL Shopping paper and the
+# segmentation literature report every one of these in percent.
+EVAL_COLUMNS = [
+    ("frame_accuracy", "frame acc", 100),
+    ("macro_f1", "macro F1", 100),
+    ("edit", "edit", 1),
+    ("f1@10", "F1@10", 1),
+    ("f1@25", "F1@25", 1),
+    ("f1@50", "F1@50", 1),
+    ("map@0.1", "mAP@0.1", 100),
+    ("map@0.25", "mAP@0.25", 100),
+    ("map@0.5", "mAP@0.5", 100),
+    ("map@mid", "mAP@mid", 100),
+]
+
+
 def run_eval_action(args: argparse.Namespace) -> int:
-    from training.action_data import load_videos
+    from training.action_data import find_videos, load_videos
     from training.evaluate import evaluate_videos
+    from training.splits import merl_split
     from training.train_action import load_model
 
+    models = {str(run): load_model(run / "best.pt" if run.is_dir() else run)[0] for run in args.runs}
+    names = sorted(find_videos(args.data))
+    where = str(args.data)
+    if args.split == "merl":
+        try:
+            names = list(merl_split(names)["test"])
+        except ValueError as exc:
+            raise ShelfWatchError(f"{args.data}: --split merl: {exc}") from None
+        if not names:
+            raise ShelfWatchError(f"{args.data}: --split merl: no video of the test subjects 27-41")
+        where += " (MERL Shopping's test subjects 27-41)"
     rows = {}
     videos = None
-    for run in args.runs:
-        model, _ = load_model(run / "best.pt" if run.is_dir() else run)
+    for run, model in models.items():
         if videos is None or videos[0].frames.shape[1:3] != (model.config.input.height, model.config.input.width):
-            videos = load_videos(args.data, model.config.input)
-        rows[str(run)] = evaluate_videos(model, videos)[0]
-    keys = ["frame_accuracy", "macro_f1", "edit", "f1@10", "f1@25", "f1@50", "map@0.1", "map@0.25", "map@0.5"]
-    print(f"{len(videos or [])} videos in {args.data}")
-    print(f"{'run':<40}" + "".join(f"{k:>11}" for k in keys))
+            videos = load_videos(args.data, model.config.input, names)
+        rows[run] = evaluate_videos(model, videos)[0]
+    print(f"{len(names)} videos in {where}; every score in %, mAP@mid by MERL Shopping's midpoint rule")
+    print(f"{'run':<36}" + "".join(f"{title:>10}" for _, title, _ in EVAL_COLUMNS))
     for run, m in rows.items():
-        print(f"{run[-40:]:<40}" + "".join(f"{m[k]:>11.3f}" for k in keys))
+        print(f"{run[-36:]:<36}" + "".join(f"{m[key] * factor:>10.1f}" for key, _, factor in EVAL_COLUMNS))
+    print("per-class frame precision / recall, %:")
+    print(f"{'run':<36}" + "".join(f"{name:>20}" for name in ACTION_CLASSES))
+    for run, m in rows.items():
+        cells = (f"{m[f'precision/{c}'] * 100:.1f} / {m[f'recall/{c}'] * 100:.1f}" for c in ACTION_CLASSES)
+        print(f"{run[-36:]:<36}" + "".join(f"{cell:>20}" for cell in cells))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
 
 
 def run_labels_convert(args: argparse.Namespace) -> int:
-    from training.labels import read_labels, to_label_file, write_label_file
+    from training.label_files import read_labels, write_labels
 
-    if args.output.suffix.lower() != ".json":
-        raise ShelfWatchError(f"{args.output}: the output must be a .json file")
+    if args.output.suffix.lower() not in (".json", ".mat"):
+        raise ShelfWatchError(f"{args.output}: the output must be a .json (ShelfWatch) or .mat (MERL Shopping) file")
     labels = read_labels(args.input, frame_count=args.frames, fps=args.fps)
-    write_label_file(to_label_file(labels), args.output)
+    write_labels(labels, args.output)
     print(f"{args.input} -> {args.output}: {labels.frame_count} frames, {len(labels.segments)} segments")
+    print(f"  {labels.overlaps}")
     return 0
 
 
 def run_labels_show(args: argparse.Namespace) -> int:
-    from training.labels import read_label_file, read_labels
+    from training.label_files import read_labels
+    from training.labels import read_label_file
 
     labels = read_labels(args.input)
     print(f"{args.input}: {labels.frame_count} frames at {labels.fps:g} fps, {len(labels.segments)} segments")
+    print(f"  {labels.overlaps}")
     counts = Counter(labels.frame_classes.tolist())
     seg_counts = Counter(s.label for s in labels.segments)
     for k, name in enumerate(ACTION_CLASSES):

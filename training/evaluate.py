@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -11,7 +11,7 @@ from edge.preprocess import to_input
 from edge.segments import ActionSegment, segment_scores, segments_to_frames
 from training.action_data import Video
 from training.action_model import ActionModel
-from training.metrics import confusion_matrix, segment_report
+from training.metrics import action_runs, class_report, confusion_matrix, detection_report, segment_report
 
 ENCODE_BATCH = 128
 
@@ -56,7 +56,8 @@ def predict_probs(model: ActionModel, video: Video, features: np.ndarray | None 
 def evaluate_videos(
     model: ActionModel, videos: list[Video], features: list[np.ndarray] | None = None
 ) -> tuple[dict[str, float], list[VideoResult]]:
-    """Frame accuracy over all frames; the segment measures averaged over videos."""
+    """Frame accuracy, per-class precision/recall and detection mAP over all videos pooled (detections of
+    every video ranked together, as detection benchmarks do); edit and F1@k averaged over videos."""
     results, reports = [], []
     for i, v in enumerate(videos):
         probs = predict_probs(model, v, None if features is None else features[i])
@@ -67,8 +68,17 @@ def evaluate_videos(
         reports.append(segment_report(v.labels, pred, actions))
     summary = {k: float(np.mean([r[k] for r in reports])) for k in reports[0]}
     truth = np.concatenate([r.truth for r in results])
-    summary["frame_accuracy"] = float(np.mean(truth == np.concatenate([r.pred for r in results])))
+    pred = np.concatenate([r.pred for r in results])
+    summary["frame_accuracy"] = float(np.mean(truth == pred))
     summary["frame_accuracy_raw"] = float(np.mean(truth == np.concatenate([r.raw for r in results])))
+    summary.update(class_report(truth, pred))
+    # Videos laid end to end: shifting each one's segments by its offset keeps them apart.
+    offsets = np.cumsum([0] + [len(r.truth) for r in results]).tolist()
+    runs = [(c, s + o, e + o) for r, o in zip(results, offsets, strict=False) for c, s, e in action_runs(r.truth)]
+    detections = [
+        replace(d, start=d.start + o, end=d.end + o) for r, o in zip(results, offsets, strict=False) for d in r.segments
+    ]
+    summary.update(detection_report(runs, detections))
     return summary, results
 
 

@@ -1,15 +1,19 @@
-"""Action labels: one in-memory type, our JSON label file, and conversion from MERL Shopping labels.
+"""Action labels: one in-memory type, the one policy for overlapping segments, and our JSON label file.
 
 Frames are 0-based everywhere in ShelfWatch and a segment's `end` is exclusive; MERL Shopping's
-1-based inclusive frame numbers are translated in `training.merl`.
+1-based inclusive frame numbers are translated in `training.merl`. Reading a file of either format,
+chosen by its suffix, is `training.label_files.read_labels`.
+
+Segments may overlap: MERL Shopping's annotators very often let consecutive segments share one or two
+boundary frames, and sometimes put a segment inside another. The segments are kept as annotated, and
+`resolve_frames` turns them into one class per frame (see there for the policy).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -19,7 +23,6 @@ from pydantic import Field, ValidationError, model_validator
 from edge.classes import ACTION_CLASSES, Action
 from edge.errors import ShelfWatchError
 from edge.schema import Strict, describe
-from edge.segments import segments_to_frames
 
 LABELS_FORMAT = "shelfwatch-labels"
 LABELS_VERSION = 1
@@ -46,13 +49,37 @@ class Segment:
         return ACTION_CLASSES[self.label]
 
 
+@dataclass(frozen=True)
+class Overlaps:
+    """What `resolve_frames` had to decide: frames claimed by more than one segment, and the pairs of
+    segments that overlap, by kind."""
+
+    frames: int = 0  # frames inside two or more segments: the policy chose their class
+    boundaries: int = 0  # pairs that overlap at their ends (the later one starts before the earlier ends)
+    nested: int = 0  # pairs where one segment lies inside the other (identical ranges included)
+
+    def __str__(self) -> str:
+        if not self.frames:
+            return "no overlapping segments"
+        return (
+            f"{_count(self.frames, 'frame')} in overlapping segments decided by the overlap policy "
+            f"({_count(self.boundaries, 'shared boundary', 'shared boundaries')}, "
+            f"{_count(self.nested, 'nested segment')})"
+        )
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 @dataclass(frozen=True, eq=False)  # numpy arrays have no single truth value to compare by
 class ActionLabels:
     """Per-frame classes plus the action segments behind them, as every reader returns them."""
 
-    frame_classes: np.ndarray  # int64, one class index per frame
-    segments: tuple[Segment, ...]
+    frame_classes: np.ndarray  # int64, one class index per frame, overlaps resolved by `resolve_frames`
+    segments: tuple[Segment, ...]  # as annotated: they may overlap
     fps: float
+    overlaps: Overlaps = field(default_factory=Overlaps)
 
     @property
     def frame_count(self) -> int:
@@ -71,26 +98,51 @@ def frames_to_segments(frame_classes: np.ndarray) -> list[Segment]:
 
 
 def check_segments(segments: Sequence[Segment], frame_count: int) -> None:
-    """Raise ValueError unless the segments are valid, inside the video and do not overlap."""
-    ordered = sorted(segments, key=lambda s: (s.start, s.end))
-    for seg in ordered:
+    """Raise ValueError unless every segment has an action class, a non-empty range and lies inside the video."""
+    for seg in sorted(segments, key=lambda s: (s.start, s.end)):
         if not 1 <= seg.label < len(ACTION_CLASSES):
             raise ValueError(f"segment at frames {seg.start}-{seg.end} has class {seg.label}, not 1-5")
         if seg.start < 0 or seg.end <= seg.start:
             raise ValueError(f"{seg.name} segment has start {seg.start} and end {seg.end}")
         if seg.end > frame_count:
             raise ValueError(f"{seg.name} segment {seg.start}-{seg.end} ends after the video's {frame_count} frames")
-    for prev, cur in itertools.pairwise(ordered):
-        if cur.start < prev.end:
-            raise ValueError(
-                f"{prev.name} segment {prev.start}-{prev.end} overlaps {cur.name} segment {cur.start}-{cur.end}"
-            )
+
+
+def resolve_frames(segments: Sequence[Segment], frame_count: int) -> tuple[np.ndarray, Overlaps]:
+    """One class per frame from segments that may overlap: THE overlap policy, applied nowhere else.
+
+    A frame inside several segments goes to the one that began last: a boundary frame shared by two
+    consecutive segments goes to the segment that starts there (the next action has begun), and a
+    segment inside another keeps its own frames, the outer one resuming after it. Segments that begin on
+    the same frame: the shorter one (it lies inside the other); identical ranges: the lower class
+    (MERL's cell order). Frames in no segment are "no action". Segments are assumed checked
+    (`check_segments`).
+    """
+    frames = np.zeros(frame_count, dtype=np.int64)
+    cover = np.zeros(frame_count, dtype=np.int64)
+    # Painted in the policy's order: the segment painted last on a frame wins it.
+    for seg in sorted(segments, key=lambda s: (s.start, -s.end, -s.label)):
+        frames[seg.start : seg.end] = seg.label
+        cover[seg.start : seg.end] += 1
+    boundaries = nested = 0
+    by_start = sorted(segments, key=lambda s: (s.start, -s.end))
+    for i, a in enumerate(by_start):
+        for b in by_start[i + 1 :]:
+            if b.start >= a.end:
+                break
+            if b.end <= a.end:
+                nested += 1
+            else:
+                boundaries += 1
+    return frames, Overlaps(int(np.count_nonzero(cover > 1)), boundaries, nested)
 
 
 def make_labels(segments: Sequence[Segment], frame_count: int, fps: float) -> ActionLabels:
+    """Labels from raw segments (kept as they are) and the frame classes the overlap policy gives them."""
     check_segments(segments, frame_count)
-    ordered = tuple(sorted(segments, key=lambda s: s.start))
-    return ActionLabels(segments_to_frames(ordered, frame_count), ordered, fps)
+    frames, overlaps = resolve_frames(segments, frame_count)
+    ordered = tuple(sorted(segments, key=lambda s: (s.start, s.end, s.label)))
+    return ActionLabels(frames, ordered, fps, overlaps)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -157,8 +209,15 @@ class LabelFile(Strict):
     width: int | None = None
     height: int | None = None
     classes: list[str]
-    frame_classes: list[int] = Field(description="Class index of every frame.")
-    segments: list[SegmentRecord]
+    frame_classes: list[int] = Field(
+        description="Class index of every frame: the segments with their overlaps resolved (a frame in several "
+        "segments belongs to the one that began last; of two beginning together, the shorter; of identical "
+        "ones, the lower class)."
+    )
+    segments: list[SegmentRecord] = Field(
+        description="The action segments as annotated. They may overlap (MERL Shopping's share boundary frames "
+        "and nest), so nothing the annotation said is lost."
+    )
     skus: list[SkuRecord] = Field(default_factory=list)
     frames: list[FrameRecord] | None = Field(default=None, description="Per-frame shoppers and product boxes.")
     ledger: list[LedgerEntry] = Field(default_factory=list)
@@ -180,7 +239,7 @@ class LabelFile(Strict):
                 raise ValueError(f"segment label {seg.label!r} is not an action class")
         segments = [_segment(s) for s in self.segments]
         check_segments(segments, self.frame_count)
-        expected = segments_to_frames(segments, self.frame_count)
+        expected, _ = resolve_frames(segments, self.frame_count)
         mismatch = np.flatnonzero(expected != np.asarray(self.frame_classes, dtype=np.int64))
         if mismatch.size:
             f = int(mismatch[0])
@@ -207,8 +266,8 @@ def to_label_file(labels: ActionLabels, video: str | None = None) -> LabelFile:
 
 
 def action_labels(label_file: LabelFile) -> ActionLabels:
-    segments = tuple(sorted((_segment(s) for s in label_file.segments), key=lambda s: s.start))
-    return ActionLabels(np.asarray(label_file.frame_classes, dtype=np.int64), segments, label_file.fps)
+    """The in-memory labels of a validated file (its frame classes already agree with the policy)."""
+    return make_labels([_segment(s) for s in label_file.segments], label_file.frame_count, label_file.fps)
 
 
 def read_label_file(path: str | Path) -> LabelFile:
@@ -235,25 +294,6 @@ def write_label_file(label_file: LabelFile, path: str | Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(label_file.model_dump_json(exclude_none=True), encoding="utf-8")
     tmp.replace(path)
-
-
-def read_labels(path: str | Path, *, frame_count: int | None = None, fps: float | None = None) -> ActionLabels:
-    """Read our JSON labels or MERL Shopping `*_label.mat` labels, chosen by the file's suffix.
-
-    `frame_count` is the video's length where known: labels that run past it are an error, and MERL
-    labels (which do not store the length) are padded with "no action" up to it.
-    """
-    path = Path(path)
-    if path.suffix.lower() == ".mat":
-        from training.merl import read_merl_labels
-
-        return read_merl_labels(path, frame_count=frame_count, fps=fps if fps is not None else 30.0)
-    if path.suffix.lower() == ".json":
-        labels = action_labels(read_label_file(path))
-        if frame_count is not None and labels.frame_count != frame_count:
-            raise LabelError(path, f"has {labels.frame_count} frames but its video has {frame_count}")
-        return labels
-    raise LabelError(path, "is neither a .json (ShelfWatch) nor a .mat (MERL Shopping) label file")
 
 
 def label_file_schema() -> dict:

@@ -46,3 +46,20 @@ def split_by_video(
         train=tuple(v for v in ordered if group(v) not in val_groups),
         val=tuple(v for v in ordered if group(v) in val_groups),
     )
+
+
+# MERL Shopping's published split, by subject (Singh et al., CVPR 2016): nobody appears in two parts.
+MERL_SPLIT = {"train": range(1, 21), "val": range(21, 27), "test": range(27, 42)}
+
+
+def merl_split(videos: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The release's own split of `<subject>_<session>` names: train 1-20, val 21-26, test 27-41."""
+    parts: dict[str, list[str]] = {part: [] for part in MERL_SPLIT}
+    for video in sorted(videos):
+        match = re.fullmatch(r"(\d+)_\d+", video)
+        subject = int(match.group(1)) if match else None
+        part = next((p for p, subjects in MERL_SPLIT.items() if subject in subjects), None)
+        if part is None:
+            raise ValueError(f"{video!r} is not a MERL Shopping video name <subject>_<session> with subject 1-41")
+        parts[part].append(video)
+    return {part: tuple(names) for part, names in parts.items()}

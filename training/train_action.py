@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,35 +29,12 @@ from tqdm import tqdm
 
 from edge.errors import ShelfWatchError
 from training.action_data import FeatureClipSampler, FrameSampler, Video, class_weights, find_videos, load_videos
-from training.action_model import ActionModel, ModelConfig
+from training.action_model import ActionModel
 from training.evaluate import encode_video, evaluate_videos, pooled_confusion
+from training.options import ModelConfig, TrainOptions
 from training.plots import plot_confusion, plot_curves, plot_timeline
 from training.provenance import command_line
-from training.splits import merl_subject, split_by_video
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    encoder_steps: int = 1500
-    frame_batch: int = 96
-    temporal_steps: int = 1500
-    clip_len: int = 96
-    batch: int = 16
-    lr: float = 2e-3
-    temporal_lr: float = 3e-3
-    weight_decay: float = 1e-4
-    eval_every: int = 250
-    seed: int = 0
-    val_fraction: float = 0.2
-    augment: bool = True
-    pretrained: str | None = None
-    encoder_from: str | None = None  # a trained per-frame checkpoint (frame.pt): stage 1 is skipped
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["model"] = self.model.to_dict()
-        return d
+from training.splits import Split, merl_split, merl_subject, split_by_video
 
 
 def load_model(path: Path) -> tuple[ActionModel, dict]:
@@ -200,7 +177,19 @@ def train_action(data_dir: Path, run_dir: Path, options: TrainOptions, resume: b
     torch.set_num_threads(os.cpu_count() or 1)
     run_dir.mkdir(parents=True, exist_ok=True)
     names = sorted(find_videos(data_dir))
-    split = split_by_video(names, options.val_fraction, options.seed, group=merl_subject)
+    if options.split == "merl":
+        try:
+            parts = merl_split(names)
+        except ValueError as exc:
+            raise ShelfWatchError(f"{data_dir}: --split merl: {exc}") from None
+        split = Split(parts["train"], parts["val"])
+        print(
+            f"MERL Shopping's split by subject: {len(split.train)} training (1-20), {len(split.val)} validation "
+            f"(21-26); {len(parts['test'])} test videos (27-41) left for `shelfwatch eval action --split merl`",
+            flush=True,
+        )
+    else:
+        split = split_by_video(names, options.val_fraction, options.seed, group=merl_subject)
     if not split.train or not split.val:
         raise ShelfWatchError(f"{data_dir}: {len(names)} video(s) cannot be split into training and validation")
     spec = options.model.input
@@ -210,7 +199,7 @@ def train_action(data_dir: Path, run_dir: Path, options: TrainOptions, resume: b
     saved = None
     if resume and (run_dir / "last.pt").exists():
         saved = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
-        if saved["options"] != options.to_dict():
+        if {"split": "random", **saved["options"]} != options.to_dict():  # runs from before --split: random
             raise ShelfWatchError(f"{run_dir / 'last.pt'}: was trained with other options; use a new --out")
         run.history, run.best, run.seconds = saved["history"], saved["best"], saved["seconds"]
         print(f"resuming {run_dir / 'last.pt'}: {saved['stage']} stage, step {saved['step']}", flush=True)

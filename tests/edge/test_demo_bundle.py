@@ -11,7 +11,7 @@ from edge.segments import Segmenter, segments_to_frames
 from edge.video import VideoSource
 from tests.edge.test_agent_delivery import DEMO_BUNDLE, sample
 from tests.export.test_bundle import assert_within_precision_limits
-from training.labels import read_labels
+from training.label_files import read_labels
 
 
 def test_the_demo_bundle_is_verified_and_small():

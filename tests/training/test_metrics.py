@@ -11,6 +11,7 @@ from training.metrics import (
     edit_score,
     f1_at,
     frame_accuracy,
+    midpoint_hit,
     per_class_scores,
     segment_report,
 )
@@ -84,3 +85,44 @@ def test_perfect_scores_through_the_shared_segmenter_score_perfectly():
     report = segment_report(truth, pred, [d for d in detections if d.label])
     assert report["frame_accuracy"] == 1.0 and report["edit"] == 100.0
     assert report["f1@50"] == 100.0 and report["map@0.5"] == 1.0 and report["macro_f1"] == 1.0
+    assert report["map@mid"] == 1.0 and report["precision/inspect_shelf"] == 1.0 and report["recall/no_action"] == 1.0
+
+
+def test_midpoint_hit_is_merls_rule_in_our_frames():
+    truth = [(10, 20)]  # frames 10-19; MERL's [11, 20]
+    # [4, 16): frames 4-15, midpoint 9.5: outside (MERL: [5, 16], midpoint 10.5, not in [11, 20]).
+    assert midpoint_hit((4, 16), truth, [False]) == -1
+    # [4, 17): midpoint 10.0, the first true frame: a hit although the IoU is only 6/13.
+    assert midpoint_hit((4, 17), truth, [False]) == 0
+    assert midpoint_hit((19, 20), truth, [False]) == 0  # one frame, the last true one
+    assert midpoint_hit((19, 22), truth, [False]) == -1  # midpoint 20.0: one past the end
+    assert midpoint_hit((12, 14), truth, [True]) == -1  # each true segment is found once
+    assert midpoint_hit((30, 34), [(10, 20), (28, 40)], [True, False]) == 1
+
+
+def test_midpoint_average_precision_by_hand():
+    truth = [(0, 10), (20, 30), (50, 60)]
+    detections = [
+        (2, 40, 0.9),  # midpoint 20.5: inside (20, 30) -> hit although it covers far more (IoU 10/38)
+        (0, 4, 0.8),  # midpoint 1.5: inside (0, 10) -> hit
+        (22, 26, 0.7),  # midpoint 23.5: (20, 30) already found -> false positive
+        (45, 50, 0.6),  # midpoint 47: in nothing -> false positive
+        (55, 70, 0.5),  # midpoint 62: past (50, 60) -> false positive
+    ]
+    # Ranked: hit (P 1, R 1/3), hit (P 1, R 2/3), miss, miss, miss; the third truth is never found.
+    # Envelope 1 over recall 0-2/3 -> AP 2/3. By temporal IoU no detection reaches 0.5 (the best are
+    # (0, 4) and (22, 26), 0.4 each): AP 0.
+    assert average_precision(truth, detections, midpoint_hit) == pytest.approx(2 / 3)
+    assert average_precision(truth, detections, 0.5) == 0.0
+    # Scores reversed: miss, miss, (22, 26) now finds (20, 30) first (P 1/3, R 1/3), (0, 4) hits (P 2/4,
+    # R 2/3), (2, 40) lands in the found (20, 30): a miss. Envelope 1/2 over recall 0-2/3 -> AP 1/3.
+    reordered = [(s, e, 1 - c) for s, e, c in detections]
+    assert average_precision(truth, reordered, midpoint_hit) == pytest.approx(1 / 3)
+
+
+def test_midpoint_map_averages_the_classes_that_occur():
+    truth = [(1, 0, 10), (4, 20, 40)]
+    detections = [ActionSegment(1, 6, 30, 0.9), ActionSegment(4, 0, 21, 0.8), ActionSegment(4, 30, 35, 0.7)]
+    # Reach: midpoint 17.5, outside (0, 10): AP 0. Inspect product: midpoint 10 misses, then 32 hits:
+    # P 1/2 at R 1 -> AP 1/2. The mean over the two classes that occur: 1/4.
+    assert detection_map(truth, detections, midpoint_hit) == pytest.approx(0.25)

@@ -7,6 +7,8 @@ import time
 import torch
 
 from tests.conftest import shelfwatch_command
+from training.label_files import read_labels
+from training.merl import MERL_LABELS, MERL_VIDEOS
 from training.synth.generate import VideoSpec, write_video
 
 TINY = (
@@ -36,7 +38,7 @@ def test_train_writes_three_scored_models_and_evaluates(tmp_path, shelfwatch):
     scored = shelfwatch("eval", "action", tmp_path / "run", tmp_path / "run" / "frame.pt",
                         "--data", tmp_path / "data", "--json", tmp_path / "s.json")  # fmt: skip
     assert scored.returncode == 0, scored.stderr
-    assert "4 videos" in scored.stdout and "f1@50" in scored.stdout
+    assert "4 videos" in scored.stdout and "F1@50" in scored.stdout and "mAP@mid" in scored.stdout
     assert len(json.loads((tmp_path / "s.json").read_text())) == 2
 
 
@@ -86,3 +88,33 @@ def test_bad_training_input_is_one_line(tmp_path, shelfwatch):
     assert result.returncode == 2 and "no such data folder" in result.stderr
     result = shelfwatch("eval", "action", tmp_path / "empty", "--data", tmp_path / "empty")
     assert result.returncode == 2 and "no such checkpoint" in result.stderr
+
+
+def test_train_and_eval_on_the_merl_release_layout_with_its_split(tmp_path, shelfwatch):
+    """The stand-in for the release (920x680, 30 fps, its folders and names, real-style labels), used as a
+    user with the dataset would: nothing copied or renamed, MERL's split by subject."""
+    made = shelfwatch("synth", tmp_path / "MERL", "--merl-layout", "--subjects", "1,2,21,27,28", "--frames", 180,
+                      "--seed", 1, "--jobs", 2)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    labels = [read_labels(p) for p in sorted((tmp_path / "MERL" / MERL_LABELS).glob("*_label.mat"))]
+    assert sum(x.overlaps.boundaries for x in labels) > 0 and sum(x.overlaps.nested for x in labels) > 0
+    assert any(not any(s.label == k for s in x.segments) for x in labels for k in range(1, 6))  # an empty cell
+    trained = shelfwatch("train", "action", tmp_path / "MERL", "--split", "merl", "--out", tmp_path / "run",
+                         "--encoder-steps", 3, *TINY)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    assert "2 training (1-20), 1 validation (21-26); 2 test videos (27-41)" in trained.stdout
+    split = json.loads((tmp_path / "run" / "metrics.json").read_text())["split"]
+    assert split == {"train": ["1_1", "2_1"], "val": ["21_1"]}
+    assert sorted(p.name for p in (tmp_path / "MERL").iterdir()) == [MERL_LABELS, MERL_VIDEOS]  # nothing added
+    scored = shelfwatch("eval", "action", tmp_path / "run", tmp_path / "run" / "frame.pt", "--data", tmp_path / "MERL",
+                        "--split", "merl", "--json", tmp_path / "s.json")  # fmt: skip
+    assert scored.returncode == 0, scored.stderr
+    assert "2 videos in" in scored.stdout and "test subjects 27-41" in scored.stdout
+    for title in ("frame acc", "edit", "F1@10", "F1@25", "F1@50", "mAP@0.1", "mAP@0.25", "mAP@0.5", "mAP@mid"):
+        assert title in scored.stdout
+    assert "precision / recall" in scored.stdout and "inspect_shelf" in scored.stdout
+    scores = json.loads((tmp_path / "s.json").read_text())
+    for m in scores.values():
+        assert 0.0 <= m["map@mid"] <= 1.0 and 0.0 <= m["recall/reach_to_shelf"] <= 1.0
+    wrong = shelfwatch("train", "action", tmp_path / "MERL" / MERL_VIDEOS, "--split", "merl", "--out", tmp_path / "x")
+    assert wrong.returncode == 2 and "no labelled videos" in wrong.stderr

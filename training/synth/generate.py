@@ -91,9 +91,19 @@ def render_video(spec: VideoSpec) -> Rendered:
 def write_video(spec: VideoSpec, out_dir: Path) -> tuple[Path, float]:
     """Write NAME.mp4, NAME.labels.json and NAME_label.mat; returns the labels path and render fps."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    renderer, plan = _setup(spec)
     video_path = out_dir / f"{spec.name}.mp4"
-    tmp = out_dir / f".{spec.name}.partial.mp4"
+    plan, records, fps = encode_video(spec, video_path)
+    write_label_file(_label_file(spec, plan, records, video=video_path.name), out_dir / f"{spec.name}.labels.json")
+    write_merl_labels(
+        make_labels(plan_segments(plan, spec.frames), spec.frames, spec.fps), out_dir / f"{spec.name}_label.mat"
+    )
+    return out_dir / f"{spec.name}.labels.json", fps
+
+
+def encode_video(spec: VideoSpec, video_path: Path) -> tuple[VideoPlan, list[FrameRecord], float]:
+    """Render the video into `video_path` (MPEG-4); returns its plan, per-frame records and render fps."""
+    renderer, plan = _setup(spec)
+    tmp = video_path.with_name(f".{video_path.stem}.partial.mp4")
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), spec.fps, (spec.width, spec.height))
     if not writer.isOpened():
         raise ShelfWatchError(f"cannot write {tmp}: OpenCV has no MPEG-4 encoder here")
@@ -106,16 +116,11 @@ def write_video(spec: VideoSpec, out_dir: Path) -> tuple[Path, float]:
     finally:
         writer.release()
     elapsed = time.perf_counter() - started
-    labels = _label_file(spec, plan, records, video=video_path.name)
     tmp.replace(video_path)
-    write_label_file(labels, out_dir / f"{spec.name}.labels.json")
-    write_merl_labels(
-        make_labels(_segments(plan, spec.frames), spec.frames, spec.fps), out_dir / f"{spec.name}_label.mat"
-    )
-    return out_dir / f"{spec.name}.labels.json", spec.frames / max(elapsed, 1e-9)
+    return plan, records, spec.frames / max(elapsed, 1e-9)
 
 
-def _segments(plan: VideoPlan, frame_count: int) -> list[Segment]:
+def plan_segments(plan: VideoPlan, frame_count: int) -> list[Segment]:
     segments = []
     for person in plan.people:
         for ph in person.phases:
@@ -125,7 +130,7 @@ def _segments(plan: VideoPlan, frame_count: int) -> list[Segment]:
 
 
 def _label_file(spec: VideoSpec, plan: VideoPlan, records: list[FrameRecord], video: str | None) -> LabelFile:
-    labels = make_labels(_segments(plan, spec.frames), spec.frames, spec.fps)
+    labels = make_labels(plan_segments(plan, spec.frames), spec.frames, spec.fps)
     ledger = [
         LedgerEntry(frame=e.frame, shopper=e.shopper, sku=CATALOG[plan.items[e.item].sku].id, kind=e.kind)
         for e in plan.events
