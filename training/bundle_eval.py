@@ -20,9 +20,13 @@ import numpy as np
 from edge.agent import RunOptions, run_agent
 from edge.classes import ACTION_CLASSES
 from edge.config import BoxConfig, Camera, OutboxConfig
+from edge.errors import ShelfWatchError
 from edge.segments import ActionSegment, segments_to_frames
-from training.labels import LabelFile, read_label_file, read_labels
+from training.action_data import find_videos
+from training.label_files import read_labels
+from training.labels import LabelFile, read_label_file
 from training.metrics import segment_report
+from training.splits import merl_split
 
 
 @dataclass
@@ -55,15 +59,17 @@ class BundleScore:
         return sum(bool(v.baskets_exact) for v in scored), len(scored)
 
 
-def labelled_videos(folder: Path) -> list[tuple[Path, Path]]:
-    """(video, labels) pairs: `NAME.mp4` with `NAME.labels.json` or MERL's `NAME_label.mat` beside it."""
-    pairs = []
-    for video in sorted(folder.glob("*.mp4")):
-        for labels in (video.with_name(video.stem + ".labels.json"), video.with_name(video.stem + "_label.mat")):
-            if labels.is_file():
-                pairs.append((video, labels))
-                break
-    return pairs
+def labelled_videos(folder: Path, split: str | None = None) -> list[tuple[Path, Path]]:
+    """(video, labels) pairs in `folder`, found as training finds them (our JSON labels, MERL's .mat beside the
+    video or in the release's own folders); `split="merl"`: only MERL Shopping's test subjects 27-41."""
+    found = find_videos(folder)
+    names = sorted(found)
+    if split == "merl":
+        try:
+            names = list(merl_split(names)["test"])
+        except ValueError as exc:
+            raise ShelfWatchError(f"{folder}: --split merl: {exc}") from None
+    return [found[name] for name in names]
 
 
 def run_box(bundle: Path, video: Path, work: Path, threads: int = 1) -> tuple[list[dict], float, int]:

@@ -169,6 +169,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     eaction.add_argument("--json", type=Path, default=None, help="also write the scores to this file")
     eaction.set_defaults(func=run_eval_action)
+    ebundle = esub.add_parser(
+        "bundle",
+        help="score a model bundle by what a box sends: the agent's own events against the labels",
+        description="Run the edge agent (as `shelfwatch edge run --bundle` does: motion gate, model delay, segmenter, "
+        "confidence floor) on labelled videos and score the action events it emits, frames no event covers "
+        "counting as no action, and its picks, put-backs and baskets against each video's ledger. This is "
+        "the number a store gets; `eval action` scores a PyTorch run on every frame.",
+    )
+    ebundle.add_argument("bundle", type=Path, help="a model bundle folder (made by `shelfwatch export`)")
+    ebundle.add_argument("--data", type=Path, required=True, help="folder of labelled test videos")
+    ebundle.add_argument("--split", default=None, choices=["merl"], help="merl: only MERL Shopping's test subjects")
+    ebundle.add_argument("--json", type=Path, default=None, help="also write the scores to this file")
+    ebundle.set_defaults(func=run_eval_bundle)
     eproducts = esub.add_parser(
         "products",
         help="score a product-detector run on held-out images",
@@ -403,6 +416,24 @@ def run_eval_action(args: argparse.Namespace) -> int:
         print(f"{run[-36:]:<36}" + "".join(f"{cell:>20}" for cell in cells))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+def run_eval_bundle(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from edge.bundle import load_bundle
+    from training.bundle_eval import labelled_videos, score_bundle, table
+
+    load_bundle(args.bundle)  # a broken bundle is one line before any video is read
+    pairs = labelled_videos(args.data, args.split)
+    if not pairs:
+        raise ShelfWatchError(f"{args.data}: no labelled video to score")
+    score = score_bundle(args.bundle, pairs)
+    print(table(score))
+    if args.json:
+        args.json.write_text(json.dumps({"videos": [asdict(v) for v in score.videos], "pooled": score.pooled},
+                                        indent=2))  # fmt: skip
     return 0
 
 

@@ -49,3 +49,12 @@ def test_frames_no_event_covers_are_no_action():
     events = [{"kind": "action", "action": "reach_to_shelf", "start": 2, "end": 5, "confidence": 0.9},
               {"kind": "pick", "sku": "a", "quantity": 1}]  # fmt: skip
     assert segments_to_frames(emitted_segments(events), 8).tolist() == [0, 0, 1, 1, 1, 0, 0, 0]
+
+
+def test_shelfwatch_eval_bundle_prints_the_table_a_store_would_get(tmp_path, shelfwatch):
+    write_video(VideoSpec(seed=1000, index=6, frames=240, width=640, height=480), tmp_path / "data")
+    result = shelfwatch("eval", "bundle", DEMO_BUNDLE, "--data", tmp_path / "data", "--json", tmp_path / "s.json")
+    assert result.returncode == 0, result.stderr
+    assert "through the agent: frame accuracy" in result.stdout and "synth_standard_s1000_0006" in result.stdout
+    bad = shelfwatch("eval", "bundle", tmp_path / "nowhere", "--data", tmp_path / "data")
+    assert bad.returncode == 2 and "nowhere: no such model bundle" in bad.stderr
