@@ -11,7 +11,6 @@ from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
 from central import auth, db
@@ -19,16 +18,15 @@ from central.auth import Principal
 from central.pos import Alert, PosMessage, ShrinkRow
 from central.reconcile import shrink_report
 from central.service import Central
+from edge.schema import Strict
 
 
-class Accepted(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Accepted(Strict):
     accepted: bool
     alerts: list[Alert]
 
 
-class Rejected(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Rejected(Strict):
     detail: str
 
 

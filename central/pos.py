@@ -9,19 +9,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter
 
 from edge.events import Text, Timestamp
+from edge.schema import Strict
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 POS_TOPIC_ROOT = "shelfwatch/pos/v1"  # shelfwatch/pos/v1/<store>/<lane>
 ALERT_TOPIC_ROOT = "shelfwatch/alerts/v1"  # shelfwatch/alerts/v1/<store>/<lane>
 
 
-class _Pos(BaseModel):
+class _Pos(Strict):
     # Bounded like the box events (printable strings of at most 64, sane timestamps, finite numbers), so that
     # whatever passes fits the database.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(allow_inf_nan=False)
 
     message_id: Text
     transaction_id: Text
@@ -53,10 +54,8 @@ PosMessage = Annotated[BasketOpen | ItemScanned | Payment | BasketClose, Field(d
 POS_ADAPTER: TypeAdapter[PosMessage] = TypeAdapter(PosMessage)
 
 
-class Alert(BaseModel):
+class Alert(Strict):
     """An item a checkout-lane box saw taken during a transaction that the POS did not scan."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     alert_id: str
     store: str
@@ -69,9 +68,7 @@ class Alert(BaseModel):
     created: datetime
 
 
-class ShrinkRow(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ShrinkRow(Strict):
     sku: str
     picked: int
     put_back: int

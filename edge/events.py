@@ -23,9 +23,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter
 
 from edge.classes import ACTION_CLASSES
+from edge.schema import Strict
 
 EVENTS_VERSION = 1
 TOPIC_ROOT = f"shelfwatch/v{EVENTS_VERSION}"
@@ -60,8 +61,8 @@ Timestamp = Annotated[
 ActionName = Literal[ACTION_CLASSES]  # type: ignore[valid-type]
 
 
-class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class _Event(Strict):
+    model_config = ConfigDict(allow_inf_nan=False)  # merged with Strict's: unknown keys refused, frozen
 
     v: Literal[1] = EVENTS_VERSION
     event_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")

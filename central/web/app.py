@@ -17,7 +17,6 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -29,14 +28,14 @@ from central.web.results import Analysis, events_csv
 from central.web.video import VIDEO_SUFFIXES, probe
 from central.web.worker import EVENTS, LABELS_JSON, LABELS_MAT, RESULT, VIDEO_OUT, JobSpec
 from edge.errors import ShelfWatchError
+from edge.schema import Strict
 
 HERE = Path(__file__).parent
 STATIC = "/static/web"
 CHUNK = 1 << 20
 
 
-class JobView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class JobView(Strict):
     id: str
     name: str
     state: str
@@ -50,8 +49,7 @@ class JobView(BaseModel):
     url: str
 
 
-class Refused(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Refused(Strict):
     detail: str
 
 
