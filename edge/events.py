@@ -45,6 +45,16 @@ class ActionEvent(_Event):
     end_ts: datetime
     confidence: float = Field(ge=0, le=1)
     shopper: int | None = Field(default=None, ge=0)
+    # Added within v1, all optional: a consumer that ignores unknown fields keeps working; one that validates
+    # against an older copy of this schema must take the new one.
+    zone: str | None = Field(default=None, max_length=64, description=(
+        "Optional (added in v1): the shelf zone the action was at (the zone that moved most during it, else the "
+        "one nearest the shopper)."))  # fmt: skip
+    sku: str | None = Field(default=None, min_length=1, max_length=64, description=(
+        "Optional (added in v1), when the box knows it: the product in the hand (inspect_product, "
+        "retract_from_shelf) or the product slot nearest the hand (reach_to_shelf, hand_in_shelf)."))  # fmt: skip
+    sku_confidence: float | None = Field(default=None, ge=0, le=1, description=(
+        "Optional (added in v1): how sure the box is of `sku`."))  # fmt: skip
 
 
 class PickEvent(_Event):
@@ -69,6 +79,44 @@ class BasketEvent(_Event):
     confidence: float = Field(ge=0, le=1)
 
 
+class VisitProduct(BaseModel):
+    """One product a shopper dealt with during a visit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sku: str = Field(min_length=1, max_length=64)
+    zone: str | None = Field(default=None, max_length=64)
+    reached: int = Field(default=0, ge=0, description="hand visits into the shelf at its slot")
+    inspected: int = Field(default=0, ge=0, description="inspections with it in the hand")
+    inspect_s: float = Field(default=0, ge=0, description="seconds it was inspected in the hand")
+    picked: int = Field(default=0, ge=0)
+    put_back: int = Field(default=0, ge=0)
+    outcome: Literal["kept", "put_back", "looked"] = Field(
+        description="kept: more picked than put back; put_back: picked (now or before) and returned; looked: "
+        "reached for or inspected only"
+    )
+
+
+class VisitEvent(_Event):
+    """Added in v1 (a new kind; consumers that do not know it can ignore its topic): one shopper's visit at the
+    shelf, from their first action to their last, sent when the shopper leaves (`reason` left) or when the
+    source ends or the agent stops with the shopper still there (`end`). Products picked or put back come first,
+    then the most handled; as many as keep the payload under 1 KB (at most 8), the rest counted in
+    `products_left_out`."""
+
+    kind: Literal["visit"] = "visit"
+    shopper: int = Field(ge=0)
+    start_ts: datetime
+    end_ts: datetime
+    dwell_s: float = Field(ge=0, description="end_ts - start_ts, seconds")
+    zones: list[str] = Field(default_factory=list, max_length=8, description="the shelf zones of its actions")
+    inspect_shelf_s: float = Field(default=0, ge=0, description="seconds spent looking at the shelf")
+    actions: int = Field(default=0, ge=0, description="action segments in the visit")
+    products: list[VisitProduct] = Field(default_factory=list, max_length=8)
+    products_left_out: int = Field(default=0, ge=0)
+    reason: Literal["left", "end"] = "left"
+
+
 class StatusEvent(_Event):
     """Heartbeat, retained. The broker publishes the `offline` one as the box's last will."""
 
@@ -85,9 +133,9 @@ class StatusEvent(_Event):
     bundle_id: str | None = Field(default=None, max_length=64)
 
 
-Event = Annotated[ActionEvent | PickEvent | BasketEvent | StatusEvent, Field(discriminator="kind")]
+Event = Annotated[ActionEvent | PickEvent | BasketEvent | VisitEvent | StatusEvent, Field(discriminator="kind")]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-KINDS = ("action", "pick", "putback", "basket", "status")
+KINDS = ("action", "pick", "putback", "basket", "visit", "status")
 
 
 def topic(store: str, box: str, kind: str) -> str:
@@ -101,7 +149,7 @@ def encode(event: _Event) -> bytes:
     return payload
 
 
-def decode(payload: bytes | str) -> ActionEvent | PickEvent | BasketEvent | StatusEvent:
+def decode(payload: bytes | str) -> ActionEvent | PickEvent | BasketEvent | VisitEvent | StatusEvent:
     """Parse and validate one payload (raises pydantic's ValidationError with the reason)."""
     return EVENT_ADAPTER.validate_json(payload)
 

@@ -7,6 +7,7 @@ frames it needs (`Look.detections`). Each frame's detections are computed at mos
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
@@ -18,6 +19,7 @@ from edge.video import Frame
 # Actions during which the products in hands matter enough to detect on every few frames.
 DETECT_DURING = {Action.HAND_IN_SHELF, Action.RETRACT_FROM_SHELF, Action.INSPECT_PRODUCT}
 DETECT_STRIDE = 3
+HISTORY = 300  # detection runs remembered (about ten seconds of a hand at the shelf): what a closing action held
 
 
 class Look:
@@ -44,6 +46,7 @@ class DetectionSchedule:
         self.detector, self.refresh_frames, self.sku_of = detector, refresh_frames, sku_of
         self.last_frame = -(10**9)
         self.latest: list[Detection] = []  # the most recent detections, for the annotated video
+        self.history: deque[tuple[int, list[Detection]]] = deque(maxlen=HISTORY)  # (frame, detections), in order
         self.runs = 0
 
     def look(self, frame: Frame, active: bool, action: int | None) -> Look:
@@ -54,6 +57,7 @@ class DetectionSchedule:
     def _run(self, frame: Frame) -> list[Detection]:
         self.latest = self.detect(frame.image)
         self.last_frame = frame.index
+        self.history.append((frame.index, self.latest))
         self.runs += 1
         return self.latest
 
@@ -63,3 +67,7 @@ class DetectionSchedule:
         if not self.sku_of:
             return found
         return [Detection(d.box, d.class_index, self.sku_of.get(d.sku, d.sku), d.confidence) for d in found]
+
+    def between(self, start: int, end: int) -> list[tuple[int, list[Detection]]]:
+        """The detections made on frames [start, end), oldest first."""
+        return [(i, ds) for i, ds in self.history if start <= i < end]
