@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
-from central import db
+from central import db, insights_api
 from central.pos import Alert, PosMessage, ShrinkRow
 from central.reconcile import shrink_report
 from central.service import Central
@@ -77,6 +77,8 @@ def create_app(central: Central) -> FastAPI:
             for r in rows:
                 r["gaps"] = db.open_gaps(conn, r["store"], r["box"])
             return rows
+
+    app.include_router(insights_api.build_router(central))
 
     @app.get("/health")
     def health() -> dict:
