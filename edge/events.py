@@ -89,7 +89,8 @@ class VisitProduct(BaseModel):
     reached: int = Field(default=0, ge=0, description="hand visits into the shelf at its slot")
     inspected: int = Field(default=0, ge=0, description="inspections with it in the hand")
     inspect_s: float = Field(default=0, ge=0, description="seconds it was inspected in the hand")
-    picked: int = Field(default=0, ge=0)
+    picked: int = Field(default=0, ge=0, description="taken off the shelf; a product seen in the hand that the "
+                        "shelf never missed counts as picked and put back")  # fmt: skip
     put_back: int = Field(default=0, ge=0)
     outcome: Literal["kept", "put_back", "looked"] = Field(
         description="kept: more picked than put back; put_back: picked (now or before) and returned; looked: "

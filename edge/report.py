@@ -36,6 +36,7 @@ class _Product:
     inspect_s: float = 0.0
     picked: int = 0
     put_back: int = 0
+    held: int = 0  # segments that saw it in the hand (a retract, an inspection)
 
     @property
     def outcome(self) -> str:
@@ -169,6 +170,7 @@ class Reporter:
             visit.inspect_shelf_s += seconds
         if sku is not None:
             product = visit.products.setdefault(sku, _Product(zone))
+            product.held += seg.label in IN_HAND
             if seg.label in INTO_SHELF and visit.previous not in INTO_SHELF:
                 product.reached += 1
             elif seg.label == Action.INSPECT_PRODUCT:
@@ -187,6 +189,11 @@ class Reporter:
 
     def _send(self, shopper: int, visit: _Visit, reason: str) -> None:
         del self.visits[shopper]
+        for p in visit.products.values():
+            # Seen in the hand, yet the shelf, recounted once the shopper was done, lost nothing: it was taken and
+            # put straight back (no pick or put-back event, since the shelf never changed; the visit says so).
+            if p.held and not p.picked and not p.put_back:
+                p.picked = p.put_back = 1
         # Picked or put back first, then the most handled: what a funnel needs most survives the 1 KB limit.
         ranked = sorted(visit.products.items(), key=lambda kv: (-(kv[1].picked + kv[1].put_back),
                         -kv[1].inspected, -kv[1].reached, kv[0]))  # fmt: skip

@@ -162,3 +162,9 @@ def test_actions_name_their_zone_and_the_product_in_the_hand_or_nearest_the_hand
     assert (reach["zone"], reach["sku"]) == ("shelf", "cola")  # the slot nearest the hand's motion (x 300)
     assert reach["sku_confidence"] == 0.9  # a detection of 0.9 right where the hand was
     assert (inspect["zone"], inspect["sku"], inspect["sku_confidence"]) == ("shelf", "cola", 0.8)
+    reporter.finish()  # the clip ends with the shopper still there
+    visit = events(jsonl)[-1]
+    assert (visit["kind"], visit["reason"], visit["dwell_s"]) == ("visit", "end", round(59 / 30, 2))
+    # Seen in the hand, but the shelf never missed it: taken and put straight back, which only the visit can tell.
+    assert visit["products"] == [{"sku": "cola", "zone": "shelf", "reached": 1, "inspected": 1, "inspect_s": 1.33,
+                                  "picked": 1, "put_back": 1, "outcome": "put_back"}]  # fmt: skip
