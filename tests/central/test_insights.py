@@ -142,3 +142,22 @@ def test_rebuild_rolls_every_stored_visit_up_again(stored):
         assert insights.rebuild(conn) == 4
     with stored.engine.connect() as conn:
         assert [r.shoppers for r in insights.traffic(conn, scope(stores=(), by=()))] == [4]
+
+
+def test_central_report_prints_the_funnel_as_a_table(stored, db_url, shelfwatch):
+    result = shelfwatch("central", "report", "--db", db_url, "--store", "s1", "--from", "2026-11-25", "--to",
+                        "2026-11-26")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "s1, 2026-11-25 00:00 to 2026-11-26 00:00 UTC"
+    assert lines[1] == "s1: 3 shoppers stopped; dwell median 20.0 s, p90 30.0 s"
+    assert lines[2].split()[:6] == ["store", "sku", "reached", "inspected", "picked", "kept"]
+    assert lines[4].split() == ["s1", "chips", "2", "0", "0", "0", "0", "0%", "0%", "-", "-", "-", "-"]
+    assert lines[5].split() == ["s1", "cola", "2", "2", "2", "1", "1", "100%", "100%", "50%", "50%", "3.0", "5.0"]
+    by_box = shelfwatch("central", "report", "--db", db_url, "--store", "s1", "--by", "box", "--from", "2026-11-25",
+                        "--to", "2026-11-26")  # fmt: skip
+    assert [line.split()[:3] for line in by_box.stdout.splitlines()[5:]] == [["s1", "a", "chips"], ["s1", "a", "cola"],
+                                                                             ["s1", "b", "chips"]]  # fmt: skip
+    wrong = shelfwatch("central", "report", "--db", db_url, "--from", "yesterday")
+    assert wrong.returncode == 2 and wrong.stderr.strip().endswith("--from 'yesterday': not an ISO 8601 date or time "
+                                                                   "(2026-11-25 or 2026-11-25T09:00)")  # fmt: skip
