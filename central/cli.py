@@ -109,7 +109,8 @@ def run_report(args: argparse.Namespace) -> int:
     print(f"{stores}, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
     for t in traffic:
         where = " ".join(v for v in (t.store, t.box, t.zone) if v)
-        print(f"{where}: {t.shoppers} shoppers stopped; dwell median {_num(t.dwell_median_s)} s, "
+        plural = "s" if t.shoppers != 1 else ""
+        print(f"{where}: {t.shoppers} shopper{plural} stopped; dwell median {_num(t.dwell_median_s)} s, "
               f"p90 {_num(t.dwell_p90_s)} s")  # fmt: skip
     if not funnel:
         print("no visits in this range")

@@ -168,3 +168,16 @@ def test_actions_name_their_zone_and_the_product_in_the_hand_or_nearest_the_hand
     # Seen in the hand, but the shelf never missed it: taken and put straight back, which only the visit can tell.
     assert visit["products"] == [{"sku": "cola", "zone": "shelf", "reached": 1, "inspected": 1, "inspect_s": 1.33,
                                   "picked": 1, "put_back": 1, "outcome": "put_back"}]  # fmt: skip
+
+
+def test_a_visit_with_many_products_keeps_those_picked_first_and_stays_under_1_kb(tmp_path):
+    reporter, shoppers, jsonl = setup(tmp_path)
+    shopper_at(shoppers, 60, 90, ts=0.0)
+    long = "a-product-with-a-long-stock-keeping-unit-name-{:02d}"
+    reporter.changes([change("pick", long.format(i), x=300) for i in range(12)])
+    reporter.finish()
+    payload = jsonl.read_text().splitlines()[-1]
+    visit = json.loads(payload)
+    assert visit["kind"] == "visit" and len(payload) < 1024
+    assert len(visit["products"]) + visit["products_left_out"] == 12 and visit["products_left_out"] > 0
+    assert all(p["outcome"] == "kept" for p in visit["products"])
