@@ -5,6 +5,8 @@ the first attempt), `seq` (per box, only grows, survives restarts; taken from th
 and `store`/`box`. Status heartbeats are not sequenced: their `seq` is the highest seq issued so far,
 which lets a consumer see missing events at the tail. Each payload stays under 1 KB.
 Topics: `shelfwatch/v1/<store>/<box>/<kind>`, QoS 1.
+What v1 gained later is additive: optional fields (an action's zone and product) and a new kind (`visit`) on its
+own topic; a consumer that ignores unknown fields and topics keeps working.
 """
 
 from __future__ import annotations
