@@ -10,8 +10,9 @@ is made of, with the hour and the day already cut:
 - `insight_visit_zones`: one row per visit and zone it touched (traffic and attention per zone);
 - `insight_visit_products`: one row per visit and product (the funnel).
 
-Medians and p90s are nearest-rank percentiles computed in SQL with window functions (ROW_NUMBER over each group,
-the smallest value whose rank reaches p x n), which both backends run; nothing loops over rows in Python.
+Medians and p90s are nearest-rank percentiles computed in SQL (the smallest value whose rank reaches p x n): on
+PostgreSQL with `percentile_disc` in the same GROUP BY as the counts, on SQLite with window functions (ROW_NUMBER
+over each group); the same numbers either way, and nothing loops over rows in Python.
 Buckets are UTC hours and days.
 """
 
@@ -254,16 +255,25 @@ def _percentiles(conn: Connection, table: Table, value: str, keys: list[Column],
     return {tuple(_plain(v) for v in r[: len(keys)]): list(r[len(keys) :]) for r in conn.execute(outer)}
 
 
+def _disc(value: Column, p: float, only: ColumnElement | None = None) -> ColumnElement:
+    """PostgreSQL's ordered-set aggregate for the same nearest-rank percentile: one pass with the counts, no window
+    (what keeps a chain-wide query fast)."""
+    found = func.percentile_disc(p).within_group(value)
+    return found.filter(only) if only is not None else found
+
+
 def traffic(conn: Connection, scope: Scope) -> list[TrafficRow]:
     """Shoppers who stopped (visits) and their dwell, median and p90."""
     table = visit_zones if "zone" in scope.by else visits
     keys, where = _keys(table, scope), _where(table, scope)
-    pct = _percentiles(conn, table, "dwell_s", keys, where, (0.5, 0.9))
-    query = select(*keys, func.count().label("shoppers")).where(where).group_by(*keys).order_by(*keys)
+    pg = conn.dialect.name == "postgresql"
+    inline = [_disc(table.c.dwell_s, p).label(f"dwell_{p}") for p in (0.5, 0.9)] if pg else []
+    pct = {} if pg else _percentiles(conn, table, "dwell_s", keys, where, (0.5, 0.9))
+    query = select(*keys, func.count().label("shoppers"), *inline).where(where).group_by(*keys).order_by(*keys)
     out = []
     for r in conn.execute(query):
         m = r._mapping
-        median, p90 = pct.get(_key(m, keys), [None, None])
+        median, p90 = (m["dwell_0.5"], m["dwell_0.9"]) if pg else pct.get(_key(m, keys), [None, None])
         out.append(TrafficRow(**_group(m, keys, scope), shoppers=m["shoppers"], dwell_median_s=_round(median),
                               dwell_p90_s=_round(p90)))  # fmt: skip
     return out
@@ -274,6 +284,7 @@ def funnel(conn: Connection, scope: Scope) -> list[FunnelRow]:
     median inspection time of the product when kept and when put back."""
     t = visit_products
     keys, where = _keys(t, scope, extra=("sku",)), _where(t, scope)
+    pg = conn.dialect.name == "postgresql"
 
     def visits_with(col: ColumnElement) -> ColumnElement:
         return func.sum(case((col > 0, 1), else_=0))
@@ -287,14 +298,20 @@ def funnel(conn: Connection, scope: Scope) -> list[FunnelRow]:
         visits_with(t.c.put_back).label("put_back"),
         func.sum(t.c.picked).label("picked_units"),
         func.sum(t.c.put_back).label("put_back_units"),
+        *[_disc(t.c.inspect_s, 0.5, and_(t.c.inspected > 0, t.c.outcome == outcome)).label(f"median_{outcome}")
+          for outcome in ("kept", "put_back") if pg],
     ).where(where).group_by(*keys).order_by(*keys)  # fmt: skip
-    inspected = and_(where, t.c.inspected > 0)
-    kept = _percentiles(conn, t, "inspect_s", keys, and_(inspected, t.c.outcome == "kept"), (0.5,))
-    returned = _percentiles(conn, t, "inspect_s", keys, and_(inspected, t.c.outcome == "put_back"), (0.5,))
+    kept, returned = {}, {}
+    if not pg:
+        inspected = and_(where, t.c.inspected > 0)
+        kept = _percentiles(conn, t, "inspect_s", keys, and_(inspected, t.c.outcome == "kept"), (0.5,))
+        returned = _percentiles(conn, t, "inspect_s", keys, and_(inspected, t.c.outcome == "put_back"), (0.5,))
     out = []
     for r in conn.execute(query):
         m = r._mapping
         key = _key(m, keys)
+        if pg:
+            kept[key], returned[key] = [m["median_kept"]], [m["median_put_back"]]
         reached, picked = m["reached"], m["picked"]
         out.append(FunnelRow(
             **_group(m, keys, scope), sku=m["sku"], reached=reached, inspected=m["inspected"], picked=picked,
