@@ -146,8 +146,8 @@ def record(conn: Connection, new_events: Iterable[Any]) -> int:
             batch[table] += rows
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     for table, rows in batch.items():
-        for i in range(0, len(rows), 1000):  # SQLite binds at most 32766 parameters a statement
-            conn.execute(dialect.insert(table).values(rows[i : i + 1000]).on_conflict_do_nothing())
+        if rows:  # executemany: one cached statement, sent in batches ("insertmanyvalues")
+            conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
     return n
 
 
