@@ -107,7 +107,7 @@ class VideoSource:
             else:
                 length = (self.frame_count or 0) / self.fps
                 self.clock_start = Path(source).stat().st_mtime - length
-                self.clock_source = "the file's modification time, taken as the clip's end (no --start-time given)"
+                self.clock_source = "the file's modification time taken as the clip's end; --start-time says better"
 
     def _open(self) -> cv2.VideoCapture:
         ms = int(self.read_timeout_s * 1000)
