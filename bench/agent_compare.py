@@ -5,8 +5,10 @@ median ratio over interleaved runs.
     git worktree add /tmp/before <commit>
     python bench/agent_compare.py --before /tmp/before --videos data/test --repeat 3
 
-Events are compared on everything but their ids, sequence numbers and wall-clock times (`event_id`, `seq`,
-`ts`; a file's `start_ts`/`end_ts` come from the time the run started). Status heartbeats are left out.
+Events are compared on everything but their ids, sequence numbers and times (`event_id`, `seq`, `ts`,
+`start_ts`/`end_ts`: a file's clock starts at its modification time, and before issue 14 at the time the run
+started). Status heartbeats are left out. Against a checkout from before issue 14, action events differ by their
+new `zone`/`sku` fields and `visit` events are new.
 """
 
 from __future__ import annotations

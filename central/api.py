@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
-from central import auth, db
+from central import auth, db, insights_api
 from central.auth import Principal
 from central.pos import Alert, PosMessage, ShrinkRow
 from central.reconcile import shrink_report
@@ -132,6 +132,8 @@ def create_app(central: Central) -> FastAPI:
             for r in rows:
                 r["gaps"] = db.all_gaps(conn, r["store"], r["box"])
             return rows
+
+    app.include_router(insights_api.build_router(central, auth_dependency=who))
 
     @app.get("/health", responses={503: {"description": "central cannot go on (the reason is in `problem`)"}})
     def health() -> JSONResponse:

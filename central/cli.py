@@ -42,6 +42,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_web_arguments(run, token=False)
     run.set_defaults(func=run_central)
+    report = csub.add_parser(
+        "report",
+        help="print a store's shopper funnel per SKU as a table",
+        description="The engagement funnel per SKU (reached for -> inspected -> picked -> kept, rates, median "
+        "inspection time of products kept vs put back) and the traffic (shoppers who stopped, dwell), from the "
+        "events central has stored. The same numbers as GET /insights/funnel and /insights/traffic.",
+    )
+    report.add_argument("--store", action="append", default=[], help="a store (repeat for several; none: all)")
+    report.add_argument("--from", dest="start", metavar="TIME", help="ISO 8601 date or time, UTC unless it has an "
+                        "offset (default: 30 days before --to)")  # fmt: skip
+    report.add_argument("--to", dest="end", metavar="TIME", help="exclusive; ISO 8601 (default: now)")
+    report.add_argument("--by", action="append", default=[], choices=("box", "zone"), help="also per box or zone")
+    report.add_argument("--db", default=f"sqlite:///{Path('shelfwatch-central.db')}",
+                        help="the database central writes to (default: sqlite:///shelfwatch-central.db)")  # fmt: skip
+    report.set_defaults(func=run_report)
 
     leave = csub.add_parser(
         "leave", help="retire a consumer for good: store what the broker queued for it, then end its session",
@@ -243,3 +258,81 @@ def _mount_web(app: object, central: object, args: argparse.Namespace) -> object
     print(f"central: pages at http://{args.http}/ (log in with an API token: shelfwatch central token create)",
           flush=True)  # fmt: skip
     return jobs
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from central import insights
+    from central.db import connect
+    from edge.errors import ShelfWatchError
+
+    if args.db.startswith("sqlite:///") and not Path(args.db.removeprefix("sqlite:///")).is_file():
+        raise ShelfWatchError(f"--db {args.db}: no such database file")
+    start, end = insights.default_range(_time(args.start, "--from"), _time(args.end, "--to"))
+    if start >= end:
+        raise ShelfWatchError(f"--from {start.isoformat()} is not before --to {end.isoformat()}")
+    by = ("store", *dict.fromkeys(args.by))
+    scope = insights.Scope(tuple(args.store), start, end, "total", by)  # type: ignore[arg-type]
+    engine = connect(args.db)
+    insights.create(engine)
+    with engine.connect() as conn:
+        funnel, traffic = insights.funnel(conn, scope), insights.traffic(conn, scope)
+    engine.dispose()
+    stores = ", ".join(args.store) or "all stores"
+    print(f"{stores}, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
+    for t in traffic:
+        where = " ".join(v for v in (t.store, t.box, t.zone) if v)
+        plural = "s" if t.shoppers != 1 else ""
+        print(f"{where}: {t.shoppers} shopper{plural} stopped; dwell median {_num(t.dwell_median_s)} s, "
+              f"p90 {_num(t.dwell_p90_s)} s")  # fmt: skip
+    if not funnel:
+        print("no visits in this range")
+        return 0
+    head = [*(b for b in ("store", "box", "zone") if b in by), "sku", "reached", "inspected", "picked", "kept",
+            "put back", "inspect%", "pick%", "keep%", "put-back%", "inspect s kept", "inspect s put back"]  # fmt: skip
+    rows = [[*(getattr(r, b) or "" for b in ("store", "box", "zone") if b in by), r.sku, r.reached, r.inspected,
+             r.picked, r.kept, r.put_back, _pct(r.inspect_rate), _pct(r.pick_rate), _pct(r.keep_rate),
+             _pct(r.put_back_rate), _num(r.inspect_median_kept_s), _num(r.inspect_median_put_back_s)]
+            for r in funnel]  # fmt: skip
+    print(_table(head, rows))
+    return 0
+
+
+def _time(text: str | None, flag: str):
+    from datetime import datetime, timezone
+
+    from edge.errors import ShelfWatchError
+
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ShelfWatchError(
+            f"{flag} {text!r}: not an ISO 8601 date or time (2026-11-25 or 2026-11-25T09:00)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.0f}%"
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def _table(head: list[str], rows: list[list]) -> str:
+    """Text columns left, numbers right, as a terminal table."""
+    cells = [head, *[[str(c) for c in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
+    numeric = [all(_numberish(r[i]) for r in cells[1:]) for i in range(len(head))]
+    lines = []
+    for n, r in enumerate(cells):
+        lines.append("  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric, strict=True)))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _numberish(cell: str) -> bool:
+    return cell == "-" or cell.rstrip("%").replace(".", "", 1).isdigit()

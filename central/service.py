@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from central import db
+from central import db, insights
 from central.pos import POS_ADAPTER, POS_TOPIC_ROOT, Alert, BasketClose, BasketOpen, ItemScanned, Payment, PosMessage
 from central.reconcile import lane_alerts
 from edge.events import TOPIC_ROOT, PayloadTooLarge, StatusEvent, decode
@@ -28,6 +28,7 @@ class Central:
         publish_alert: Callable[[Alert], None] | None = None,
     ) -> None:  # fmt: skip
         self.engine = engine
+        insights.create(engine)  # the insight rollups, kept up to date as visit events are stored
         self.lane_boxes = lane_boxes or {}  # "store/lane" -> box; by default a lane's box has the lane's name
         self.publish_alert = publish_alert
         self.counts = {"stored": 0, "duplicate": 0, "dead": 0, "status": 0, "pos": 0, "alerts_published": 0,
@@ -57,6 +58,7 @@ class Central:
             stored = db.store_events(conn, [e for _, e in sequenced]) if sequenced else []
             for (i, _), new in zip(sequenced, stored, strict=True):
                 outcomes[i] = "stored" if new else "duplicate"
+            insights.record(conn, [e for (_, e), new in zip(sequenced, stored, strict=True) if new])
             for i, status in statuses:
                 db.store_status(conn, status)
                 outcomes[i] = "status"

@@ -58,6 +58,7 @@ class RunOptions:
     realtime: bool = False
     flush_timeout_s: float = 10.0
     on_progress: Callable[[Progress], None] | None = None  # called about twice a second, and once at the end
+    start_time: datetime | None = None  # a video file's own start (its events are timed on the clip's clock)
 
 
 @dataclass
@@ -208,8 +209,11 @@ def build_stages(
     source = VideoSource(
         config.camera.source, config.camera.read_timeout_s, config.camera.reconnect_max_s,
         realtime=options.realtime or config.camera.realtime, on_reconnect=reconnecting, keep_waiting=keep_waiting,
-        on_warning=log,
+        on_warning=log, start_time=options.start_time,
     )  # fmt: skip
+    if source.kind == "file":
+        log(f"timing the clip from {datetime.fromtimestamp(source.clock_start, timezone.utc).isoformat()} "
+            f"({source.clock_source})")  # fmt: skip
     fps, size = source.fps, (source.width, source.height)
     zones = config.zones or default_zones(*size)
     if not config.zones:
@@ -237,7 +241,7 @@ def build_stages(
         actions=ActionStream(recognizer, Segmenter(), still_frames=round(STILL_CARRY_S * fps)),
         schedule=schedule,
         shelf=shelf,
-        reporter=Reporter(telemetry.emitter, shoppers, fps, t.action_confidence),
+        reporter=Reporter(telemetry.emitter, shoppers, fps, t.action_confidence, shelf, schedule),
         annotator=Annotator(options.annotate, fps, size, zones, names, options.annotate_codec)
         if options.annotate
         else None,
@@ -262,6 +266,7 @@ def _finish(s: Stages, last: Frame | None, stopped: bool) -> Summary:
     s.reporter.actions(s.actions.close(last.index + 1 if last is not None else 0))
     if last is not None and not stopped:
         s.reporter.changes(s.shelf.finish(last.index, s.schedule.detect_last(SAMPLES, SPACING)))
+    s.reporter.finish()
     r, t = s.reporter, s.telemetry
     if t.on_progress is not None:
         t.on_progress(t.progress(done=True))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--outbox", type=Path, help="the outbox database (default: the config's, or ./shelfwatch-outbox.sqlite)"
     )
+    run.add_argument("--start-time", metavar="ISO8601",
+                     help="when a video file's first frame was recorded, with its UTC offset "
+                     "(2026-11-25T09:00:00+01:00); its events are timed on the clip's clock. Default: the "
+                     "container's creation time, else the file's modification time as the clip's end")  # fmt: skip
     run.add_argument("--store", default="demo", help="store id with --bundle (default demo)")
     run.add_argument("--box", default="box1", help="box id with --bundle (default box1)")
     run.set_defaults(func=run_edge)
@@ -71,7 +76,8 @@ def run_edge(args: argparse.Namespace) -> int:
         raise ShelfWatchError("--max-frames must be at least 1")
     progress = progress_line if sys.stderr.isatty() else None  # a terminal, not a log file
     options = RunOptions(events_jsonl=args.events_jsonl, annotate=args.annotate, max_frames=args.max_frames,
-                         realtime=args.realtime, on_progress=progress)  # fmt: skip
+                         realtime=args.realtime, on_progress=progress,
+                         start_time=parse_start_time(args.start_time))  # fmt: skip
     s = run_agent(config, options)
     actions = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in sorted(s.actions.items())) or "none"
     print(f"{s.frames} frames in {s.seconds:.1f} s ({s.fps:.0f} fps); models skipped on {100 * s.motion_skip:.0f}% "
@@ -87,6 +93,21 @@ def run_edge(args: argparse.Namespace) -> int:
     if args.annotate:
         print(f"annotated video: {args.annotate}")
     return 0
+
+
+def parse_start_time(text: str | None) -> datetime | None:
+    """An ISO 8601 time with its UTC offset: a clip's local time without one would be read hours off."""
+    from edge.errors import ShelfWatchError
+
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ShelfWatchError(f"--start-time {text!r}: not an ISO 8601 time (2026-11-25T09:00:00+01:00)") from None
+    if when.tzinfo is None:
+        raise ShelfWatchError(f"--start-time {text!r}: give its UTC offset (…+01:00, or Z for UTC)")
+    return when
 
 
 def progress_line(p: Progress) -> None:

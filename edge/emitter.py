@@ -13,12 +13,12 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from edge.errors import ShelfWatchError
-from edge.events import ActionEvent, BasketEvent, PickEvent, StatusEvent, encode, topic
+from edge.events import ActionEvent, BasketEvent, PickEvent, StatusEvent, VisitEvent, encode, topic
 from edge.outbox import Outbox
 from edge.publisher import Publisher
 from edge.schema import describe
 
-MODELS = {"action": ActionEvent, "pick": PickEvent, "putback": PickEvent, "basket": BasketEvent}
+MODELS = {"action": ActionEvent, "pick": PickEvent, "putback": PickEvent, "basket": BasketEvent, "visit": VisitEvent}
 
 
 def health_file(outbox: Path) -> Path:
@@ -46,12 +46,13 @@ class Emitter:
     def topic(self, kind: str) -> str:
         return topic(self.store, self.box, kind)
 
-    def emit(self, kind: str, **fields: Any) -> bytes:
+    def emit(self, kind: str, ts: datetime | None = None, **fields: Any) -> bytes:
+        """`ts`: when it happened on the source's clock (a clip's own time); by default now."""
         model = MODELS[kind]
         extra = {"kind": kind} if kind in ("pick", "putback") else {}
 
         def build(seq: int, event_id: str) -> bytes:
-            event = model(event_id=event_id, seq=seq, ts=now(), store=self.store, box=self.box, **extra, **fields)
+            event = model(event_id=event_id, seq=seq, ts=ts or now(), store=self.store, box=self.box, **extra, **fields)
             return encode(event)
 
         try:

@@ -16,6 +16,8 @@ timestamps at most one day after the receiver's clock (a box's clock may be a li
 year-9999 event is not; no lower bound, so that a box whose clock is not yet set still keeps its events),
 and floats are finite.
 Topics: `shelfwatch/v1/<store>/<box>/<kind>`, QoS 1.
+What v1 gained later is additive: optional fields (an action's zone and product) and a new kind (`visit`) on its
+own topic; a consumer that ignores unknown fields and topics keeps working.
 """
 
 from __future__ import annotations
@@ -83,6 +85,16 @@ class ActionEvent(_Event):
     end_ts: Timestamp
     confidence: float = Field(ge=0, le=1)
     shopper: Count | None = None
+    # Added within v1, all optional: a consumer that ignores unknown fields keeps working; one that validates
+    # against an older copy of this schema must take the new one.
+    zone: Text | None = Field(default=None, description=(
+        "Optional (added in v1): the shelf zone the action was at (the zone that moved most during it, else the "
+        "one nearest the shopper)."))  # fmt: skip
+    sku: Text | None = Field(default=None, description=(
+        "Optional (added in v1), when the box knows it: the product in the hand (inspect_product, "
+        "retract_from_shelf) or the product slot nearest the hand (reach_to_shelf, hand_in_shelf)."))  # fmt: skip
+    sku_confidence: float | None = Field(default=None, ge=0, le=1, description=(
+        "Optional (added in v1): how sure the box is of `sku`."))  # fmt: skip
 
 
 class PickEvent(_Event):
@@ -107,6 +119,45 @@ class BasketEvent(_Event):
     confidence: float = Field(ge=0, le=1)
 
 
+class VisitProduct(Strict):
+    """One product a shopper dealt with during a visit."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    sku: Text
+    zone: Text | None = None
+    reached: Count = Field(default=0, description="hand visits into the shelf at its slot")
+    inspected: Count = Field(default=0, description="inspections with it in the hand")
+    inspect_s: float = Field(default=0, ge=0, le=MAX_INT, description="seconds it was inspected in the hand")
+    picked: int = Field(default=0, ge=0, le=MAX_QUANTITY, description="taken off the shelf; a product seen in the "
+                        "hand that the shelf never missed counts as picked and put back")  # fmt: skip
+    put_back: int = Field(default=0, ge=0, le=MAX_QUANTITY)
+    outcome: Literal["kept", "put_back", "looked"] = Field(
+        description="kept: more picked than put back; put_back: picked (now or before) and returned; looked: "
+        "reached for or inspected only"
+    )
+
+
+class VisitEvent(_Event):
+    """Added in v1 (a new kind; consumers that do not know it can ignore its topic): one shopper's visit at the
+    shelf, from their first action to their last, sent when the shopper leaves (`reason` left) or when the
+    source ends or the agent stops with the shopper still there (`end`). Products picked or put back come first,
+    then the most handled; as many as keep the payload under 1 KB (at most 8), the rest counted in
+    `products_left_out`."""
+
+    kind: Literal["visit"] = "visit"
+    shopper: Count
+    start_ts: Timestamp
+    end_ts: Timestamp
+    dwell_s: float = Field(ge=0, le=MAX_INT, description="end_ts - start_ts, seconds")
+    zones: list[Text] = Field(default_factory=list, max_length=8, description="the shelf zones of its actions")
+    inspect_shelf_s: float = Field(default=0, ge=0, le=MAX_INT, description="seconds spent looking at the shelf")
+    actions: Count = Field(default=0, description="action segments in the visit")
+    products: list[VisitProduct] = Field(default_factory=list, max_length=8)
+    products_left_out: Count = 0
+    reason: Literal["left", "end"] = "left"
+
+
 class StatusEvent(_Event):
     """Heartbeat, retained. The broker publishes the `offline` one as the box's last will."""
 
@@ -126,9 +177,9 @@ class StatusEvent(_Event):
     bundle_id: Text | None = None
 
 
-Event = Annotated[ActionEvent | PickEvent | BasketEvent | StatusEvent, Field(discriminator="kind")]
+Event = Annotated[ActionEvent | PickEvent | BasketEvent | VisitEvent | StatusEvent, Field(discriminator="kind")]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-KINDS = ("action", "pick", "putback", "basket", "status")
+KINDS = ("action", "pick", "putback", "basket", "visit", "status")
 
 
 def topic(store: str, box: str, kind: str) -> str:
@@ -146,7 +197,7 @@ class PayloadTooLarge(ValueError):
     """A payload over MAX_PAYLOAD_BYTES: refused before it is parsed."""
 
 
-def decode(payload: bytes | str) -> ActionEvent | PickEvent | BasketEvent | StatusEvent:
+def decode(payload: bytes | str) -> ActionEvent | PickEvent | BasketEvent | VisitEvent | StatusEvent:
     """Parse and validate one payload (raises pydantic's ValidationError with the reason, or PayloadTooLarge)."""
     size = len(payload.encode() if isinstance(payload, str) else payload)
     if size > MAX_PAYLOAD_BYTES:

@@ -1,30 +1,77 @@
-"""What the stages found, as events: closed action segments, shelf changes credited to a shopper's basket, and
-the final basket of each shopper who left. Every event goes through the emitter (outbox first)."""
+"""What the stages found, as events: closed action segments (with the shelf zone and, when known, the product
+involved), shelf changes credited to a shopper's basket, the final basket of each shopper who left, and each
+shopper's visit at the shelf. Every event goes through the emitter (outbox first), stamped with the time of the
+frames it describes (a clip's own clock for a file, see `edge.video`)."""
 
 from __future__ import annotations
 
 import statistics
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from edge.baskets import Baskets
 from edge.classes import ACTION_CLASSES, Action
 from edge.emitter import Emitter
+from edge.events import MAX_PAYLOAD_BYTES, VisitEvent, VisitProduct
 from edge.scene import Foreground, ShopperTracker
+from edge.schedule import DetectionSchedule
 from edge.segments import ActionSegment
-from edge.shelf import ShelfChange
+from edge.shelf import INTO_SHELF, ShelfChange, ShelfCounter
 from edge.video import Frame
 
 NOBODY = 0  # the shopper of a pick with nobody in view (a put-back nobody was seen taking has no shopper)
+IN_HAND = {Action.INSPECT_PRODUCT, Action.RETRACT_FROM_SHELF}  # the product involved is the one in the hand
+MIN_SIGHTINGS = 2  # detections of one SKU in a hand during a segment before the segment names it
+SETTLE_WAIT_S = 15.0  # a leaving shopper's visit waits this long at most for the shelf's recount (their picks)
+MAX_VISIT_PRODUCTS = 8
+
+
+@dataclass
+class _Product:
+    zone: str | None = None
+    reached: int = 0
+    inspected: int = 0
+    inspect_s: float = 0.0
+    picked: int = 0
+    put_back: int = 0
+    held: int = 0  # segments that saw it in the hand (a retract, an inspection)
+
+    @property
+    def outcome(self) -> str:
+        if self.picked > self.put_back:
+            return "kept"
+        return "put_back" if self.put_back else "looked"
+
+
+@dataclass
+class _Visit:
+    """One shopper at the shelf, from their first action to their last."""
+
+    start: float
+    end: float
+    zones: list[str] = field(default_factory=list)
+    inspect_shelf_s: float = 0.0
+    actions: int = 0
+    previous: int | None = None  # the last action's class: a reach then a hand in the shelf are one hand visit
+    products: dict[str, _Product] = field(default_factory=dict)
+    left_at: float | None = None  # the shopper left: the visit waits for the shelf to settle, then goes out
 
 
 class Reporter:
-    def __init__(self, emitter: Emitter, shoppers: ShopperTracker, fps: float, min_confidence: float = 0.0) -> None:
+    def __init__(
+        self, emitter: Emitter, shoppers: ShopperTracker, fps: float, min_confidence: float = 0.0,
+        shelf: ShelfCounter | None = None, schedule: DetectionSchedule | None = None,
+    ) -> None:  # fmt: skip
         self.emitter, self.shoppers, self.fps = emitter, shoppers, fps
         self.min_confidence = min_confidence  # an action segment less sure than this is not reported
+        self.shelf, self.schedule = shelf, schedule  # where an action was and what it held (None: not told)
         self.baskets = Baskets()
         self.frame_ts: dict[int, float] = {}
+        self.frame_motion: dict[int, dict[str, tuple[float, float]]] = {}  # zone -> (motion share, x) per frame
+        self.now_ts: float | None = None  # the latest frame's time
+        self.visits: dict[int, _Visit] = {}
         self.shelf_x: float | None = None  # where the shelf last moved: an action is credited to the nearest shopper
         self.actions_seen: Counter = Counter()
         self.picks = self.putbacks = 0
@@ -33,7 +80,12 @@ class Reporter:
     def saw(self, frame: Frame, fg: Foreground) -> None:
         """Remember when each frame was taken (segments carry their times) and where the shelf moved."""
         self.frame_ts[frame.index] = frame.ts
+        self.now_ts = frame.ts
         self.frame_ts.pop(frame.index - 10 * int(self.fps) * 60, None)  # ten minutes of timestamps is plenty
+        self.frame_motion.pop(frame.index - 10 * int(self.fps) * 60, None)
+        moved = {z: (share, x) for z, share in fg.zones.items() if share > 0 and (x := fg.zone_x.get(z)) is not None}
+        if moved:
+            self.frame_motion[frame.index] = moved
         xs = [x for x in fg.zone_x.values() if x is not None]
         if xs:
             self.shelf_x = float(statistics.mean(xs))
@@ -43,7 +95,10 @@ class Reporter:
             final = self.baskets.leave(shopper)
             if final is not None:
                 self.final_baskets[shopper] = final
-                self.emitter.emit("basket", shopper=shopper, items=final, reason="left", confidence=1.0)
+                self.emitter.emit("basket", ts=self._now(), shopper=shopper, items=final, reason="left",
+                                  confidence=1.0)  # fmt: skip
+            if shopper in self.visits and self.visits[shopper].left_at is None:
+                self.visits[shopper].left_at = self.now_ts if self.now_ts is not None else time.time()
 
     def actions(self, segments: list[ActionSegment]) -> None:
         for seg in segments:
@@ -51,9 +106,15 @@ class Reporter:
                 continue
             self.actions_seen[ACTION_CLASSES[seg.label]] += 1
             nearest = self.shoppers.nearest(self.shelf_x)
-            self.emitter.emit("action", action=ACTION_CLASSES[seg.label], start=seg.start, end=seg.end,
-                              start_ts=self._time_of(seg.start), end_ts=self._time_of(seg.end - 1),
-                              confidence=round(seg.confidence, 4), shopper=nearest.id if nearest else None)  # fmt: skip
+            zone, x = self._where(seg, nearest.centre[0] if nearest else None)
+            sku, sure = self._product(seg, zone, x)
+            start_ts, end_ts = self._time_of(seg.start), self._time_of(seg.end - 1)
+            self.emitter.emit("action", ts=end_ts, action=ACTION_CLASSES[seg.label], start=seg.start, end=seg.end,
+                              start_ts=start_ts, end_ts=end_ts, confidence=round(seg.confidence, 4),
+                              shopper=nearest.id if nearest else None, zone=zone, sku=sku,
+                              sku_confidence=None if sku is None else round(sure, 4))  # fmt: skip
+            if nearest is not None:
+                self._visited(nearest.id, seg, zone, sku, start_ts.timestamp(), end_ts.timestamp())
 
     def changes(self, changes: list[ShelfChange]) -> None:
         for change in changes:
@@ -67,13 +128,92 @@ class Reporter:
                 owner = self.baskets.owner_of_putback(change.sku, nearest_id, self.shoppers.present)
             # A put-back of an item nobody was seen taking still counts for the shelf, but is nobody's: no basket
             # goes below zero (a checkout cross-check would read a negative count as nonsense).
-            self.emitter.emit(change.kind, sku=change.sku, quantity=change.quantity, shopper=owner, frame=change.frame,
-                              confidence=round(change.confidence, 4), zone=change.zone)  # fmt: skip
+            when = self._time_of(change.frame)
+            # The visit is the nearest shopper's even where the basket is nobody's: they did put a product back.
+            visitor = owner if owner not in (None, NOBODY) else nearest_id
+            if visitor is not None:
+                product = self._visit(visitor, when.timestamp()).products.setdefault(change.sku, _Product(change.zone))
+                if change.kind == "pick":
+                    product.picked += change.quantity
+                else:
+                    product.put_back += change.quantity
+            self.emitter.emit(change.kind, ts=when, sku=change.sku, quantity=change.quantity, shopper=owner,
+                              frame=change.frame, confidence=round(change.confidence, 4), zone=change.zone)  # fmt: skip
             if owner is None:
                 continue
             items = self.baskets.apply(owner, change.kind, change.sku, change.quantity)
-            self.emitter.emit("basket", shopper=owner, items=items, reason="change",
+            self.emitter.emit("basket", ts=when, shopper=owner, items=items, reason="change",
                               confidence=round(change.confidence, 4))  # fmt: skip
+        self._send_visits()
+
+    def finish(self) -> None:
+        """The source ended or the agent stops: every visit still open goes out (`end`: the shopper was still there)."""
+        self._send_visits(everyone=True)
+
+    def _visit(self, shopper: int, ts: float) -> _Visit:
+        visit = self.visits.get(shopper)
+        if visit is None or (visit.left_at is not None and shopper in self.shoppers.present):
+            if visit is not None:  # a shopper id seen again after leaving: their earlier visit is over
+                self._send(shopper, visit, "left")
+            visit = self.visits[shopper] = _Visit(ts, ts)
+        return visit
+
+    def _visited(self, shopper: int, seg: ActionSegment, zone: str | None, sku: str | None, start: float,
+                 end: float) -> None:  # fmt: skip
+        visit = self._visit(shopper, start)
+        visit.start, visit.end = min(visit.start, start), max(visit.end, end)
+        visit.actions += 1
+        if zone is not None and zone not in visit.zones:
+            visit.zones.append(zone)
+        seconds = (seg.end - seg.start) / self.fps
+        if seg.label == Action.INSPECT_SHELF:
+            visit.inspect_shelf_s += seconds
+        if sku is not None:
+            product = visit.products.setdefault(sku, _Product(zone))
+            product.held += seg.label in IN_HAND
+            if seg.label in INTO_SHELF and visit.previous not in INTO_SHELF:
+                product.reached += 1
+            elif seg.label == Action.INSPECT_PRODUCT:
+                product.inspected += 1
+                product.inspect_s += seconds
+        visit.previous = seg.label
+
+    def _send_visits(self, everyone: bool = False) -> None:
+        """A leaving shopper's visit goes out once the shelf has been recounted (their last picks are in it), or
+        after SETTLE_WAIT_S."""
+        settled = self.shelf is None or not any(s.disturbed for s in self.shelf.states)
+        now = self.now_ts if self.now_ts is not None else time.time()
+        for shopper, visit in list(self.visits.items()):
+            if everyone or (visit.left_at is not None and (settled or now - visit.left_at > SETTLE_WAIT_S)):
+                self._send(shopper, visit, "left" if visit.left_at is not None else "end")
+
+    def _send(self, shopper: int, visit: _Visit, reason: str) -> None:
+        del self.visits[shopper]
+        for p in visit.products.values():
+            # Seen in the hand, yet the shelf, recounted once the shopper was done, lost nothing: it was taken and
+            # put straight back (no pick or put-back event, since the shelf never changed; the visit says so).
+            if p.held and not p.picked and not p.put_back:
+                p.picked = p.put_back = 1
+        # Picked or put back first, then the most handled: what a funnel needs most survives the 1 KB limit.
+        ranked = sorted(visit.products.items(), key=lambda kv: (-(kv[1].picked + kv[1].put_back),
+                        -kv[1].inspected, -kv[1].reached, kv[0]))  # fmt: skip
+        products = [VisitProduct(sku=sku, zone=p.zone, reached=p.reached, inspected=p.inspected,
+                                 inspect_s=round(p.inspect_s, 2), picked=p.picked, put_back=p.put_back,
+                                 outcome=p.outcome)  # type: ignore[arg-type]
+                    for sku, p in ranked[:MAX_VISIT_PRODUCTS]]  # fmt: skip
+        start, end = _utc(visit.start), _utc(visit.end)
+        fields = dict(shopper=shopper, start_ts=start, end_ts=end, dwell_s=round(visit.end - visit.start, 2),
+                      zones=visit.zones[:8], inspect_shelf_s=round(visit.inspect_shelf_s, 2), actions=visit.actions,
+                      reason=reason)  # fmt: skip
+        while products:  # the longest ids a box gives: what fits here fits there
+            probe = VisitEvent(event_id="x" * 64, seq=2**53, ts=end, store="s" * 63, box="b" * 63, products=products,
+                               products_left_out=len(ranked), **fields)  # type: ignore[arg-type]  # fmt: skip
+            if len(probe.model_dump_json(exclude_none=True)) <= MAX_PAYLOAD_BYTES:  # as `encode` measures it
+                break
+            products = products[:-1]
+        ts = self.now_ts if self.now_ts is not None else visit.end
+        self.emitter.emit("visit", ts=_utc(max(ts, visit.end)), products=products,
+                          products_left_out=len(ranked) - len(products), **fields)  # fmt: skip
 
     def present_baskets(self) -> dict[int, dict[str, int]]:
         """The baskets of the shoppers in view, for the annotated video."""
@@ -83,5 +223,58 @@ class Reporter:
         """Every basket: those of shoppers who left and those still open."""
         return {**self.final_baskets, **{s: self.baskets.snapshot(s) for s in list(self.baskets.items)}}
 
+    def _where(self, seg: ActionSegment, shopper_x: float | None) -> tuple[str | None, float | None]:
+        """The zone an action was at and where along it (frame pixels): the zone that moved most during the
+        segment; with no motion in any (a shopper looking at the shelf), the zone in front of the shopper."""
+        if self.shelf is None or not self.shelf.states:
+            return None, None
+        moved: Counter = Counter()
+        xs: dict[str, list[float]] = {}
+        for i in range(seg.start, seg.end):
+            for zone, (share, x) in self.frame_motion.get(i, {}).items():
+                moved[zone] += share
+                xs.setdefault(zone, []).append(x)
+        if moved:
+            zone = moved.most_common(1)[0][0]
+            return zone, float(statistics.median(xs[zone]))
+        zones = [s.zone for s in self.shelf.states]
+        if shopper_x is None or len(zones) == 1:
+            return zones[0].name, None
+        return min(zones, key=lambda z: abs(statistics.mean(p[0] for p in z.polygon) - shopper_x)).name, None
+
+    def _product(self, seg: ActionSegment, zone: str | None, x: float | None) -> tuple[str | None, float]:
+        """The product involved and how sure: the SKU seen in a hand at the zone's edge during an inspection or a
+        retract; the product slot nearest the hand's motion for a reach or a hand in the shelf."""
+        if self.shelf is None or zone is None:
+            return None, 0.0
+        state = next(s for s in self.shelf.states if s.zone.name == zone)
+        if seg.label in IN_HAND and self.schedule is not None:
+            seen: dict[str, list[float]] = {}
+            for _, found in self.schedule.between(seg.start, seg.end):
+                for d in found:
+                    if self.shelf.in_hand(state.zone, d):
+                        seen.setdefault(d.sku, []).append(d.confidence)
+            if not seen:
+                return None, 0.0
+            sku, confs = max(seen.items(), key=lambda kv: sum(kv[1]))
+            if len(confs) < MIN_SIGHTINGS:
+                return None, 0.0
+            share = len(confs) / sum(len(c) for c in seen.values())  # another SKU seen too: less sure
+            return sku, float(statistics.mean(confs)) * share
+        if seg.label in INTO_SHELF and x is not None and state.units:
+            unit = min(state.units, key=lambda u: abs((u.box[0] + u.box[2]) / 2 - x))
+            distance = abs((unit.box[0] + unit.box[2]) / 2 - x)
+            if distance > self.shelf.near:
+                return None, 0.0
+            return unit.sku, unit.confidence * (1 - distance / self.shelf.near)
+        return None, 0.0
+
+    def _now(self) -> datetime:
+        return _utc(self.now_ts if self.now_ts is not None else time.time())
+
     def _time_of(self, frame: int) -> datetime:
-        return datetime.fromtimestamp(self.frame_ts.get(frame, time.time()), timezone.utc)
+        return _utc(self.frame_ts.get(frame, self.now_ts if self.now_ts is not None else time.time()))
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)

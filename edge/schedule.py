@@ -20,6 +20,7 @@ from edge.video import Frame
 DETECT_DURING = {Action.HAND_IN_SHELF, Action.RETRACT_FROM_SHELF, Action.INSPECT_PRODUCT}
 DETECT_STRIDE = 3
 TAIL_FRAMES = 7  # kept for a recount when the stream ends: three samples three frames apart (edge.shelf)
+HISTORY = 300  # detection runs remembered (about ten seconds of a hand at the shelf): what a closing action held
 
 
 class Look:
@@ -46,6 +47,7 @@ class DetectionSchedule:
         self.detector, self.refresh_frames, self.sku_of = detector, refresh_frames, sku_of
         self.last_frame = -(10**9)
         self.latest: list[Detection] = []  # the most recent detections, for the annotated video
+        self.history: deque[tuple[int, list[Detection]]] = deque(maxlen=HISTORY)  # (frame, detections), in order
         self.runs = 0
         self.recent: deque[np.ndarray] = deque(maxlen=TAIL_FRAMES)  # the last frames, for a count at the very end
 
@@ -58,6 +60,7 @@ class DetectionSchedule:
     def _run(self, frame: Frame) -> list[Detection]:
         self.latest = self.detect(frame.image)
         self.last_frame = frame.index
+        self.history.append((frame.index, self.latest))
         self.runs += 1
         return self.latest
 
@@ -72,3 +75,7 @@ class DetectionSchedule:
         if not self.sku_of:
             return found
         return [Detection(d.box, d.class_index, self.sku_of.get(d.sku, d.sku), d.confidence) for d in found]
+
+    def between(self, start: int, end: int) -> list[tuple[int, list[Detection]]]:
+        """The detections made on frames [start, end), oldest first."""
+        return [(i, ds) for i, ds in self.history if start <= i < end]

@@ -1,15 +1,20 @@
 """Frames in: video files, network streams (rtsp://, http://) and local cameras, through OpenCV.
 
-A file that is missing, unreadable or not a video is a clear error. A stream that drops is reopened with
-exponential backoff (1 s, 2 s, 4 s … up to `reconnect_max_s`), and the gap is reported to the caller so
+A file's frames are timed on the clip's own clock: `start_time` (`edge run --start-time`), else the creation time
+its MP4/MOV container records, else its modification time taken as the end of the recording (a recorder
+finishes writing a clip when the clip ends); then position / fps. A camera or stream is timed by the box's clock
+as each frame arrives. A file that is missing, unreadable or not a video is a clear error. A stream that drops
+is reopened with exponential backoff (1 s, 2 s, 4 s … up to `reconnect_max_s`), and the gap is reported to the caller so
 the models can forget the past. Reads time out (OpenCV's FFmpeg timeouts) instead of hanging.
 """
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import cv2
@@ -21,7 +26,7 @@ from edge.errors import ShelfWatchError
 @dataclass(frozen=True)
 class Frame:
     index: int  # counts every frame handed out, across reconnects
-    ts: float  # UNIX time the frame shows (files: start time + position / fps)
+    ts: float  # UNIX time the frame shows (files: the clip's start time + position / fps)
     image: np.ndarray  # BGR
     after_gap: bool = False  # frames were lost just before this one
 
@@ -53,6 +58,7 @@ class VideoSource:
         max_reconnects: int | None = None,
         keep_waiting: Callable[[], bool] | None = None,
         on_warning: Callable[[str], None] | None = None,
+        start_time: datetime | None = None,
     ) -> None:
         self.source, self.read_timeout_s, self.reconnect_max_s = source, read_timeout_s, reconnect_max_s
         self.realtime = realtime
@@ -64,6 +70,8 @@ class VideoSource:
         self.kind = "stream" if is_stream(source) else "camera" if source.isdigit() else "file"
         self.cap: cv2.VideoCapture | None = None
         self._pending: list[np.ndarray] = []  # frames read ahead (the first, to learn the picture's size)
+        if start_time is not None and self.kind != "file":
+            raise ShelfWatchError("--start-time is for video files: a camera or stream is timed as its frames arrive")
         if self.kind == "file":
             path = Path(source)
             if not path.is_file():
@@ -88,6 +96,18 @@ class VideoSource:
             if not ok or second is None:
                 raise ShelfWatchError(f"{source}: holds a single picture, not a video")
             self._pending.append(second)
+        # Where a file's clock starts, and what said so (the agent logs it).
+        self.clock_start, self.clock_source = time.time(), "the box's clock"
+        if self.kind == "file":
+            created = container_creation_time(Path(source))
+            if start_time is not None:
+                self.clock_start, self.clock_source = start_time.timestamp(), "--start-time"
+            elif created is not None:
+                self.clock_start, self.clock_source = created, "the container's creation time"
+            else:
+                length = (self.frame_count or 0) / self.fps
+                self.clock_start = Path(source).stat().st_mtime - length
+                self.clock_source = "the file's modification time taken as the clip's end; --start-time says better"
 
     def _open(self) -> cv2.VideoCapture:
         ms = int(self.read_timeout_s * 1000)
@@ -114,7 +134,7 @@ class VideoSource:
 
     def frames(self) -> Iterator[Frame]:
         index, gap = 0, False
-        started = time.time()
+        started = time.time()  # for --realtime pacing
         while True:
             assert self.cap is not None
             ok, image = (True, self._pending.pop(0)) if self._pending else self.cap.read()
@@ -129,9 +149,9 @@ class VideoSource:
                 gap = True
                 continue
             if self.kind == "file":
-                ts = started + index / self.fps
+                ts = self.clock_start + index / self.fps
                 if self.realtime:
-                    time.sleep(max(0.0, ts - time.time()))
+                    time.sleep(max(0.0, started + index / self.fps - time.time()))
             else:
                 ts = time.time()
             yield Frame(index, ts, image, gap)
@@ -184,3 +204,43 @@ class VideoSource:
     def close(self) -> None:
         if self.cap is not None:
             self.cap.release()
+
+
+MP4_EPOCH = -2082844800  # 1904-01-01 in UNIX time: where MP4/MOV times count from
+
+
+def container_creation_time(path: Path) -> float | None:
+    """The creation time an MP4/MOV file's movie header (`moov/mvhd`) records, as UNIX time; None when it has none
+    (0, as many encoders write, or a time before 1990 or in the future) or is not such a file."""
+    try:
+        with path.open("rb") as f:
+            size_total = path.stat().st_size
+            pos, end = 0, size_total
+            for wanted in (b"moov", b"mvhd"):
+                found = None
+                while pos + 8 <= end:
+                    f.seek(pos)
+                    size, kind = struct.unpack(">I4s", f.read(8))
+                    header = 8
+                    if size == 1:
+                        size, header = struct.unpack(">Q", f.read(8))[0], 16
+                    elif size == 0:
+                        size = end - pos
+                    if size < header:
+                        return None
+                    if kind == wanted:
+                        found = (pos + header, pos + size)
+                        break
+                    pos += size
+                if found is None:
+                    return None
+                pos, end = found
+            f.seek(pos)
+            version = f.read(4)[0]
+            raw = struct.unpack(">Q", f.read(8))[0] if version == 1 else struct.unpack(">I", f.read(4))[0]
+    except (OSError, struct.error, IndexError):
+        return None
+    created = MP4_EPOCH + raw
+    if raw == 0 or not 631152000 <= created <= time.time() + 86400:  # 1990 .. tomorrow
+        return None
+    return float(created)

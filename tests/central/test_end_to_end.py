@@ -29,9 +29,13 @@ def test_one_unscanned_item_one_alert(broker, tmp_path):
     assert consumer.subscribed.wait(10)
     pos = api(central)
 
-    def send(kind: str, n: int, **extra) -> dict:
+    # The clip is the lane's 30 s while the basket was open, on the clip's own clock (--start-time): the POS messages
+    # carry the times of that half minute.
+    opened = datetime.now(timezone.utc)
+
+    def send(kind: str, n: int, after_s: float = 0, **extra) -> dict:
         body = {"type": kind, "message_id": f"m{n}", "transaction_id": "t-1", "store": "s1", "lane": "lane-1",
-                "ts": datetime.now(timezone.utc).isoformat(), **extra}  # fmt: skip
+                "ts": (opened + timedelta(seconds=after_s)).isoformat(), **extra}  # fmt: skip
         response = pos.post("/pos", json=body)
         assert response.status_code == 202, response.text
         return response.json()
@@ -41,8 +45,9 @@ def test_one_unscanned_item_one_alert(broker, tmp_path):
     mqtt = f"mqtt: {{host: 127.0.0.1, port: {broker.port}}}"
     config.write_text(f"store: s1\nbox: lane-1\ncamera: {{source: {video}}}\nbundle: {DEMO_BUNDLE}\n{mqtt}\n"
                       f"outbox: {{path: {tmp_path / 'o.sqlite'}}}\n")  # fmt: skip
-    agent = subprocess.run(shelfwatch_command("edge", "run", "--config", config), capture_output=True, text=True,
-                           timeout=600)  # fmt: skip
+    started = (opened + timedelta(seconds=1)).isoformat()
+    agent = subprocess.run(shelfwatch_command("edge", "run", "--config", config, "--start-time", started),
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert agent.returncode == 0, agent.stderr
     deadline = datetime.now(timezone.utc) + timedelta(seconds=30)
     while datetime.now(timezone.utc) < deadline:
@@ -55,10 +60,10 @@ def test_one_unscanned_item_one_alert(broker, tmp_path):
             break
         time.sleep(0.2)
     assert picks == taken
-    send("item", 2, sku=twice)  # one of the two
-    send("item", 3, sku=once)
-    send("payment", 4, amount=7.5)
-    alerts = send("basket_close", 5)["alerts"]
+    send("item", 2, 32, sku=twice)  # one of the two
+    send("item", 3, 33, sku=once)
+    send("payment", 4, 34, amount=7.5)
+    alerts = send("basket_close", 5, 35)["alerts"]
     assert [(a["sku"], a["unit"], a["transaction_id"]) for a in alerts] == [(twice, 1, "t-1")]
     assert 0 < alerts[0]["confidence"] <= 1
     assert pos.get("/alerts").json() == alerts

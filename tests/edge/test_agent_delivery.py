@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,9 @@ def test_every_event_arrives_once_after_deduplication_in_seq_order(broker, tmp_p
 
 def test_a_broker_outage_of_ten_seconds_loses_nothing(broker, tmp_path):
     sub = Subscriber(broker.port)
-    proc = agent(box_yaml(tmp_path, broker.port, sample(tmp_path, 600, seed=12)), "--realtime")
+    # Played in real time from now on the clip's clock: the events' own times are the wall clock's.
+    started = datetime.now(timezone.utc).isoformat()
+    proc = agent(box_yaml(tmp_path, broker.port, sample(tmp_path, 600, seed=12)), "--realtime", "--start-time", started)
     time.sleep(4)
     broker.stop()
     down = time.time()
@@ -148,8 +151,6 @@ def _stored(db: Path) -> int:
 
 
 def _epoch(ts: str) -> float:
-    from datetime import datetime
-
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 

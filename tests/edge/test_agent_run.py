@@ -84,6 +84,12 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, shelfwatch):
         (("--bundle", DEMO_BUNDLE), "--bundle needs --source"),
         (("--bundle", DEMO_BUNDLE, "--source", grey), "too small to watch a shelf"),
         (("--bundle", DEMO_BUNDLE, "--source", still), "holds a single picture, not a video"),
+        (("--bundle", DEMO_BUNDLE, "--source", video, "--start-time", "9am"), "'9am': not an ISO 8601 time"),
+        (("--bundle", DEMO_BUNDLE, "--source", video, "--start-time", "2026-11-25T09:00"), "give its UTC offset"),
+        (
+            ("--bundle", DEMO_BUNDLE, "--source", "rtsp://127.0.0.1:9/x", "--start-time", "2026-11-25T09:00Z"),
+            "--start-time is for video files",
+        ),
     ]
     for args, message in cases:
         result = shelfwatch("edge", "run", *args, "--outbox", tmp_path / "o.sqlite", cwd=tmp_path)

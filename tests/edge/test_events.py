@@ -13,6 +13,8 @@ from edge.events import (
     BasketEvent,
     PickEvent,
     StatusEvent,
+    VisitEvent,
+    VisitProduct,
     decode,
     encode,
     events_schema,
@@ -32,6 +34,42 @@ def test_every_kind_round_trips_and_stays_small():
         PickEvent(**COMMON, kind="putback", sku="sku03", shopper=2, frame=90, confidence=0.8),
         BasketEvent(**COMMON, shopper=2, items={f"sku{i:02d}": i for i in range(30)}, reason="left", confidence=1),
         StatusEvent(**COMMON, state="running", fps=120.5, latency_ms=8.2, outbox_depth=3, bundle_id="abc"),
+        ActionEvent(
+            **COMMON,
+            action="inspect_product",
+            start=40,
+            end=90,
+            start_ts=NOW,
+            end_ts=NOW,
+            confidence=0.9,
+            shopper=2,
+            zone="shelf-left",
+            sku="sku03",
+            sku_confidence=0.71,
+        ),
+        VisitEvent(
+            **COMMON,
+            shopper=2,
+            start_ts=NOW,
+            end_ts=NOW,
+            dwell_s=31.5,
+            zones=["shelf-left", "shelf-right"],
+            inspect_shelf_s=12.0,
+            actions=14,
+            products=[
+                VisitProduct(
+                    sku=f"sku{i:02d}",
+                    zone="shelf-left",
+                    reached=2,
+                    inspected=1,
+                    inspect_s=3.25,
+                    picked=1,
+                    put_back=1,
+                    outcome="put_back",
+                )
+                for i in range(5)
+            ],
+        ),
     ]
     for event in events:
         payload = encode(event)
@@ -58,7 +96,7 @@ def test_the_published_schema_covers_every_kind():
     schema = events_schema()
     kinds = {v["properties"]["kind"].get("const") or tuple(v["properties"]["kind"]["enum"])
              for v in schema["$defs"].values() if "kind" in v.get("properties", {})}  # fmt: skip
-    assert kinds == {"action", ("pick", "putback"), "basket", "status"}
+    assert kinds == {"action", ("pick", "putback"), "basket", "visit", "status"}
     assert schema["discriminator"]["propertyName"] == "kind"
     action = schema["$defs"]["ActionEvent"]
     assert action["additionalProperties"] is False
@@ -117,3 +155,20 @@ def test_an_event_the_contract_cannot_carry_is_not_made_and_the_box_goes_on(tmp_
     assert outbox.depth() == 1 and outbox.last_seq() == 1  # no seq was used up by the one not made
     assert emitter.counts == {"unsendable": 1, "basket": 1}
     outbox.close()
+
+
+def test_the_fields_added_within_v1_are_optional_and_say_so():
+    """An action event as boxes sent it before the zone and product fields still decodes, and encodes unchanged."""
+    old = {**json.loads(encode(PickEvent(**COMMON, kind="pick", sku="x", frame=1, confidence=0.5))), "kind": "action"}
+    del old["sku"], old["frame"], old["quantity"]
+    old |= {"action": "reach_to_shelf", "start": 1, "end": 5, "start_ts": old["ts"], "end_ts": old["ts"]}
+    event = decode(json.dumps(old))
+    assert (event.zone, event.sku, event.sku_confidence) == (None, None, None)
+    assert json.loads(encode(event)) == old  # nothing new on the wire unless the box knows it
+    action = events_schema()["$defs"]["ActionEvent"]
+    for name in ("zone", "sku", "sku_confidence"):
+        assert name not in action["required"]
+        assert action["properties"][name]["description"].startswith("Optional (added in v1)")
+    with pytest.raises(ValidationError, match="less than or equal to 1"):
+        ActionEvent(**COMMON, action="reach_to_shelf", start=0, end=1, start_ts=NOW, end_ts=NOW, confidence=0.5,
+                    sku="sku01", sku_confidence=1.5)  # fmt: skip

@@ -1,9 +1,11 @@
 """Video sources: files play to the end; missing or corrupt files are clear errors."""
 
+import os
+
 import pytest
 
 from edge.errors import ShelfWatchError
-from edge.video import VideoSource
+from edge.video import MP4_EPOCH, VideoSource, container_creation_time
 from training.synth.generate import VideoSpec, write_video
 
 
@@ -100,3 +102,33 @@ def test_a_stop_request_ends_the_wait_for_a_stream_at_once():
         VideoSource("rtsp://127.0.0.1:9/none", read_timeout_s=0.5, reconnect_max_s=30, keep_waiting=keep_waiting)
     assert time.monotonic() - started < 4  # not the 1 + 2 + 4 s of backoff
     assert len(asked) >= 4  # asked every quarter second: a heartbeat can go out meanwhile
+
+
+def test_a_files_frames_are_timed_on_the_clips_own_clock(tmp_path):
+    """--start-time first; else the container's creation time; else the file's mtime as the clip's end."""
+    from datetime import datetime, timezone
+
+    labels, _ = write_video(VideoSpec(seed=3, index=0, frames=30, width=320, height=240), tmp_path)
+    path = labels.with_name(labels.name.replace(".labels.json", ".mp4"))
+    start = datetime(2026, 3, 1, 8, 30, tzinfo=timezone.utc)
+    source = VideoSource(str(path), start_time=start)
+    frames = list(source.frames())
+    assert source.clock_source == "--start-time"
+    assert [f.ts for f in frames[:2]] == [start.timestamp(), start.timestamp() + 1 / 30]
+    assert container_creation_time(path) is None  # OpenCV's writer leaves the creation time at 0
+    os.utime(path, (start.timestamp() + 1, start.timestamp() + 1))
+    source = VideoSource(str(path))
+    assert source.clock_source.startswith("the file's modification time")
+    assert next(source.frames()).ts == start.timestamp()  # 30 frames at 30 fps ended one second later
+    # A container that does record its creation time (mvhd version 0: seconds since 1904) is believed.
+    stamped = tmp_path / "stamped.mp4"
+    data = path.read_bytes()
+    at = data.index(b"mvhd") + 8  # after the box's kind, its version and flags
+    data = data[:at] + int(start.timestamp() - MP4_EPOCH).to_bytes(4, "big") + data[at + 4 :]
+    stamped.write_bytes(data)
+    assert container_creation_time(stamped) == start.timestamp()
+    source = VideoSource(str(stamped))
+    assert source.clock_source == "the container's creation time" and next(source.frames()).ts == start.timestamp()
+    assert container_creation_time(tmp_path / "stamped.labels.json") is None
+    with pytest.raises(ShelfWatchError, match="--start-time is for video files"):
+        VideoSource("rtsp://127.0.0.1:9/none", max_reconnects=0, start_time=start)
