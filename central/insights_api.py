@@ -35,7 +35,7 @@ def build_router(central: Central, auth_dependency: Callable[..., Any] | None = 
     """`auth_dependency` gives the caller (`central.auth.Principal`): a store's token sees only its store (asking for
     none means its own), a chain-wide token every store."""
     router = APIRouter(prefix="/insights", tags=["insights"])
-    Caller = Annotated[Any, Depends(auth_dependency or _nobody)]
+    caller_of = Depends(auth_dependency or _nobody)
 
     def scope(stores: list[str], start: datetime | None, end: datetime | None, bucket: Bucket,
               by: Sequence[GroupBy], caller: Any) -> Scope:  # fmt: skip
@@ -51,28 +51,30 @@ def build_router(central: Central, auth_dependency: Callable[..., Any] | None = 
         return Scope(tuple(stores), first, last, bucket, tuple(dict.fromkeys(by)))
 
     @router.get("/traffic", response_model=list[TrafficRow], responses=CSV)
-    def traffic(caller: Caller, store: Stores = [], start: Start = None, end: End = None,  # noqa: B006
-                bucket: BucketQ = "day", by: By = ["store"], format: Format = "json") -> Any:  # noqa: B006  # fmt: skip
+    def traffic(store: Stores = [], start: Start = None, end: End = None,  # noqa: B006
+                bucket: BucketQ = "day", by: By = ["store"], format: Format = "json",  # noqa: B006
+                caller: Any = caller_of) -> Any:  # fmt: skip
         """Shoppers who stopped at the shelf (visits) and their dwell time, median and p90 (nearest rank)."""
         with central.engine.connect() as conn:
             return _answer(insights.traffic(conn, scope(store, start, end, bucket, by, caller)), TrafficRow, format)
 
     @router.get("/funnel", response_model=list[FunnelRow], responses=CSV)
-    def funnel(caller: Caller, store: Stores = [], start: Start = None, end: End = None,  # noqa: B006
+    def funnel(store: Stores = [], start: Start = None, end: End = None,  # noqa: B006
                bucket: BucketQ = "total",
                by: Annotated[list[GroupBy], Query(description="also group by store, box and/or zone")] = [],  # noqa: B006
-               format: Format = "json") -> Any:  # fmt: skip
+               format: Format = "json", caller: Any = caller_of) -> Any:  # fmt: skip
         """The engagement funnel per SKU: reached for -> inspected -> picked -> kept; conversion and put-back rates;
         the median inspection time of the product when kept and when put back."""
         with central.engine.connect() as conn:
             return _answer(insights.funnel(conn, scope(store, start, end, bucket, by, caller)), FunnelRow, format)
 
     @router.get("/attention", response_model=list[AttentionRow], responses=CSV)
-    def attention(caller: Caller, store: Stores = [], start: Start = None, end: End = None,  # noqa: B006
+    def attention(store: Stores = [], start: Start = None, end: End = None,  # noqa: B006
                   bucket: BucketQ = "total",
                   by: By = ["store"], format: Format = "json",  # noqa: B006
                   threshold_s: Annotated[float, Query(gt=0, description="inspect-shelf seconds per pick above which "
-                                                      "a zone is flagged without_sales")] = 60.0) -> Any:  # fmt: skip
+                                                      "a zone is flagged without_sales")] = 60.0,
+                  caller: Any = caller_of) -> Any:  # fmt: skip
         """Shelf attention without sales: per zone, inspect-shelf seconds against units picked, most attention per
         pick first."""
         with central.engine.connect() as conn:

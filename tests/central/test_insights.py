@@ -10,10 +10,10 @@ from fastapi import Header, HTTPException
 from fastapi.testclient import TestClient
 
 from central import insights
-from central.api import create_app
 from central.insights import Scope
 from central.insights_api import build_router
 from edge.events import VisitEvent, VisitProduct, encode, topic
+from tests.central.conftest import api
 
 DAY = datetime(2026, 11, 25, tzinfo=timezone.utc)
 
@@ -100,7 +100,7 @@ def test_attention_without_sales_puts_the_zone_looked_at_most_per_pick_first(sto
 
 
 def test_the_api_serves_them_as_json_and_csv_and_in_the_openapi_document(stored):
-    client = TestClient(create_app(stored))
+    client = api(stored, None)  # a chain-wide token
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/insights/traffic", "/insights/funnel", "/insights/attention"} <= set(paths)
     day = {"start": DAY.isoformat(), "end": (DAY + timedelta(days=1)).isoformat()}
@@ -133,6 +133,16 @@ def test_an_authentication_dependency_guards_every_insight_route(stored):
     for path in ("/insights/traffic", "/insights/funnel", "/insights/attention"):
         assert client.get(path).status_code == 401
         assert client.get(path, headers={"Authorization": "Bearer secret"}).status_code == 200
+
+
+def test_a_stores_token_sees_only_its_store(stored):
+    mine = api(stored, "s2")
+    for path in ("/insights/traffic", "/insights/funnel", "/insights/attention"):
+        assert mine.get(path, params={"store": "s1"}).status_code == 403
+        assert mine.get(path, params={"store": ["s2", "s1"]}).status_code == 403
+    rows = mine.get("/insights/traffic", params={"bucket": "total"}).json()  # no store: its own, not the chain's
+    assert {r["store"] for r in rows} == {"s2"}
+    assert TestClient(mine.app).get("/insights/traffic").status_code == 401  # and none without a token
 
 
 def test_rebuild_rolls_every_stored_visit_up_again(stored):
