@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from edge.baskets import Baskets
 from edge.classes import ACTION_CLASSES, Action
 from edge.emitter import Emitter
-from edge.events import MAX_PAYLOAD_BYTES, VisitEvent, VisitProduct
+from edge.events import MAX_INT, MAX_PAYLOAD_BYTES, VisitEvent, VisitProduct
 from edge.scene import Foreground, ShopperTracker
 from edge.schedule import DetectionSchedule
 from edge.segments import ActionSegment
@@ -206,7 +206,7 @@ class Reporter:
                       zones=visit.zones[:8], inspect_shelf_s=round(visit.inspect_shelf_s, 2), actions=visit.actions,
                       reason=reason)  # fmt: skip
         while products:  # the longest ids a box gives: what fits here fits there
-            probe = VisitEvent(event_id="x" * 64, seq=2**53, ts=end, store="s" * 63, box="b" * 63, products=products,
+            probe = VisitEvent(event_id="x" * 64, seq=MAX_INT, ts=end, store="s" * 63, box="b" * 63, products=products,
                                products_left_out=len(ranked), **fields)  # type: ignore[arg-type]  # fmt: skip
             if len(probe.model_dump_json(exclude_none=True)) <= MAX_PAYLOAD_BYTES:  # as `encode` measures it
                 break

@@ -44,6 +44,7 @@
     if (e.kind === "action") return `${e.action.replace(/_/g, " ")} (${((Date.parse(e.end_ts) - Date.parse(e.start_ts)) / 1000).toFixed(1)} s)${who}`;
     if (e.kind === "pick") return `pick: ${e.quantity}× ${e.sku}${who}`;
     if (e.kind === "putback") return `put-back: ${e.quantity}× ${e.sku}${who}`;
+    if (e.kind === "visit") return `visit of shopper ${e.shopper}: ${e.dwell_s.toFixed(0)} s at the shelf, ${(e.products || []).length} products`;
     if (e.kind === "basket") return `basket of shopper ${e.shopper}: ${Object.entries(e.items).map(([k, n]) => `${n}× ${k}`).join(", ") || "empty"}`;
     return e.kind;
   }

@@ -78,6 +78,16 @@ def test_dashboard_shows_boxes_events_alerts_live_and_a_killed_box_offline(broke
         assert box.wait(30) == 0
         cells = page.locator(f"{row} td").all_text_contents()
         assert cells[0:2] == ["store-1", "box-a"] and float(cells[4]) > 0 and cells[5] == "0" and cells[8] != "–"
+        # The shopper's visit (sent as the clip ended) is in the behaviour charts, from central's /insights.
+        page.reload()
+        page.wait_for_selector("#insights[data-loaded='1'] .funnel-sku", timeout=20_000)
+        bars = ".bar-row:has-text('picked') .bar-value"
+        picked = {card.get_attribute("data-sku"): int(card.locator(bars).text_content())
+                  for card in page.locator(".funnel-sku").all()}  # fmt: skip
+        assert any(n >= 1 for n in picked.values()), picked
+        assert page.locator("#traffic .column").count() == 24  # the last 24 hours, hour by hour
+        assert sum(int(v or 0) for v in page.locator("#traffic .column-value").all_text_contents()) >= 1
+        page.set_viewport_size({"width": 1280, "height": 1200})  # the whole page in view: no stitched capture
         screenshot(page, "web-dashboard.png")
 
         # Started again and killed: the broker's last will shows it offline within seconds.
