@@ -54,6 +54,8 @@ def main() -> None:
     parser.add_argument("--before", type=Path, required=True, help="the other checkout's root")
     parser.add_argument("--videos", type=Path, nargs="+", required=True, help="folders of .mp4 files")
     parser.add_argument("--bundle", type=Path, default=ROOT / "models" / "demo")
+    parser.add_argument("--before-bundle", type=Path, default=None,
+                        help="the other checkout's bundle if its manifest rules differ (default --bundle)")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1, help="interleaved runs per video, for the speed ratio")
     args = parser.parse_args()
     videos = sorted(v for folder in args.videos for v in folder.glob("*.mp4"))
@@ -61,7 +63,8 @@ def main() -> None:
     for video in videos:
         fps = {"before": [], "after": []}
         for _ in range(args.repeat):
-            (b, events_b), (a, events_a) = run(args.before, video, args.bundle), run(ROOT, video, args.bundle)
+            (b, events_b) = run(args.before, video, args.before_bundle or args.bundle)
+            (a, events_a) = run(ROOT, video, args.bundle)
             fps["before"].append(b["fps"])
             fps["after"].append(a["fps"])
         ratio = statistics.median(fps["after"]) / statistics.median(fps["before"])
