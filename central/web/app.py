@@ -33,6 +33,7 @@ from edge.schema import Strict
 HERE = Path(__file__).parent
 STATIC = "/static/web"
 CHUNK = 1 << 20
+RECENT_CLIPS = 20  # the newest clips of clips_dir offered on the analysis page
 
 
 class JobView(Strict):
@@ -85,6 +86,13 @@ def build_web_router(
             return {}
         return {p.stem: p for p in sorted(config.configs_dir.glob("*.yaml")) + sorted(config.configs_dir.glob("*.yml"))}
 
+    def recent_clips() -> dict[str, Path]:
+        """The newest videos in `clips_dir`, by name: only these may be analysed without an upload."""
+        if config.clips_dir is None or not config.clips_dir.is_dir():
+            return {}
+        files = [p for p in config.clips_dir.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
+        return {p.name: p for p in sorted(files, key=lambda p: -p.stat().st_mtime)[:RECENT_CLIPS]}
+
     def page(request: Request, name: str, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, {"static": STATIC, "dashboard": central is not None,
                                                           "login": auth_dependency is not None, **context})  # fmt: skip
@@ -96,7 +104,8 @@ def build_web_router(
     @router.get("/analyse", response_class=HTMLResponse, include_in_schema=False)
     def analyse(request: Request, _: Principal) -> HTMLResponse:
         return page(request, "analyse.html", bundles=list(bundles()), default_bundle=config.default_bundle.name,
-                    configs=list(box_configs()), max_mb=config.max_upload_mb, max_s=config.max_video_s,
+                    configs=list(box_configs()), clips=list(recent_clips()), max_mb=config.max_upload_mb,
+                    max_s=config.max_video_s,
                     recent=[_view(jobs, j) for j in jobs.recent()])  # fmt: skip
 
     @router.post("/web/api/analyses", status_code=202, response_model=JobView,
@@ -143,6 +152,32 @@ def build_web_router(
             await file.close()
         spec = JobSpec(video=video.resolve(), name=name, bundle=bundle.resolve(), threads=config.threads,
                        box_config=box_config.resolve() if box_config else None, fps=info.fps, frames=info.frames,
+                       width=info.width, height=info.height)  # fmt: skip
+        return _view(jobs, jobs.submit(job_id, folder, spec))
+
+    @router.post("/web/api/analyses/clip", status_code=202, response_model=JobView,
+                 responses={400: {"model": Refused}})  # fmt: skip
+    async def clip(
+        _: Principal, clip: Annotated[str, Form(max_length=256)],
+        bundle: Annotated[str, Form(max_length=256)] = "", box_config: Annotated[str, Form(max_length=256)] = "",
+    ) -> JobView:  # fmt: skip
+        """One of the store's recent clips (a name from the analysis page's list), analysed where it lies."""
+        video = recent_clips().get(clip)
+        if video is None:
+            raise HTTPException(400, f"no recent clip named {clip[:64]!r}")
+        chosen = bundles().get(bundle or config.default_bundle.name)
+        if chosen is None:
+            raise HTTPException(400, f"no model bundle named {bundle[:64]!r}")
+        config_file = box_configs().get(box_config) if box_config else None
+        if box_config and config_file is None:
+            raise HTTPException(400, f"no box config named {box_config[:64]!r}")
+        try:
+            info = await run_in_threadpool(probe, video, config.max_video_s)
+        except ShelfWatchError as exc:
+            raise HTTPException(400, f"{clip}: {exc}") from None
+        job_id, folder = jobs.new_folder()
+        spec = JobSpec(video=video.resolve(), name=clip, bundle=chosen.resolve(), threads=config.threads,
+                       box_config=config_file.resolve() if config_file else None, fps=info.fps, frames=info.frames,
                        width=info.width, height=info.height)  # fmt: skip
         return _view(jobs, jobs.submit(job_id, folder, spec))
 

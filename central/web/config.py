@@ -21,6 +21,8 @@ class WebConfig(Strict):
     bundles_dir: Path = Field(default=Path("models"), description="every folder here with a manifest.json is offered")
     default_bundle: Path = Field(default=Path("models/demo"), description="the bundle chosen unless another is")
     configs_dir: Path | None = Field(default=None, description="box configs (*.yaml) offered for zones and catalogue")
+    clips_dir: Path | None = Field(default=None, description="the store's recent clips (an NVR's exports, say), "
+                                   "offered for analysis without an upload, newest first")  # fmt: skip
     work_dir: Path = Field(default=Path("shelfwatch-web"), description="uploads and their results")
     workers: int = Field(default=1, ge=1, le=64, description="analyses run at once; the rest queue")
     threads: int = Field(default=0, ge=0, le=256, description="ONNX Runtime threads per analysis; 0: all cores")

@@ -65,6 +65,24 @@
     xhr.send(data);
   });
 
+  const pick = document.getElementById("pick");
+  if (pick) pick.addEventListener("submit", (e) => {
+    // A recent clip is already on the server: nothing to upload, straight to following its analysis.
+    e.preventDefault();
+    const data = new URLSearchParams({ clip: document.getElementById("clip").value,
+      bundle: document.getElementById("bundle").value, box_config: document.getElementById("box_config").value });
+    message.hidden = true;
+    box.hidden = false;
+    phase.textContent = "Starting…";
+    fetch("/web/api/analyses/clip", { method: "POST", body: data, headers: { Accept: "application/json" } })
+      .then(async (r) => {
+        const body = await r.json().catch(() => ({}));
+        if (r.status === 202) follow(body);
+        else if (r.status === 401) location.href = "/login?next=/analyse";
+        else fail(body.detail || `The clip was refused (HTTP ${r.status}).`);
+      }, () => fail("The request did not reach the server. Check the connection and try again."));
+  });
+
   function follow(job) {
     show(job);
     if (job.state === "done") { location.href = job.url; return; }

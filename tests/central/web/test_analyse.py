@@ -33,9 +33,11 @@ def clip(tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
     folder = tmp_path_factory.mktemp("web")
+    (folder / "clips").mkdir()
     server = Server("web", "--port", 0, "--web-config", web_config(folder, max_upload_mb=LIMIT_MB,
-                    max_video_s=LIMIT_S), pattern=r"(http://127\.0\.0\.1:\d+/)", cwd=folder)  # fmt: skip
-    server.work = folder / "work"
+                    max_video_s=LIMIT_S, clips_dir=folder / "clips"), pattern=r"(http://127\.0\.0\.1:\d+/)",
+                    cwd=folder)  # fmt: skip
+    server.work, server.clips = folder / "work", folder / "clips"
     yield server
     server.stop()
 
@@ -151,3 +153,26 @@ def test_bad_uploads_get_a_clear_message_and_break_nothing(web, page, clip, tmp_
     upload(page, web.url, video)
     page.wait_for_function("/Analysing|Starting|Waiting/.test(document.getElementById('phase').textContent)")
     assert page.locator("#message").is_hidden()
+
+
+def test_one_of_the_stores_recent_clips_is_analysed_without_an_upload(web, page, clip):
+    import shutil
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    video, _ = clip
+    shutil.copy(video, web.clips / "aisle-1 10-00.mp4")
+    (web.clips / "notes.txt").write_text("not offered: not a video")
+    page.goto(f"{web.url}/analyse")
+    assert page.locator("#clip option").all_text_contents() == ["aisle-1 10-00.mp4"]
+    page.select_option("#clip", "aisle-1 10-00.mp4")
+    page.click("#analyse-clip")
+    page.wait_for_url(f"{web.url}/analyses/*", timeout=120_000)
+    page.wait_for_function("document.getElementById('player').readyState >= 1")
+    assert "aisle-1 10-00.mp4" in page.content()
+    # Only the offered clips: a name from elsewhere is refused.
+    body = urllib.parse.urlencode({"clip": "../../etc/passwd"}).encode()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(f"{web.url}/web/api/analyses/clip", body), timeout=10)
+    assert refused.value.code == 400 and "no recent clip named" in refused.value.read().decode()
