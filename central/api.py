@@ -57,6 +57,7 @@ def forbid_unless(principal: Principal, store: str) -> None:
 
 
 MAX_BODY_BYTES = 16 * 1024
+UPLOAD_PATHS = ("/web/api/analyses",)  # the pages' video uploads, bounded by the web config instead
 AUTH_RESPONSES: dict = {401: {"model": Rejected}, 403: {"model": Rejected}}
 
 
@@ -67,9 +68,11 @@ def create_app(central: Central) -> FastAPI:
 
     @app.middleware("http")
     async def bounded(request: Request, call_next: Callable) -> JSONResponse:
-        # A POS message is well under 1 KB; refuse bodies that could only be an attack on memory.
+        # A POS message is well under 1 KB; refuse bodies that could only be an attack on memory. Video uploads to
+        # the analysis page are the pages' business: their own limit (web config max_upload_mb) is checked there.
         size = request.headers.get("content-length", "0")
-        if not size.isdigit() or int(size) > MAX_BODY_BYTES:
+        upload = request.url.path.startswith(UPLOAD_PATHS)
+        if not upload and (not size.isdigit() or int(size) > MAX_BODY_BYTES):
             return JSONResponse(status_code=413, content={"detail": f"the body is over {MAX_BODY_BYTES} bytes"})
         return await call_next(request)
 

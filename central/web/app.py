@@ -106,7 +106,7 @@ def build_web_router(
         return page(request, "analyse.html", bundles=list(bundles()), default_bundle=config.default_bundle.name,
                     configs=list(box_configs()), clips=list(recent_clips()), max_mb=config.max_upload_mb,
                     max_s=config.max_video_s,
-                    recent=[_view(jobs, j) for j in jobs.recent()])  # fmt: skip
+                    recent=[_view(jobs, j) for j in jobs.recent(visible_to(_))])  # fmt: skip
 
     @router.post("/web/api/analyses", status_code=202, response_model=JobView,
                  responses={400: {"model": Refused}, 413: {"model": Refused}})  # fmt: skip
@@ -152,7 +152,7 @@ def build_web_router(
             await file.close()
         spec = JobSpec(video=video.resolve(), name=name, bundle=bundle.resolve(), threads=config.threads,
                        box_config=box_config.resolve() if box_config else None, fps=info.fps, frames=info.frames,
-                       width=info.width, height=info.height)  # fmt: skip
+                       width=info.width, height=info.height, store=owner(_))  # fmt: skip
         return _view(jobs, jobs.submit(job_id, folder, spec))
 
     @router.post("/web/api/analyses/clip", status_code=202, response_model=JobView,
@@ -178,12 +178,12 @@ def build_web_router(
         job_id, folder = jobs.new_folder()
         spec = JobSpec(video=video.resolve(), name=clip, bundle=chosen.resolve(), threads=config.threads,
                        box_config=config_file.resolve() if config_file else None, fps=info.fps, frames=info.frames,
-                       width=info.width, height=info.height)  # fmt: skip
+                       width=info.width, height=info.height, store=owner(_))  # fmt: skip
         return _view(jobs, jobs.submit(job_id, folder, spec))
 
-    def job_or_404(job_id: str) -> Job:
+    def job_or_404(job_id: str, principal: Any) -> Job:
         job = jobs.get(job_id)
-        if job is None:
+        if job is None or not visible_to(principal)(job):  # another store's analysis is not there for you
             raise HTTPException(404, "no such analysis (it may have been deleted to make room)")
         return job
 
@@ -191,11 +191,11 @@ def build_web_router(
 
     @router.get("/web/api/analyses/{job_id}", response_model=JobView)
     def status(job_id: JobId, _: Principal) -> JobView:
-        return _view(jobs, job_or_404(job_id))
+        return _view(jobs, job_or_404(job_id, _))
 
     @router.get("/analyses/{job_id}", response_class=HTMLResponse, include_in_schema=False)
     def result(request: Request, job_id: JobId, _: Principal) -> HTMLResponse:
-        job = job_or_404(job_id)
+        job = job_or_404(job_id, _)
         analysis = None
         if job.state == "done":
             analysis = Analysis.model_validate_json((job.folder / RESULT).read_text())
@@ -205,7 +205,7 @@ def build_web_router(
     @router.get("/web/api/analyses/{job_id}/video")
     def video(job_id: JobId, _: Principal) -> FileResponse:
         """The annotated video, H.264 (ranges supported: the player seeks)."""
-        return FileResponse(_done(job_or_404(job_id)).folder / VIDEO_OUT, media_type="video/mp4")
+        return FileResponse(_done(job_or_404(job_id, _)).folder / VIDEO_OUT, media_type="video/mp4")
 
     downloads = {"annotated.mp4": (VIDEO_OUT, "video/mp4"), "events.jsonl": (EVENTS, "application/x-ndjson"),
                  "labels.json": (LABELS_JSON, "application/json"), "labels_label.mat": (LABELS_MAT,
@@ -214,7 +214,7 @@ def build_web_router(
     @router.get("/web/api/analyses/{job_id}/download/{file}")
     def download(job_id: JobId, file: str, _: Principal) -> Response:
         """annotated.mp4, events.jsonl, events.csv, labels.json (our format) or labels_label.mat (MERL)."""
-        job = _done(job_or_404(job_id))
+        job = _done(job_or_404(job_id, _))
         stem = Path(job.name).stem or "clip"
         filename = f"{stem}_{file}"
         disposition = f"attachment; filename*=UTF-8''{quote(filename)}"
@@ -255,6 +255,18 @@ def build_web_router(
                                      media_type="text/event-stream", headers={"Cache-Control": "no-store"})  # fmt: skip
 
     return router
+
+
+def owner(principal: Any) -> str | None:
+    """The store an analysis belongs to: the asking token's store (None: a chain-wide token, or no login)."""
+    stores = stores_of(principal)
+    return next(iter(stores)) if stores is not None and len(stores) == 1 else None
+
+
+def visible_to(principal: Any) -> Callable[[Job], bool]:
+    """A store's staff see their store's analyses; a chain-wide token (or no login) sees every one."""
+    stores = stores_of(principal)
+    return lambda job: stores is None or job.store in stores
 
 
 def _done(job: Job) -> Job:

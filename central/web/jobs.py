@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ class Job:
     fps: float = 0.0
     error: str | None = None
     finished: float | None = None
+    store: str | None = None  # whose staff asked for it; None: chain-wide (see JobSpec.store)
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
@@ -64,7 +66,7 @@ class JobQueue:
 
     def submit(self, job_id: str, folder: Path, spec: JobSpec) -> Job:
         (folder / "job.json").write_text(spec.model_dump_json())
-        job = Job(job_id, folder, spec.name, time.time())
+        job = Job(job_id, folder, spec.name, time.time(), store=spec.store)
         with self.lock:
             self.jobs[job_id] = job
         self.pool.submit(self._run, job)
@@ -80,9 +82,9 @@ class JobQueue:
         with self.lock:
             return sum(1 for j in self.jobs.values() if j.state in ("queued", "running") and j.created < job.created)
 
-    def recent(self, n: int = 10) -> list[Job]:
+    def recent(self, visible: Callable[[Job], bool] = lambda job: True, n: int = 10) -> list[Job]:
         with self.lock:
-            return sorted(self.jobs.values(), key=lambda j: -j.created)[:n]
+            return sorted((j for j in self.jobs.values() if visible(j)), key=lambda j: -j.created)[:n]
 
     def _run(self, job: Job) -> None:
         if self.closed:
@@ -124,7 +126,7 @@ class JobQueue:
                 spec = JobSpec.model_validate_json(spec_file.read_text())
             except ValueError:
                 continue
-            job = Job(folder.name, folder, spec.name, spec_file.stat().st_mtime)
+            job = Job(folder.name, folder, spec.name, spec_file.stat().st_mtime, store=spec.store)
             self._settle(job)
             self.jobs[job.id] = job
 

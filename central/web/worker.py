@@ -34,6 +34,7 @@ class JobSpec(Strict):
     frames: int
     width: int
     height: int
+    store: str | None = None  # whose staff asked for it (None: a chain-wide token, or no login): who may see it
 
 
 def run(job_dir: Path) -> None:

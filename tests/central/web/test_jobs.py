@@ -154,3 +154,27 @@ def test_a_box_config_gives_its_zones_and_never_its_broker(tmp_path, short_clip)
         assert '"store":"store-7","box":"lane-3"' in events
     finally:
         jobs.close()
+
+
+def test_one_stores_staff_see_only_their_stores_analyses(tmp_path, short_clip):
+    from central import auth
+    from central.api import create_app, principal_dependency
+    from central.db import connect
+    from central.service import Central
+
+    central = Central(connect(f"sqlite:///{tmp_path / 'central.db'}"))
+    tokens = {who: auth.create(central.engine, store, "staff")[1] for who, store in
+              (("s1", "s1"), ("s2", "s2"), ("chain", None))}  # fmt: skip
+    app = create_app(central)
+    jobs = mount_web(app, config(tmp_path), central=central, auth_dependency=principal_dependency(central))
+    try:
+        as_ = {who: TestClient(app, headers={"Authorization": f"Bearer {t}"}) for who, t in tokens.items()}
+        with short_clip.open("rb") as f:
+            job = as_["s1"].post("/web/api/analyses", files={"file": ("aisle.mp4", f, "video/mp4")}).json()
+        url = f"/web/api/analyses/{job['id']}"
+        assert as_["s1"].get(url).status_code == 200 and as_["chain"].get(url).status_code == 200
+        assert as_["s2"].get(url).status_code == 404  # another store's analysis is not there for them
+        assert as_["s2"].get(f"{url}/video").status_code == 404
+        assert "aisle.mp4" in as_["s1"].get("/analyse").text and "aisle.mp4" not in as_["s2"].get("/analyse").text
+    finally:
+        jobs.close()
