@@ -160,14 +160,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "segmentation step: the measures the MERL Shopping paper and the segmentation literature report.",
     )
     eaction.add_argument("runs", type=Path, nargs="+", help="run folders (their best.pt) or checkpoint files")
-    eaction.add_argument("--data", type=Path, required=True, help="folder of labelled test videos")
-    eaction.add_argument(
-        "--split",
-        default=None,
-        choices=["merl"],
-        help="merl: score only MERL Shopping's test subjects 27-41 of --data (default: every video in --data)",
-    )
-    eaction.add_argument("--json", type=Path, default=None, help="also write the scores to this file")
+    _held_out_args(eaction)
     eaction.set_defaults(func=run_eval_action)
     ebundle = esub.add_parser(
         "bundle",
@@ -178,9 +171,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the number a store gets; `eval action` scores a PyTorch run on every frame.",
     )
     ebundle.add_argument("bundle", type=Path, help="a model bundle folder (made by `shelfwatch export`)")
-    ebundle.add_argument("--data", type=Path, required=True, help="folder of labelled test videos")
-    ebundle.add_argument("--split", default=None, choices=["merl"], help="merl: only MERL Shopping's test subjects")
-    ebundle.add_argument("--json", type=Path, default=None, help="also write the scores to this file")
+    _held_out_args(ebundle)
     ebundle.set_defaults(func=run_eval_bundle)
     eproducts = esub.add_parser(
         "products",
@@ -193,6 +184,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     eproducts.add_argument("--data", type=Path, required=True, help="the held-out dataset folder (or data.yaml)")
     eproducts.add_argument("--imgsz", type=int, default=320)
     eproducts.set_defaults(func=run_eval_products)
+
+
+def _held_out_args(parser: argparse.ArgumentParser) -> None:
+    """The labelled videos an `eval` scores, and where its scores go."""
+    parser.add_argument("--data", type=Path, required=True, help="folder of labelled test videos")
+    parser.add_argument(
+        "--split",
+        default=None,
+        choices=["merl"],
+        help="merl: score only MERL Shopping's test subjects 27-41 of --data (default: every video in --data)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the scores to this file")
 
 
 def _size(text: str) -> tuple[int, int]:
