@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -110,10 +109,9 @@ def main() -> int:
         url = f"postgresql://postgres@127.0.0.1:5432/{pg_name}"
     else:
         url = f"sqlite:///{work / 'central.db'}"
-    # As deployed: persistence on, saved every second; no cap on what is queued for an absent consumer.
-    # As root, mosquitto would drop to its own user, which cannot write in a private tmp folder.
-    extra = ("user root\n" if os.geteuid() == 0 else "") + "max_queued_messages 0\n"
-    broker = Broker(work / "broker", extra=extra)
+    # As deployed: persistence on, saved every second; no cap on what is queued for an absent consumer. (The test
+    # broker keeps root where it runs as root: mosquitto's own user could not write in a private tmp folder.)
+    broker = Broker(work / "broker", extra="max_queued_messages 0\n")
     broker.start()
     http = free_port()
     central = Proc("central", [sys.executable, "-m", "shelfwatch", "central", "run", "--mqtt",
@@ -152,25 +150,26 @@ def main() -> int:
         log.append(f"{time.monotonic() - t0:5.1f} s  {what}")
         print(log[-1], flush=True)
 
+    def kill_broker() -> None:
+        broker.proc.kill()
+        broker.proc.wait()
+        time.sleep(1)
+        broker.start()
+
+    def restart_central(sig: signal.Signals) -> None:
+        central.signal(sig)
+        counts.append({})
+        central.start()
+
     t0 = time.monotonic()
     at(step * 1, "broker kill -9, restarted 1 s later")
-    broker.proc.kill()
-    broker.proc.wait()
-    time.sleep(1)
-    broker.start()
+    kill_broker()
     at(step * 2, "central SIGTERM, restarted")
-    central.signal(signal.SIGTERM)
-    counts.append({})
-    central.start()
+    restart_central(signal.SIGTERM)
     at(step * 3, "broker kill -9, restarted 1 s later")
-    broker.proc.kill()
-    broker.proc.wait()
-    time.sleep(1)
-    broker.start()
+    kill_broker()
     at(step * 4, "central kill -9, restarted")
-    central.signal(signal.SIGKILL)
-    counts.append({})
-    central.start()
+    restart_central(signal.SIGKILL)
     at(step * 5, "box b re-imaged: stopped, outbox deleted, started again (seq from 1)")
     boxes["b"].signal(signal.SIGTERM)
     for f in work.glob("outbox-b.*"):
