@@ -61,6 +61,7 @@ class ExportOptions:
     imgsz: int | None = None  # detector input; default: what it was trained at
     sequence: bool = False
     seed: int = 0
+    detector_from: Path | None = None  # keep this bundle's detector as it is (a new action model, same detector)
 
 
 def _detect_head_postprocess(model_path: Path) -> list[str]:
@@ -100,8 +101,11 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
     checkpoint = action_run / "best.pt" if action_run.is_dir() else action_run
     model, ckpt = load_model(checkpoint)
     check_streams(model)
+    if products_run is not None and options.detector_from is not None:
+        raise ShelfWatchError("--products and --detector-from both name a detector: give one")
     if products_run is not None:
         detector_weights(products_run)  # fail before any work
+    kept = _kept_detector(options.detector_from) if options.detector_from is not None else None
     spec = model.config.input
     pairs = sample_frames(options.calibration, options.calibration_frames, options.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -155,6 +159,10 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
             detector_q = _detector_precision(fp32_det, staging / "detector.onnx", pairs, imgsz, options)
             detector = DetectorEntry(model="detector.onnx", imgsz=imgsz, catalog=_catalog(names),
                                      quantization=detector_q)  # fmt: skip
+        elif kept is not None:
+            detector = kept.detector
+            shutil.copy(options.detector_from / detector.model, staging / detector.model)
+            metrics.update({k: v for k, v in kept.metrics.items() if k.startswith("detector_")})
 
         # 3. Held-out scores: FP32 next to the requested precision. A graph whose reduced precision costs more
         #    than the limits (MAX_DROP) ships in FP32 instead; "shipped" is what the bundle scores.
@@ -181,7 +189,7 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
             metrics["action_frame_accuracy"] = {**scores, "videos": float(len(videos)),
                                                 "frames": float(sum(len(v.labels) for v in videos))}  # fmt: skip
             yolo = options.held_out / "yolo" / "data.yaml"
-            if detector is not None and yolo.is_file():
+            if products_run is not None and yolo.is_file():
                 data_yaml = local_data_yaml(yolo, work, every_image=True)
                 fp32_map = checks.detector_map(work / "detector.fp32.onnx", data_yaml, imgsz, work)
                 reduced_map = checks.detector_map(staging / "detector.onnx", data_yaml, imgsz, work)
@@ -202,6 +210,8 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
         # 4. The manifest, and the swap.
         files = {p.name: FileEntry(sha256=sha256_of(p), bytes=p.stat().st_size) for p in sorted(staging.iterdir())}
         commands = [*_run_commands(action_run), *(_run_commands(products_run) if products_run else [])]
+        if kept is not None:
+            commands += [c for c in kept.provenance.commands if c.startswith("shelfwatch train products")]
         commands.append(command_line())
         manifest = Manifest(
             bundle_id="",  # sealed below, over the manifest's own content
@@ -215,7 +225,7 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
                 commands=commands,
                 seeds={"calibration": options.seed, "training": int(ckpt.get("options", {}).get("seed", 0))},
                 git_commit=_git_commit(),
-                sources={"action": str(checkpoint), **({"detector": str(products_run)} if products_run else {})},
+                sources={"action": str(checkpoint), **_detector_source(products_run, options.detector_from, kept)},
             ),
             metrics=metrics,
         )
@@ -230,6 +240,22 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _kept_detector(bundle: Path) -> Manifest:
+    """The detector of an existing bundle, checked against its manifest before it is copied."""
+    manifest = load_bundle(bundle)
+    if manifest.detector is None:
+        raise ShelfWatchError(f"{bundle}: --detector-from: this bundle has no detector")
+    return manifest
+
+
+def _detector_source(products_run: Path | None, bundle: Path | None, kept: Manifest | None) -> dict[str, str]:
+    if products_run is not None:
+        return {"detector": str(products_run)}
+    if bundle is not None and kept is not None:
+        return {"detector": f"{bundle}/{kept.detector.model} (bundle {kept.bundle_id})"}
+    return {}
 
 
 def _first_frames(video, n: int):

@@ -17,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("bundle_dir", type=Path, help="folder to write the bundle into (replaced if it exists)")
     p.add_argument("--action", type=Path, required=True, help="an action run folder (its best.pt) or a checkpoint")
     p.add_argument("--products", type=Path, default=None, help="a detector run folder (its weights/best.pt)")
+    p.add_argument("--detector-from", type=Path, default=None, metavar="BUNDLE",
+                   help="keep BUNDLE's detector as it is (file, catalogue, scores): new action model only")  # fmt: skip
     p.add_argument("--precision", choices=["int8", "fp16", "fp32"], default="int8", help="default int8")
     p.add_argument(
         "--target",
@@ -46,7 +48,7 @@ def run_export(args: argparse.Namespace) -> int:
     options = ExportOptions(
         precision=args.precision, target=args.target, calibration=args.calibration,
         calibration_frames=args.calibration_frames, held_out=args.held_out, held_out_frames=args.held_out_frames,
-        imgsz=args.imgsz, sequence=args.sequence, seed=args.seed,
+        imgsz=args.imgsz, sequence=args.sequence, seed=args.seed, detector_from=args.detector_from,
     )  # fmt: skip
     manifest = build_bundle(args.bundle_dir, args.action, args.products, options)
     size = sum(f.bytes for f in manifest.files.values())

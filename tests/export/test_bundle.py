@@ -52,6 +52,21 @@ def test_fp16_and_fp32_bundles(runs, yolo_env, tmp_path):
         assert accuracy["frames"] == 60 and abs(accuracy["fp32"] - accuracy[precision]) <= 0.01
 
 
+def test_a_new_action_model_keeps_another_bundles_detector(int8_bundle, runs, tmp_path):
+    """Comparing action encoders means swapping the action model only: --detector-from copies a bundle's
+    detector, its catalogue and its scores unchanged, and the result passes the agent's own check."""
+    out = tmp_path / "swapped"
+    run("export", out, "--action", runs["action"], "--detector-from", int8_bundle, "--calibration", runs["train"],
+        "--calibration-frames", 8, "--precision", "fp32")  # fmt: skip
+    old, new = load_bundle(int8_bundle), load_bundle(out)
+    assert new.detector == old.detector
+    assert new.files["detector.onnx"] == old.files["detector.onnx"]
+    assert new.metrics["detector_map50"] == old.metrics["detector_map50"]
+    assert {q.method for q in new.action.quantization.values()} == {"none"}
+    assert new.provenance.sources["detector"].endswith(f"detector.onnx (bundle {old.bundle_id})")
+    assert any("train products" in c for c in new.provenance.commands)
+
+
 def tampered(bundle, tmp_path, change):
     copy = tmp_path / "copy"
     shutil.copytree(bundle, copy)
@@ -91,6 +106,9 @@ def test_export_bad_input_is_one_line(runs, tmp_path, shelfwatch):
         (("--action", runs["action"], "--products", tmp_path), "has no weights/best.pt"),
         (("--action", runs["action"], "--calibration", tmp_path), "has no videos"),
         (("--action", runs["action"] / "frame.pt"), "only a uni-directional LSTM model streams"),
+        (("--action", runs["action"], "--products", runs["products"], "--detector-from", tmp_path),
+         "--products and --detector-from both name a detector"),
+        (("--action", runs["action"], "--detector-from", tmp_path), "manifest"),
     ]
     for args, message in cases:
         result = shelfwatch("export", tmp_path / "bundle", *args, "--calibration-frames", 4)
