@@ -45,7 +45,7 @@ from export.detector_onnx import detector_weights, export_detector
 from export.quantize import Frames, quantize_conv_graph, quantize_step_graph, to_fp16
 from training.provenance import command_line
 
-TOLERANCE = 1e-4  # ONNX FP32 against PyTorch, on features and scores
+TOLERANCE = 1e-4  # ONNX FP32 against PyTorch, on features and scores (relative above 1: checks.difference)
 # The most a reduced precision may cost on held-out data before that graph ships in FP32 instead.
 MAX_DROP = {"action": 0.01, "detector": 0.02}  # frame accuracy; mAP50
 
