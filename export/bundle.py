@@ -152,8 +152,10 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
             export_sequence(model, staging / sequence)
 
         detector: DetectorEntry | None = None
+        detector_source: str | None = None  # where the detector came from, for the provenance
         imgsz = options.imgsz
         if products_run is not None:
+            detector_source = str(products_run)
             imgsz = imgsz or _trained_imgsz(products_run)
             fp32_det, names = export_detector(products_run, work / "detector.fp32.onnx", imgsz)
             detector_q = _detector_precision(fp32_det, staging / "detector.onnx", pairs, imgsz, options)
@@ -161,6 +163,7 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
                                      quantization=detector_q)  # fmt: skip
         elif kept is not None:
             detector = kept.detector
+            detector_source = f"{options.detector_from}/{detector.model} (bundle {kept.bundle_id})"
             shutil.copy(options.detector_from / detector.model, staging / detector.model)
             metrics.update({k: v for k, v in kept.metrics.items() if k.startswith("detector_")})
 
@@ -225,7 +228,7 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
                 commands=commands,
                 seeds={"calibration": options.seed, "training": int(ckpt.get("options", {}).get("seed", 0))},
                 git_commit=_git_commit(),
-                sources={"action": str(checkpoint), **_detector_source(products_run, options.detector_from, kept)},
+                sources={"action": str(checkpoint), **({"detector": detector_source} if detector_source else {})},
             ),
             metrics=metrics,
         )
@@ -248,14 +251,6 @@ def _kept_detector(bundle: Path) -> Manifest:
     if manifest.detector is None:
         raise ShelfWatchError(f"{bundle}: --detector-from: this bundle has no detector")
     return manifest
-
-
-def _detector_source(products_run: Path | None, bundle: Path | None, kept: Manifest | None) -> dict[str, str]:
-    if products_run is not None:
-        return {"detector": str(products_run)}
-    if bundle is not None and kept is not None:
-        return {"detector": f"{bundle}/{kept.detector.model} (bundle {kept.bundle_id})"}
-    return {}
 
 
 def _first_frames(video, n: int):
