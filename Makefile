@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: demo test lint models web
+.PHONY: demo test test-long bench-smoke lint models web
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,29 +31,55 @@ $(VENV)/.web-deps: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[edge,data,web]'
 	touch $@
 
+# `make web PORT=8001` for another port.
+PORT ?= 8000
 web: $(VENV)/.web-deps
-	$(VENV)/bin/shelfwatch web
+	$(VENV)/bin/shelfwatch web --port $(PORT)
 
 # The box runs Python 3.10 (JetPack 6): what it imports (edge/, shelfwatch/) may need nothing newer.
 BOX_PACKAGES := edge shelfwatch
+# Two workers, each test file on one worker (its module fixtures built once): most tests wait on subprocesses,
+# brokers and browsers rather than compute, so two workers on 2 cores take about a third of one worker's time.
+PYTEST := $(PY) -m pytest -q -n 2 --dist loadfile
 
 test: $(VENV)/.test-deps
 	$(PY) -m ruff check .
 	$(VENV)/bin/vermin --target=3.10- --violations --eval-annotations --no-tips --no-parse-comments $(BOX_PACKAGES)
-	$(PY) -m pytest -q
+	$(PYTEST) -m "not long"
+
+# The long end-to-end checks (many videos, several agents, real restarts), the bench smoke among them (tests/bench);
+# CI runs them after `make test`.
+test-long: $(VENV)/.test-deps
+	$(PYTEST) -m long
+
+# Every script in bench/ at its smallest size on inputs it makes itself, each printed figure checked against what
+# it can be (about two minutes of CPU, 2.5 minutes on 2 cores not otherwise busy; part of test-long).
+bench-smoke: $(VENV)/.test-deps
+	$(PYTEST) -m long tests/bench
 
 lint: $(VENV)/.test-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# Rebuild the committed demo bundle models/demo/ from nothing: render data, train both models, export INT8.
+# Rebuild the committed demo bundle models/demo/ from nothing: render data, train both models, export INT8, fit the
+# familiarity guard: the commands models/demo's manifest records (provenance.commands), in their order. Stage 1 of the
+# action model (the per-frame encoder) is a run of its own whose encoder stage 2 adopts (--encoder-from), as models/demo
+# was made: one run doing both stages starts the LSTM from other random weights. The manifest records from stage 2 on
+# (export kept the exported run's command only; it now records the adopted encoder's run too), so the stage-1 line is
+# the README's recipe. --no-familiarity and the reference clip: the export of the time had neither; `bundle
+# familiarity` fits the guard as models/demo's was fitted, and export now records the reference clip itself. The export
+# leaves the action checkpoint in the bundle (checkpoint.pt, its sha256 in the manifest) for `train adapt --from`.
 # About 45 minutes on 2 CPU cores; each step's numbers are in the README.
 SW := $(VENV)/bin/shelfwatch
 models: $(VENV)/.test-deps
 	$(SW) synth data/train --videos 100 --seed 1 --jobs 2
 	$(SW) synth data/test --videos 10 --seed 1000 --jobs 2 --yolo --yolo-every 20
 	$(SW) synth data/det --videos 30 --seed 1 --jobs 2 --yolo --yolo-every 20
-	$(SW) train action data/train --out runs/action --delay 6 --encoder-steps 4000 --eval-every 500
+	$(SW) synth data/fit --videos 24 --seed 1 --jobs 2
+	$(SW) synth data/calib --videos 12 --seed 1 --first 100 --jobs 2
+	$(SW) train action data/train --out runs/action_stage1 --delay 6 --encoder-steps 4000 --eval-every 500
+	$(SW) train action data/train --out runs/action --delay 6 --eval-every 500 --encoder-from runs/action_stage1/frame.pt
 	$(SW) train products data/det/yolo --out runs/products --scale p --imgsz 320 --epochs 20
 	$(SW) export models/demo --action runs/action --products runs/products --precision int8 \
-		--calibration data/train --held-out data/test
+		--calibration data/train --held-out data/test --no-familiarity
+	$(SW) bundle familiarity models/demo --fit data/fit --calibrate data/calib

@@ -1,7 +1,8 @@
 """Model bundles side by side, scored by what the box emits: the agent (`edge run --bundle`) on held-out
 labelled videos (frame accuracy, F1@50, net items right, fps) and on real footage with no shelf in view
 (`../shared/real/clips`: shelf actions a minute, picks and put-backs, negative baskets — all should be none).
-This is how the shipped encoder is chosen (README, "Pretrained or scratch"):
+This is how the shipped encoder is chosen (README, "Pretrained or scratch"). The measuring is
+`training.bundle_compare`'s, the same as `shelfwatch eval compare`'s (which adds the verdict for two bundles):
 
     python bench/bundle_compare.py models/demo runs/bundle_mnv2 --held-out data/test data/hard
 """
@@ -11,40 +12,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 from pathlib import Path
-
-import cv2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from training.bundle_eval import labelled_videos, run_box, score_bundle  # noqa: E402
+from training.bundle_compare import actions_per_minute, measure, negative_clips  # noqa: E402
 
 CLIPS = ROOT.parent / "shared" / "real" / "clips"
-
-
-def real_footage(bundle: Path, clips: list[Path]) -> dict[str, dict[str, float]]:
-    """Per clip: shelf actions, picks and put-backs, negative basket entries, minutes and fps (each clip run once)."""
-    found = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for clip in clips:
-            events, fps, frames = run_box(bundle, clip, Path(tmp))
-            cap = cv2.VideoCapture(str(clip))
-            minutes = frames / (cap.get(cv2.CAP_PROP_FPS) or 30.0) / 60
-            cap.release()
-            found[clip.name] = {
-                "actions": sum(e["kind"] == "action" for e in events),
-                "picks_putbacks": sum(e["kind"] in ("pick", "putback") for e in events),
-                "negative": sum(n < 0 for e in events if e["kind"] == "basket" for n in e["items"].values()),
-                "minutes": minutes,
-                "fps": fps,
-            }
-    return found
-
-
-def per_minute(clips: list[dict[str, float]]) -> float:
-    return sum(c["actions"] for c in clips) / max(sum(c["minutes"] for c in clips), 1e-9)
 
 
 def main() -> None:
@@ -53,29 +28,27 @@ def main() -> None:
     parser.add_argument("--held-out", type=Path, nargs="+", default=[ROOT / "data" / "test", ROOT / "data" / "hard"])
     parser.add_argument("--clips", type=Path, default=CLIPS)
     args = parser.parse_args()
-    clips = sorted(p for p in args.clips.iterdir() if p.suffix in (".mp4", ".avi"))
-    head = (
+    # The measuring is `shelfwatch eval compare`'s (training/bundle_compare.py): every bundle on each clip in turn.
+    measured = measure(args.bundles, args.held_out, negative_clips(args.clips),
+                       on_clip=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
+    print(
         f"{'bundle':28}"
         + "".join(f" {f'{d.name} acc':>10} {f'{d.name} F1@50':>11} {f'{d.name} items':>11}" for d in args.held_out)
         + f" {'fps':>5} {'walkers act/min':>16} {'all clips act/min':>18} {'picks':>6} {'neg':>4}"
     )
-    rows = []
-    for bundle in args.bundles:
-        cells, speeds = [], []
-        for folder in args.held_out:
-            score = score_bundle(bundle, labelled_videos(folder))
+    for m in measured:
+        cells = []
+        for score in m.folders.values():
             items = score.net_items_right
             cells.append(f" {score.pooled['frame_accuracy']:10.3f} {score.pooled['f1@50']:11.1f} "
                          f"{(f'{items:.3f}' if items is not None else '-'):>11}")  # fmt: skip
-            speeds += [v.fps for v in score.videos]
-        real = real_footage(bundle, clips)
-        walkers = [c for name, c in real.items() if name == "vtest.avi"]
-        picks = sum(c["picks_putbacks"] for c in real.values())
-        negative = sum(c["negative"] for c in real.values())
-        rows.append(f"{str(bundle)[-28:]:28}" + "".join(cells) + f" {statistics.median(speeds):5.0f}"
-                    f" {per_minute(walkers):16.2f} {per_minute(list(real.values())):18.2f}"
-                    f" {picks:6d} {negative:4d}")  # fmt: skip
-        print(rows[-1] if len(rows) > 1 else head + "\n" + rows[-1], flush=True)
+        speeds = [v.fps for score in m.folders.values() for v in score.videos]
+        walkers = [c for c in m.negatives if c.name == "vtest.avi"]
+        picks = sum(c.picks_putbacks for c in m.negatives)
+        negative = sum(c.negative for c in m.negatives)
+        print(f"{str(m.bundle)[-28:]:28}" + "".join(cells) + f" {statistics.median(speeds):5.0f}"
+              f" {actions_per_minute(walkers):16.2f} {actions_per_minute(m.negatives):18.2f}"
+              f" {picks:6d} {negative:4d}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -62,8 +62,10 @@ def run(consumers: int, boxes: int, per_box: int, work: Path) -> tuple[float, fl
         for i in range(consumers):
             command = [sys.executable, "-m", "shelfwatch", "central", "run", "--mqtt", f"mqtt://127.0.0.1:{broker.port}",
                        "--db", url, "--http", "off", "--group", "central", "--client-id", f"bench-c{i}"]  # fmt: skip
-            procs.append(subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-        time.sleep(3)  # subscribed
+            procs.append(subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        for p in procs:  # each says "consuming" once subscribed: what is published before would reach nobody
+            if "consuming" not in p.stdout.readline():
+                sys.exit(f"a consumer did not start: {p.communicate(timeout=10)[1].strip()[-2000:]}")
         messages = [m for b in range(boxes) for m in box_events("bench", f"box-{b:04d}", per_box)]
         engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
         start = time.perf_counter()
@@ -71,6 +73,8 @@ def run(consumers: int, boxes: int, per_box: int, work: Path) -> tuple[float, fl
         stored = 0
         while stored < len(messages) and time.perf_counter() - start < 600:
             time.sleep(0.2)
+            if any(p.poll() is not None for p in procs):
+                sys.exit(f"a consumer stopped: {next(p for p in procs if p.poll() is not None).stderr.read()[-2000:]}")
             with engine.connect() as conn:
                 stored = conn.execute(text("SELECT count(*) FROM events")).scalar()
         took = time.perf_counter() - start

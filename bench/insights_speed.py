@@ -6,6 +6,8 @@ made for them.
 
     python bench/insights_speed.py                      # load 10 M events (once; reused while the count matches)
     python bench/insights_speed.py --events 200000 --reload
+    python bench/insights_speed.py --database shelfwatch_bench_smoke --events 20000 --stores 2 --boxes 2 --days 31 \
+        --runs 1 --ingest-visits 30      # the smoke test's size (tests/bench/test_bench_smoke.py)
 
 The load goes through COPY with the events table's indexes dropped and rebuilt after (what a bulk import would
 do); the insight rollup rows are made by `central.insights.rows_for`, exactly what central's writer stores for
@@ -29,19 +31,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-DB = "shelfwatch_bench"
+SERVER = "postgresql://postgres@127.0.0.1:5432"
+ADMIN = f"{SERVER}/postgres"
 END = datetime(2026, 11, 1, tzinfo=timezone.utc)
-EVENT_COLUMNS = ("event_id", "store", "box", "seq", "kind", "ts", "sku", "quantity", "shopper", "confidence", "payload")
+EVENT_COLUMNS = ("event_id", "store", "box", "epoch", "seq", "kind", "ts", "sku", "quantity", "shopper", "confidence",
+                 "payload")  # fmt: skip
+EPOCH = 1  # every synthetic box keeps its outbox: its seq never restarts
+KIND, PAYLOAD = EVENT_COLUMNS.index("kind"), EVENT_COLUMNS.index("payload")
 
 
-def ensure_database() -> str:
+def ensure_database(name: str) -> str:
     import psycopg
 
     with psycopg.connect(ADMIN, autocommit=True) as admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone():
-            admin.execute(f'CREATE DATABASE "{DB}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{DB}"
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            admin.execute(f'CREATE DATABASE "{name}"')
+    return f"{SERVER}/{name}"
 
 
 class Chain:
@@ -52,7 +57,8 @@ class Chain:
 
     def __init__(self, stores: int, boxes: int, days: int, seed: int = 14, events: int = 10_000_000) -> None:
         self.rng = random.Random(seed)
-        self.per_day = max(1, round(events / (stores * boxes * days * self.EVENTS_PER_VISIT)))  # visits a box a day
+        # Visits a box a day, on average; a fraction at small sizes, so that every day of the range has visits.
+        self.per_day = events / (stores * boxes * days * self.EVENTS_PER_VISIT)
         self.stores = [f"s{i:02d}" for i in range(1, stores + 1)]
         self.boxes = [f"box{j}" for j in range(1, boxes + 1)]
         self.days = days
@@ -68,7 +74,8 @@ class Chain:
         while True:
             for store in self.stores:
                 for box in self.boxes:
-                    for _ in range(self.rng.randint(round(0.7 * self.per_day), round(1.3 * self.per_day))):
+                    mean = self.rng.uniform(0.7, 1.3) * self.per_day
+                    for _ in range(int(mean) + (self.rng.random() < mean - int(mean))):
                         yield store, box, day + timedelta(hours=8, seconds=self.rng.uniform(0, 14 * 3600))
             day += timedelta(days=1)
             if day >= END:
@@ -94,7 +101,7 @@ class Chain:
             iso = ts.isoformat().replace("+00:00", "Z")
             payload = (f'{{"v":1,"event_id":"{eid}","seq":{seq},"ts":"{iso}","store":"{store}","box":"{box}",'
                        f'"kind":"{kind}",{body}}}')  # fmt: skip
-            rows.append((eid, store, box, seq, kind, iso, sku, quantity, shopper, confidence, payload))
+            rows.append((eid, store, box, EPOCH, seq, kind, iso, sku, quantity, shopper, confidence, payload))
 
         def action(name: str, seconds: float, sku: str | None = None) -> None:
             nonlocal t
@@ -139,7 +146,7 @@ class Chain:
                            box=box, shopper=shopper, start_ts=start, end_ts=end,
                            dwell_s=round((end - start).total_seconds(), 2), zones=[zone],
                            inspect_shelf_s=round(shelf_s, 2), actions=len(rows), products=products)  # fmt: skip
-        rows.append((visit.event_id, store, box, seq, "visit", end.isoformat(), None, None, shopper, None,
+        rows.append((visit.event_id, store, box, EPOCH, seq, "visit", end.isoformat(), None, None, shopper, None,
                      visit.model_dump_json(exclude_none=True)))  # fmt: skip
         return rows, visit
 
@@ -155,15 +162,13 @@ def load(url: str, target: int, stores: int, boxes: int, days: int) -> tuple[int
 
     from central import db, insights
 
-    engine = db.connect(url)
-    insights.create(engine)
+    engine = db.connect(url)  # migrated: the rollup tables are there
     tables = (db.events, *insights.TABLES)
     with engine.begin() as conn:
         for table in tables:
             conn.execute(text(f"TRUNCATE {table.name}"))
             for index in table.indexes:
                 conn.execute(text(f"DROP INDEX IF EXISTS {index.name}"))
-        conn.execute(text("ALTER TABLE events DROP CONSTRAINT IF EXISTS one_event_per_seq"))
         for table in tables:
             conn.execute(text(f"ALTER TABLE {table.name} DROP CONSTRAINT IF EXISTS {table.name}_pkey"))
     chain = Chain(stores, boxes, days, events=target)
@@ -211,7 +216,6 @@ def load(url: str, target: int, stores: int, boxes: int, days: int) -> tuple[int
     with engine.begin() as conn:
         conn.execute(text("SET maintenance_work_mem = '1GB'"))
         conn.execute(text("ALTER TABLE events ADD PRIMARY KEY (event_id)"))
-        conn.execute(text("ALTER TABLE events ADD CONSTRAINT one_event_per_seq UNIQUE (store, box, seq)"))
         for table in insights.TABLES:
             keys = ", ".join(c.name for c in table.primary_key.columns)
             conn.execute(text(f"ALTER TABLE {table.name} ADD PRIMARY KEY ({keys})"))
@@ -238,11 +242,15 @@ def timed(call, runs: int) -> float:
 def endpoints(url: str, runs: int) -> list[tuple[str, float, int]]:
     from fastapi.testclient import TestClient
 
+    from central import auth
     from central.api import create_app
     from central.db import connect
     from central.service import Central
 
-    client = TestClient(create_app(Central(connect(url))))
+    central = Central(connect(url))
+    client = TestClient(create_app(central))
+    token_id, token = auth.create(central.engine, None, "bench/insights_speed.py")  # chain-wide, as a dashboard's
+    client.headers["Authorization"] = f"Bearer {token}"
     month = {"start": (END - timedelta(days=30)).isoformat(), "end": END.isoformat()}
     cases = [
         ("traffic", "daily", {"store": "s01", "bucket": "day"}),
@@ -265,6 +273,8 @@ def endpoints(url: str, runs: int) -> list[tuple[str, float, int]]:
         rows = len(answer.json()) if params.get("format") != "csv" else answer.text.count("\n") - 1
         out.append((f"{path}: {name}", timed(lambda p=path, q=params: client.get(p, params={**q, **month}), runs),
                     rows))  # fmt: skip
+    auth.revoke(central.engine, token_id)
+    central.engine.dispose()
     return out
 
 
@@ -303,9 +313,10 @@ def plain(url: str, runs: int) -> list[tuple[str, float, int]]:
     return out
 
 
-def ingest_price(url: str, visits: int = 300, rounds: int = 3) -> tuple[float, float]:
+def ingest_price(url: str, visits: int = 300, rounds: int = 3) -> tuple[float, float, int, int]:
     """Events a second through Central.events (batches of 500), with the insight rollups and without, alternating
-    (the machine is shared: medians of `rounds` each)."""
+    (the machine is shared: medians of `rounds` each); then the events sent and those stored as new, which must be
+    equal: a dead letter or a duplicate would make the rate a rate of something else."""
     from sqlalchemy import text
 
     from central import insights
@@ -316,6 +327,13 @@ def ingest_price(url: str, visits: int = 300, rounds: int = 3) -> tuple[float, f
     central = Central(connect(url))
     real = insights.record
     rates: dict[bool, list[float]] = {True: [], False: []}
+    sent = stored = 0
+
+    def forget(store: str) -> None:
+        with central.engine.begin() as conn:
+            for table in ("events", *(t.name for t in insights.TABLES), "boxes", "gaps"):
+                conn.execute(text(f"DELETE FROM {table} WHERE store = :store"), {"store": store})
+
     for n in range(2 * rounds):
         with_rollups = n % 2 == 1
         chain = Chain(1, 2, 1, seed=100 + n, events=visits * 12)
@@ -323,20 +341,21 @@ def ingest_price(url: str, visits: int = 300, rounds: int = 3) -> tuple[float, f
         messages = []
         for store, box, start in chain.visits():
             rows, _ = chain.visit(store, box, start)
-            messages += [(topic(store, box, r[4]), r[10].encode()) for r in rows]
+            messages += [(topic(store, box, r[KIND]), r[PAYLOAD].encode()) for r in rows]
             if len(messages) >= visits * 11:
                 break
+        forget(chain.stores[0])  # left by a run that stopped half-way: its events would come back as duplicates
         insights.record = real if with_rollups else (lambda conn, events: 0)  # type: ignore[assignment]
+        outcomes: list[str] = []
         started = time.perf_counter()
         for i in range(0, len(messages), 500):
-            central.events(messages[i : i + 500])
+            outcomes += central.events(messages[i : i + 500])
         rates[with_rollups].append(len(messages) / (time.perf_counter() - started))
         insights.record = real  # type: ignore[assignment]
-        with central.engine.begin() as conn:
-            for table in ("events", *(t.name for t in insights.TABLES), "boxes", "gaps"):
-                conn.execute(text(f"DELETE FROM {table} WHERE store = '{chain.stores[0]}'"))
+        sent, stored = sent + len(messages), stored + outcomes.count("stored")
+        forget(chain.stores[0])
     central.engine.dispose()
-    return statistics.median(rates[True]), statistics.median(rates[False])
+    return statistics.median(rates[True]), statistics.median(rates[False]), sent, stored
 
 
 def main() -> None:
@@ -348,10 +367,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--reload", action="store_true", help="load afresh even if the database holds the count")
     parser.add_argument("--skip-ingest", action="store_true", help="leave out the ingest price")
+    parser.add_argument("--ingest-visits", type=int, default=300, help="visits sent in each ingest round")
+    parser.add_argument(
+        "--database",
+        default="shelfwatch_bench",
+        help="the PostgreSQL database on 127.0.0.1:5432 (made if missing; its tables are the bench's)",
+    )
     args = parser.parse_args()
     from sqlalchemy import create_engine, text
 
-    url = ensure_database()
+    url = ensure_database(args.database)
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.connect() as conn:
         have = conn.execute(text("SELECT to_regclass('events') IS NOT NULL")).scalar() and conn.execute(
@@ -377,8 +402,13 @@ def main() -> None:
         print(f"{name:<{width}}  {ms:9.1f}  {rows:4d}")
     if args.skip_ingest:
         return
-    with_rollups, without = ingest_price(url)
-    print(f"\ningest through Central.events: {with_rollups:,.0f} events/s with the rollups, {without:,.0f} without")
+    with_rollups, without, sent, stored = ingest_price(url, args.ingest_visits)
+    print(
+        f"\ningest through Central.events: {with_rollups:,.0f} events/s with the rollups, {without:,.0f} without; "
+        f"{sent:,} events sent, {stored:,} stored as new"
+    )
+    if stored != sent:
+        raise SystemExit("some events sent through Central.events were not stored as new: the rates above are wrong")
 
 
 if __name__ == "__main__":

@@ -90,9 +90,12 @@ def scores(features: np.ndarray, ids: np.ndarray, frames: np.ndarray, video: np.
     allowed = (video[:, None] == video[None, :]) & (np.abs(frames[:, None] - frames[None, :]) >= gap)
     same = ids[:, None] == ids[None, :]
     pos, neg = sim[allowed & same], sim[allowed & ~same]
-    # AUC as the Mann-Whitney statistic over every (same, different) pair of similarities.
-    ranks = np.argsort(np.argsort(np.concatenate([pos, neg]))) + 1
-    auc = (ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / max(len(pos) * len(neg), 1)
+    # AUC as the Mann-Whitney statistic over every (same, different) pair of similarities; without both kinds of
+    # pair there is none (0 would read as a verdict).
+    auc = float("nan")
+    if len(pos) and len(neg):
+        ranks = np.argsort(np.argsort(np.concatenate([pos, neg]))) + 1
+        auc = (ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg))
     masked = np.where(allowed, sim, -np.inf)
     has_match = (allowed & same).any(axis=1) & (allowed & ~same).any(axis=1)
     best = masked.argmax(axis=1)

@@ -31,9 +31,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--http", default="127.0.0.1:8080", help="HOST:PORT for the API, or 'off' (default 127.0.0.1:8080)"
     )
+    run.add_argument("--tls-cert", type=Path, metavar="PEM",
+                     help="serve HTTPS with this certificate (chain) and --tls-key; boxes upload and download over "
+                     "it (default: plain HTTP, for a laptop or behind a TLS proxy)")  # fmt: skip
+    run.add_argument("--tls-key", type=Path, metavar="PEM", help="the private key of --tls-cert")
+    run.add_argument("--data-dir", type=Path, default=Path("shelfwatch-central-data"),
+                     help="where the files boxes upload, the bundles sent to them and the clips kept for review "
+                     "are (default ./shelfwatch-central-data)")  # fmt: skip
+    run.add_argument(
+        "--bundles-dir",
+        type=Path,
+        default=None,
+        help="bundles that may be sent to boxes (POST /boxes/STORE/BOX/desired names a folder here)",
+    )
+    run.add_argument(
+        "--files-reserve-mb",
+        type=float,
+        default=100.0,
+        help="free space an upload must leave on the data directory's disk, else 507 (default 100)",
+    )
     _identity_args(run)
     run.add_argument("--lane", action="append", default=[], metavar="STORE/LANE=BOX",
                      help="the box that watches a checkout lane (default: the box named like the lane)")  # fmt: skip
+    run.add_argument("--unfamiliar-share", type=float, default=0.2, metavar="SHARE",
+                     help="the dashboard warns about a box whose heartbeats' unfamiliar_share stayed at or above this "
+                     "(default 0.2) for --unfamiliar-minutes")  # fmt: skip
+    run.add_argument("--unfamiliar-minutes", type=float, default=10.0, metavar="MIN", help="default 10")
+    run.add_argument("--clip-retention-days", type=float, default=30.0, metavar="DAYS",
+                     help="a clip a box sent is deleted this long after it arrived, with the analysis made of it, "
+                     "unless someone took it into review (default 30)")  # fmt: skip
+    run.add_argument("--review-random-share", type=float, default=0.1, metavar="SHARE",
+                     help="the share of the review queue's places given to clips drawn at random, so that confident "
+                     "mistakes surface too (default 0.1)")  # fmt: skip
     run.add_argument(
         "--web",
         choices=("on", "off"),
@@ -70,6 +99,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     _identity_args(leave)
     leave.set_defaults(func=leave_group)
 
+    migrate = csub.add_parser(
+        "migrate", help="upgrade central's database to the current schema and say what was done",
+        description="Apply every schema migration the database lacks (Alembic), in order. `central run` and the "
+        "other commands do the same at start; this does it alone, for a maintenance window. A database made "
+        "before migrations existed is recognised as the baseline and upgraded; nothing stored is lost.",
+    )  # fmt: skip
+    migrate.add_argument("--db", required=True, help="sqlite:///file.db or postgresql://user@host/db")
+    migrate.set_defaults(func=run_migrate)
+
     token = csub.add_parser("token", help="create, list and revoke API tokens for the HTTP API",
                             description="API tokens for the checkout API and the pages: one per store (sees and "
                             "writes only that store) or chain-wide (--admin). Only a hash is stored; a new token "
@@ -83,11 +121,94 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing = tsub.add_parser("list", help="list tokens (ids, stores, names; never the secrets)")
     revoke = tsub.add_parser("revoke", help="revoke a token by its id (the part after swt_)")
     revoke.add_argument("token_id")
-    for p in (create, listing, revoke):
-        p.add_argument("--db", required=True, help="central's database URL, as for `central run`")
+    imported = tsub.add_parser("import", help="register the box tokens `shelfwatch provision` minted",
+                               description="Each provisioned box has a token of its own for central's HTTP API "
+                               "(uploads for that box, downloads addressed to it; nothing else). Provisioning "
+                               "writes their hashes to OUT_DIR/central/box-tokens.json: import it here. A box "
+                               "provisioned again gets its new token, and its earlier ones are revoked.")  # fmt: skip
+    imported.add_argument("file", type=Path, help="box-tokens.json from `shelfwatch provision`")
+    for p in (create, listing, revoke, imported):  # the same default as `central run`: a laptop's one database
+        p.add_argument(
+            "--db",
+            default=f"sqlite:///{Path('shelfwatch-central.db')}",
+            help="central's database URL, as for `central run` (default: sqlite:///shelfwatch-central.db)",
+        )
     create.set_defaults(func=token_create)
     listing.set_defaults(func=token_list)
     revoke.set_defaults(func=token_revoke)
+    imported.set_defaults(func=token_import)
+
+    rollout = csub.add_parser(
+        "rollout", help="roll a bundle or a config out across boxes: canaries, a rate, an abort rule",
+        description="Central sends a bundle (or a config) to many boxes: --canary boxes first, then --rate boxes a "
+        "minute, the rate doubling each time --double-after more boxes report it running; a box silent for --timeout "
+        "has failed, and the rollout aborts by itself when the failed share of the boxes attempted passes --abort-at "
+        "(aborting sets every box already sent back to its previous bundle). `central run` carries rollouts out; "
+        "these commands only record what is asked and read where it stands.",
+    )  # fmt: skip
+    rsub = rollout.add_subparsers(dest="rollout_command", required=True, metavar="ACTION")
+    rstart = rsub.add_parser("start", help="start a rollout (central run carries it out)")
+    what = rstart.add_mutually_exclusive_group(required=True)
+    what.add_argument("--bundle", type=Path, metavar="DIR", help="a bundle folder (signed: boxes with bundle_keys "
+                      "run only signed bundles)")  # fmt: skip
+    what.add_argument("--config", type=Path, metavar="FILE", help="a box config (YAML); each box gets it with its own "
+                      "store and box")  # fmt: skip
+    where = rstart.add_mutually_exclusive_group(required=True)
+    where.add_argument("--stores", nargs="+", metavar="S", help="every box central knows of these stores")
+    where.add_argument("--boxes", nargs="+", metavar="STORE/BOX", help="these boxes, in this order")
+    rstart.add_argument("--canary", type=int, default=1, metavar="N", help="boxes that go first (default 1)")
+    rstart.add_argument("--rate", default="5/min", metavar="R/min", help="boxes a minute after the canaries "
+                        "(default 5/min)")  # fmt: skip
+    rstart.add_argument("--double-after", type=int, default=10, metavar="K",
+                        help="the rate doubles each time K more boxes run it (default 10)")  # fmt: skip
+    rstart.add_argument("--abort-at", default="5%", metavar="P%", help="abort when the failed share of the boxes "
+                        "attempted passes P (default 5%%)")  # fmt: skip
+    rstart.add_argument("--timeout", default="5m", metavar="T", help="a box that has not reported the new bundle "
+                        "running this long after it was sent it has failed (default 5m)")  # fmt: skip
+    rstart.add_argument("--gate", type=Path, metavar="VERDICT.json", help="start only if this `eval compare` "
+                        "verdict says promote for this bundle")  # fmt: skip
+    rstart.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("shelfwatch-central-data"),
+        help="central's data directory, as for `central run` (default ./shelfwatch-central-data)",
+    )
+    rstatus = rsub.add_parser("status", help="where rollouts stand: per box, its state and why")
+    rstatus.add_argument("rollout_id", nargs="?", type=int, help="a rollout (default: the latest five)")
+    rstatus.add_argument("--json", action="store_true", help="print JSON")
+    rabort = rsub.add_parser("abort", help="abort a running rollout: its boxes are set back to their previous bundle")
+    rabort.add_argument("rollout_id", type=int)
+    rabort.add_argument("--reason", default="aborted by hand", help="said in its status")
+    for p in (rstart, rstatus, rabort):
+        p.add_argument("--db", required=True, help="central's database URL, as for `central run`")
+    rstart.set_defaults(func=rollout_start)
+    rstatus.set_defaults(func=rollout_status)
+    rabort.set_defaults(func=rollout_abort)
+
+    dataset = sub.add_parser("dataset", help="a store's verified clips out as a training folder",
+                             description="Clips that a store's staff corrected and verified on their result pages "
+                             "become training data.")  # fmt: skip
+    dsub = dataset.add_subparsers(dest="dataset_command", required=True, metavar="COMMAND")
+    export = dsub.add_parser(
+        "export", help="write a store's verified clips and their labels into a folder `train action` reads",
+        description="Write every verified clip of a store: its video, its verified labels (ShelfWatch JSON, and MERL "
+        "Shopping's .mat beside it for segment labels) and manifest.json, which says each clip's split (by clip and "
+        "day: a clip is never in two splits) and where it came from. Train on it with `shelfwatch train action OUT "
+        "--split dataset`. OUT is replaced if it holds an earlier export.",
+    )  # fmt: skip
+    export.add_argument("--db", required=True, help="central's database URL, as for `central run`")
+    export.add_argument("--data-dir", type=Path, default=Path("shelfwatch-central-data"),
+                        help="central's data directory, as for `central run` (default "
+                        "./shelfwatch-central-data)")  # fmt: skip
+    export.add_argument("--store", required=True, help="the store whose clips to export")
+    export.add_argument("--verified", action="store_true",
+                        help="verified clips only: the default, and the only choice (a clip still in review is not "
+                        "training data)")  # fmt: skip
+    export.add_argument("--val-share", type=float, default=0.2,
+                        help="share of the days (of the clips, when all are of one day) for validation "
+                        "(default 0.2)")  # fmt: skip
+    export.add_argument("--out", type=Path, required=True, help="the folder to write")
+    export.set_defaults(func=dataset_export)
 
 
 def _password_args(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +247,8 @@ def run_central(args: argparse.Namespace) -> int:
 
     from central.consumer import Consumer, Interrupted
     from central.db import connect
+    from central.files import FileStore
+    from central.retention import expire_clips, keep_sweeping
     from central.service import Central
     from edge.errors import ShelfWatchError
 
@@ -147,7 +270,34 @@ def run_central(args: argparse.Namespace) -> int:
             sock = socket.create_server((host, int(port)), family=family)
         except OSError as exc:
             raise ShelfWatchError(f"--http {args.http}: cannot listen there ({exc.strerror})") from None
-    central = Central(connect(args.db), lanes)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ShelfWatchError("--tls-cert and --tls-key go together")
+    if args.tls_cert is not None:
+        import ssl
+
+        try:  # now, with one line, rather than a traceback once the broker is already connected
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ShelfWatchError(f"--tls-cert/--tls-key: cannot use them ({exc})") from None
+    if not 0 < args.unfamiliar_share <= 1:
+        raise ShelfWatchError(f"--unfamiliar-share {args.unfamiliar_share}: give a share in (0, 1]")
+    if not 0 < args.unfamiliar_minutes <= 24 * 60:
+        raise ShelfWatchError(f"--unfamiliar-minutes {args.unfamiliar_minutes}: give minutes in (0, 1440]")
+    if not 0 < args.clip_retention_days <= 3660:
+        raise ShelfWatchError(f"--clip-retention-days {args.clip_retention_days}: give days in (0, 3660]")
+    if not 0 <= args.review_random_share <= 1:
+        raise ShelfWatchError(f"--review-random-share {args.review_random_share}: give a share in [0, 1]")
+    central = Central(connect(args.db), lanes, unfamiliar_share=args.unfamiliar_share,
+                      unfamiliar_minutes=args.unfamiliar_minutes, review_random_share=args.review_random_share,
+                      clip_retention_days=args.clip_retention_days)  # fmt: skip
+    if args.bundles_dir is not None:  # the bundles sent to boxes name their products (the pages add their own)
+        from central.catalog import names_from
+
+        central.names.update(names_from([args.bundles_dir]))
+    try:
+        files = FileStore(central.engine, args.data_dir, int(args.files_reserve_mb * 1_000_000))
+    except OSError as exc:
+        raise ShelfWatchError(f"--data-dir {args.data_dir}: cannot use it ({exc.strerror})") from None
     consumer = Consumer(central, args.mqtt, args.group, args.client_id, password=mqtt_password(args))
     done = threading.Event()
     server, jobs = None, None
@@ -156,10 +306,11 @@ def run_central(args: argparse.Namespace) -> int:
 
         from central.api import create_app
 
-        app = create_app(central)
+        app = create_app(central, files, args.bundles_dir)
         if args.web == "on":
-            jobs = _mount_web(app, central, args)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+            jobs = _mount_web(app, central, args, files)
+        tls = {"ssl_certfile": str(args.tls_cert), "ssl_keyfile": str(args.tls_key)} if args.tls_cert else {}
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, **tls))
 
     def stop(*_: object) -> None:
         done.set()
@@ -169,6 +320,8 @@ def run_central(args: argparse.Namespace) -> int:
 
     consumer.on_fatal = lambda reason: stop()
     signal.signal(signal.SIGTERM, stop)
+    keep_sweeping(lambda: expire_clips(central.engine, args.data_dir, args.clip_retention_days,
+                                       forget_analysis=jobs.forget if jobs is not None else None), done)  # fmt: skip
     try:
         consumer.start()
     except Interrupted as exc:
@@ -176,6 +329,9 @@ def run_central(args: argparse.Namespace) -> int:
         return 0
     print(f"central: {consumer.client_id} consuming {', '.join(consumer.topics())} from "
           f"{consumer.broker.host}:{consumer.broker.port}", flush=True)  # fmt: skip
+    rollouts = threading.Thread(target=_run_rollouts, args=(central, files, args.bundles_dir, done), daemon=True,
+                                name="rollouts")  # fmt: skip
+    rollouts.start()
     try:
         if server is not None:
             server.run(sockets=[sock])
@@ -191,6 +347,22 @@ def run_central(args: argparse.Namespace) -> int:
     if consumer.failed:
         raise ShelfWatchError(consumer.failed)
     return 0
+
+
+def _run_rollouts(central: object, files: object, bundles_dir: Path | None, done: object) -> None:
+    """The rollouts' engine, once a second until central stops (`central.rollout`); a database that is away is
+    waited for, like the writer does."""
+    from central.db import TRANSIENT_DB
+    from central.rollout import TICK_S, Rollouts
+
+    engine = Rollouts(central, files, bundles_dir, log=lambda m: print(f"central: {m}", flush=True))  # type: ignore[arg-type]
+    while not done.wait(TICK_S):  # type: ignore[attr-defined]
+        try:
+            engine.tick()
+        except TRANSIENT_DB as exc:
+            print(f"central: rollouts wait for the database ({str(exc).splitlines()[0][:150]})", flush=True)
+        except Exception as exc:  # a bug must not stop the consumer; it is said, and tried again
+            print(f"central: error: rollouts: {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr, flush=True)
 
 
 def leave_group(args: argparse.Namespace) -> int:
@@ -226,7 +398,22 @@ def token_list(args: argparse.Namespace) -> int:
 
     for t in auth.listing(connect(args.db)):
         state = f"revoked {t['revoked']:%Y-%m-%d %H:%M}" if t["revoked"] else "active"
-        print(f"{t['token_id']}  {t['store'] or '(admin)':<20} {state:<24} {t['name']}")
+        who = f"{t['store']}/{t['box']}" if t["box"] else t["store"] or "(admin)"
+        print(f"{t['token_id']}  {who:<20} {state:<24} {t['name']}")
+    return 0
+
+
+def token_import(args: argparse.Namespace) -> int:
+    from central import auth
+    from central.db import connect
+    from edge.errors import ShelfWatchError
+
+    try:
+        text = args.file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ShelfWatchError(f"{args.file}: cannot read it ({exc})") from None
+    for token_id, store, box in auth.import_box_tokens(connect(args.db), text):
+        print(f"token {token_id} for box {store}/{box}")
     return 0
 
 
@@ -241,7 +428,103 @@ def token_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mount_web(app: object, central: object, args: argparse.Namespace) -> object:
+def rollout_start(args: argparse.Namespace) -> int:
+    from central import rollout
+    from central.db import connect
+    from central.files import FileStore
+    from central.service import Central
+    from edge.errors import ShelfWatchError
+
+    params = rollout.Params(canary=_at_least(args.canary, 0, "--canary"), rate=rollout.parse_rate(args.rate),
+                            double_after=_at_least(args.double_after, 1, "--double-after"),
+                            abort_at=rollout.parse_share(args.abort_at),
+                            timeout_s=rollout.parse_duration(args.timeout))  # fmt: skip
+    target = rollout.bundle_target(args.bundle) if args.bundle else rollout.config_target(args.config)
+    gate = rollout.check_gate(args.gate, target) if args.gate is not None else None
+    central = Central(connect(args.db))
+    try:
+        with central.engine.connect() as conn:
+            boxes = rollout.resolve_boxes(conn, args.stores or [], args.boxes or [])
+        try:
+            files = FileStore(central.engine, args.data_dir)
+        except OSError as exc:
+            raise ShelfWatchError(f"--data-dir {args.data_dir}: cannot use it ({exc.strerror})") from None
+        rollout_id = rollout.start(central, files, target, boxes, params, gate)
+    finally:
+        central.engine.dispose()
+    print(f"rollout {rollout_id}: {target.kind} {target.target} to {len(boxes)} box(es), {params.canary} canary first; "
+          "`central run` carries it out (`central rollout status` shows it)")  # fmt: skip
+    return 0
+
+
+def _at_least(value: int, least: int, flag: str) -> int:
+    from edge.errors import ShelfWatchError
+
+    if value < least:
+        raise ShelfWatchError(f"{flag} {value}: give at least {least}")
+    return value
+
+
+def rollout_status(args: argparse.Namespace) -> int:
+    import json
+
+    from central import rollout
+    from central.db import connect
+    from edge.errors import ShelfWatchError
+
+    engine = connect(args.db)
+    try:
+        with engine.connect() as conn:
+            items = rollout.summary(conn, args.rollout_id)
+    finally:
+        engine.dispose()
+    if args.rollout_id is not None and not items:
+        raise ShelfWatchError(f"no rollout {args.rollout_id}")
+    if args.json:
+        print(json.dumps(items, indent=1))
+    elif not items:
+        print("no rollouts yet")
+    else:
+        print("\n\n".join(rollout.describe_rollout(item) for item in items))
+    return 0
+
+
+def rollout_abort(args: argparse.Namespace) -> int:
+    from central import rollout
+    from central.db import connect
+    from central.service import Central
+
+    central = Central(connect(args.db))
+    try:
+        rollout.request_abort(central, args.rollout_id, args.reason)
+    finally:
+        central.engine.dispose()
+    print(f"rollout {args.rollout_id}: aborting; `central run` sets its boxes back to their previous bundle")
+    return 0
+
+
+def dataset_export(args: argparse.Namespace) -> int:
+    from central.dataset import export, summary
+    from central.db import connect
+    from central.review import Reviews
+    from edge.errors import ShelfWatchError
+
+    if args.db.startswith("sqlite:///") and not Path(args.db.removeprefix("sqlite:///")).is_file():
+        raise ShelfWatchError(f"--db {args.db}: no such database file")
+    if not 0 < args.val_share < 1:
+        raise ShelfWatchError(f"--val-share must be between 0 and 1, got {args.val_share:g}")
+    if not args.data_dir.is_dir():
+        raise ShelfWatchError(f"--data-dir {args.data_dir}: no such folder (central's --data-dir)")
+    engine = connect(args.db)
+    try:
+        manifest = export(Reviews(engine, args.data_dir), args.store, args.out, args.val_share)
+    finally:
+        engine.dispose()
+    print(summary(manifest, args.out))
+    return 0
+
+
+def _mount_web(app: object, central: object, args: argparse.Namespace, files: object = None) -> object:
     """The pages beside the API, behind the same per-store API tokens (`shelfwatch central token create`): staff log
     in with their store's token and see their store; a chain-wide token sees every store."""
     from central.api import principal_dependency
@@ -253,9 +536,19 @@ def _mount_web(app: object, central: object, args: argparse.Namespace) -> object
     except ImportError as exc:
         raise ShelfWatchError(f"the web pages need the web extra (pip install 'shelfwatch[web]'; missing "
                               f"{exc.name}), or run with --web off") from None  # fmt: skip
-    jobs = mount_web(app, load_web_config(args.web_config), central=central,
-                     auth_dependency=principal_dependency(central))  # type: ignore[arg-type]  # fmt: skip
-    print(f"central: pages at http://{args.http}/ (log in with an API token: shelfwatch central token create)",
+    from central.review import Reviews
+    from central.web.config import no_bundle
+
+    config = load_web_config(args.web_config)
+    problem = no_bundle(config)
+    if problem is not None:  # the dashboard works without one; the analysis page says the same
+        print(f"central: the analysis page cannot analyse: {problem}", file=sys.stderr, flush=True)
+    jobs = mount_web(app, config, central=central,
+                     auth_dependency=principal_dependency(central),  # type: ignore[arg-type]
+                     reviews=Reviews(central.engine, args.data_dir),  # type: ignore[attr-defined]
+                     files=files)  # fmt: skip
+    scheme = "https" if args.tls_cert else "http"
+    print(f"central: pages at {scheme}://{args.http}/ (log in with an API token: shelfwatch central token create)",
           flush=True)  # fmt: skip
     return jobs
 
@@ -273,7 +566,6 @@ def run_report(args: argparse.Namespace) -> int:
     by = ("store", *dict.fromkeys(args.by))
     scope = insights.Scope(tuple(args.store), start, end, "total", by)  # type: ignore[arg-type]
     engine = connect(args.db)
-    insights.create(engine)
     with engine.connect() as conn:
         funnel, traffic = insights.funnel(conn, scope), insights.traffic(conn, scope)
     engine.dispose()
@@ -297,20 +589,35 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _time(text: str | None, flag: str):
-    from datetime import datetime, timezone
+def run_migrate(args: argparse.Namespace) -> int:
+    from central import migrate
+    from central.db import engine_for
 
+    engine = engine_for(args.db)
+    try:
+        was, now = migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    if was == now:
+        print(f"central: the database is at the current schema ({now})")
+    elif was == "empty":
+        print(f"central: made the schema ({now}) in an empty database")
+    else:
+        print(f"central: upgraded the database from {was} to {now}")
+    return 0
+
+
+def _time(text: str | None, flag: str):
+    from central import insights
     from edge.errors import ShelfWatchError
+    from edge.times import parse_iso
 
     if text is None:
         return None
     try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ShelfWatchError(
-            f"{flag} {text!r}: not an ISO 8601 date or time (2026-11-25 or 2026-11-25T09:00)"
-        ) from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        return insights.report_time(parse_iso(text, flag))
+    except ValueError as exc:
+        raise ShelfWatchError(f"{flag} {text!r}: {exc}") from None
 
 
 def _pct(v: float | None) -> str:

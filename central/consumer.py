@@ -25,27 +25,22 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from urllib.parse import parse_qs, unquote, urlparse
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from sqlalchemy.exc import InterfaceError, OperationalError
 
+from central.db import TRANSIENT_DB
 from central.pos import ALERT_TOPIC_ROOT, POS_TOPIC_ROOT, Alert
 from central.service import Central, alert_payload
 from edge.errors import ShelfWatchError
 from edge.events import TOPIC_ROOT
+from edge.mqtt import PERMANENT_REFUSALS, SESSION_EXPIRY_S, BrokerUrl, new_client, session
+from edge.retry import Backoff
 
-SESSION_EXPIRY_S = 24 * 3600  # the broker keeps a stopped consumer's session, and queues for it, this long
 BATCH = 500  # messages per database transaction, at most
 BATCH_WAIT_S = 0.05  # how long a partial batch waits for more
 RETRY_S = 2.0  # between attempts while the database is away
-# The database is away or busy: the same batch will succeed later. Anything else is about the batch's content.
-TRANSIENT_DB = (OperationalError, InterfaceError)
-# CONNACK reason codes that no retry will change (MQTT 5, 3.2.2.2): a wrong password stays wrong.
-PERMANENT_REFUSALS = {0x84, 0x85, 0x86, 0x87, 0x8A, 0x8C}
 
 
 def default_client_id(group: str | None) -> str:
@@ -59,35 +54,18 @@ class Interrupted(ShelfWatchError):
     """Asked to stop (SIGTERM) before the broker was reached: not an error."""
 
 
+def _topic(message: mqtt.MQTTMessage) -> str:
+    """The topic as text: MQTT requires UTF-8 (Mosquitto checks it), but a broker that lets other bytes through
+    must not stop the writer."""
+    try:
+        return message.topic
+    except UnicodeDecodeError:
+        return message._topic.decode("utf-8", "replace")  # paho keeps the raw bytes only there
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
-
-
-@dataclass(frozen=True)
-class BrokerUrl:
-    host: str
-    port: int
-    tls: bool
-    username: str | None
-    ca: str | None
-
-    @staticmethod
-    def parse(url: str) -> BrokerUrl:
-        """mqtt://[user@]host[:1883] or mqtts://[user@]host[:8883]?ca=/path/ca.crt. A password in the URL is
-        refused: command lines are visible to every user of the machine (`ps`)."""
-        parts = urlparse(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ShelfWatchError(f"{url!r}: an MQTT URL looks like mqtt://host:1883 or mqtts://user@host:8884")
-        if parts.password is not None:
-            raise ShelfWatchError(
-                "--mqtt: the URL holds a password, which `ps` shows to anyone on this machine; drop it from the "
-                "URL and use --mqtt-password-file or SHELFWATCH_MQTT_PASSWORD"
-            )
-        tls = parts.scheme == "mqtts"
-        ca = parse_qs(parts.query).get("ca", [None])[0]
-        return BrokerUrl(parts.hostname, parts.port or (8883 if tls else 1883), tls,
-                         unquote(parts.username) if parts.username else None, ca)  # fmt: skip
 
 
 class Consumer:
@@ -97,11 +75,8 @@ class Consumer:
     ) -> None:  # fmt: skip
         self.central, self.broker, self.group = central, BrokerUrl.parse(url), group
         self.client_id = client_id or default_client_id(group)
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
-        if self.broker.tls:
-            self.client.tls_set(ca_certs=self.broker.ca, cert_reqs=ssl.CERT_REQUIRED)
-        if self.broker.username:
-            self.client.username_pw_set(self.broker.username, password)
+        self.client = new_client(self.client_id, tls=self.broker.tls, ca=self.broker.ca,
+                                 username=self.broker.username, password=password)  # fmt: skip
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
@@ -121,8 +96,11 @@ class Consumer:
         self.stopped = threading.Event()  # set when the consumer cannot go on (see `failed`) or was stopped
         self.failed = ""  # why the consumer stopped on its own: the process must exit non-zero
         self.on_fatal: Callable[[str], None] | None = None
-        self._alerts: dict[int, Alert] = {}  # mid -> alert published, until the broker answers
-        central.publish_alert = self.publish_alert
+        # mid -> (what was published, its kind of count), until the broker answers (single dict operations:
+        # atomic under the GIL)
+        self._published: dict[int, tuple[str, str]] = {}
+        central.on_alert(self.publish_alert)
+        central.on_control(self.publish_control)
 
     def topics(self) -> list[str]:
         share = f"$share/{self.group}/" if self.group else ""
@@ -135,24 +113,23 @@ class Consumer:
         Raises ShelfWatchError for what no retry fixes: a refused password, an untrusted certificate; anything
         else is retried (a line every `connect_timeout` seconds says it is still waiting)."""
         self._writer.start()
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = session_expiry_s
         where = f"{self.broker.host}:{self.broker.port}"
-        delay = 1.0
+        backoff = Backoff(1.0, 30.0)
         while True:
             try:
-                self.client.connect(self.broker.host, self.broker.port, clean_start=False, properties=props)
+                self.client.connect(self.broker.host, self.broker.port, clean_start=False,
+                                    properties=session(session_expiry_s))  # fmt: skip
                 break
             except ssl.SSLCertVerificationError as exc:
                 raise ShelfWatchError(f"the broker at {where}: untrusted certificate ({exc.verify_message})") from None
             except socket.gaierror as exc:
                 raise ShelfWatchError(f"the broker at {where}: unknown host ({exc.strerror})") from None
             except (OSError, ssl.SSLError) as exc:  # refused, unreachable, timed out: it may be starting up
+                delay = backoff.next()
                 print(f"central: the broker at {where} is not reachable ({exc}); retrying in {delay:.0f} s",
                       file=sys.stderr, flush=True)  # fmt: skip
                 if self._interrupted.wait(delay):
                     raise Interrupted("stopped before the broker was reached") from None
-                delay = min(delay * 2, 30)
         self.client.loop_start()
         waited = 0.0
         while not self._connack.wait(0.2):  # paho retries transient refusals and dropped connections meanwhile
@@ -287,50 +264,62 @@ class Consumer:
     def _commit(self, batch: list[mqtt.MQTTMessage]) -> bool:
         """Store the batch (False: stopped first). While the database is away the batch waits, unacknowledged.
         A batch the database refuses is split to find the message it refuses, which is dead-lettered with the
-        reason: one bad message must neither stop the others nor come back forever."""
+        reason: one bad message must neither stop the others nor come back forever. Only a database that
+        refuses even the dead letter raises (the writer stops: acknowledging would lose the message)."""
+        try:
+            return self._until_stored(lambda: self._store(batch))
+        except Exception as exc:  # the content of the batch, not the database's availability
+            if len(batch) > 1:
+                return all(self._commit([m]) for m in batch)
+            (m,) = batch
+            reason = f"not storable: {_one_line(exc)}"
+            return self._until_stored(lambda: self.central.dead_letter("mqtt", _topic(m), m.payload, reason))
+
+    def _until_stored(self, write: Callable[[], object]) -> bool:
+        """Run `write`, retrying while the database is away (False: stopped first)."""
         while True:
             try:
-                self._store(batch)
-                self.central.waiting_for_db = None
+                write()
+                self.central.database_back()
                 return True
             except TRANSIENT_DB as exc:
                 reason = str(exc).splitlines()[0][:150]
-                self.central.waiting_for_db = reason  # /health says so (503) until a batch is stored again
+                self.central.database_waiting(reason)  # /health says so (503) until a batch is stored again
                 print(f"central: database error, retrying in {RETRY_S:.0f} s ({reason})", file=sys.stderr, flush=True)
                 if self._stop.wait(RETRY_S):
                     return False
-            except Exception as exc:  # the content of the batch, not the database's availability
-                if len(batch) > 1:
-                    return all(self._commit([m]) for m in batch)
-                (m,) = batch
-                reason = f"not storable: {_one_line(exc)}"
-                self.central._dead("mqtt", m.topic, m.payload, reason)
-                return True
 
     def _store(self, batch: list[mqtt.MQTTMessage]) -> None:
-        events = [m for m in batch if not m.topic.startswith(POS_TOPIC_ROOT + "/")]
+        topics = [_topic(m) for m in batch]
+        events = [(t, m.payload) for t, m in zip(topics, batch, strict=True) if not t.startswith(POS_TOPIC_ROOT + "/")]
         if events:
-            self.central.events([(m.topic, m.payload) for m in events])
-        for m in batch:
-            if m.topic.startswith(POS_TOPIC_ROOT + "/"):  # in order, each reconciles on its own
-                self.central.pos_payload("mqtt", m.topic, m.payload)
+            self.central.events(events)
+        for t, m in zip(topics, batch, strict=True):
+            if t.startswith(POS_TOPIC_ROOT + "/"):  # in order, each reconciles on its own
+                self.central.pos_payload("mqtt", t, m.payload)
 
     # -- alerts out -----------------------------------------------------------------------------------------
 
     def publish_alert(self, alert: Alert) -> None:
         """Alerts are stored before they are published (GET /alerts has them either way); a publish the broker
         refuses (MQTT 5 PUBACK with a failure code: an ACL denies it) is logged and counted, not ignored."""
-        info = self.client.publish(f"{ALERT_TOPIC_ROOT}/{alert.store}/{alert.lane}", alert_payload(alert), qos=1)
-        self._alerts[info.mid] = alert
+        where = f"{ALERT_TOPIC_ROOT}/{alert.store}/{alert.lane}"
+        self._publish(where, alert_payload(alert), f"alert {alert.alert_id} on {where}", "alerts", retain=False)
+
+    def publish_control(self, topic: str, payload: bytes) -> None:
+        """Control messages are retained: the box finds the latest of each when it connects."""
+        self._publish(topic, payload, f"control message on {topic}", "controls", retain=True)
+
+    def _publish(self, topic: str, payload: bytes, what: str, counted: str, retain: bool) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        self._published[info.mid] = (what, counted)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:  # not connected: paho sends it on reconnect
-            print(f"central: alert {alert.alert_id} waits for the broker ({mqtt.error_string(info.rc)})",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(f"central: {what} waits for the broker ({mqtt.error_string(info.rc)})", file=sys.stderr, flush=True)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        alert = self._alerts.pop(mid, None)  # central publishes nothing but alerts
+        what, counted = self._published.pop(mid, ("a message", "alerts"))
         if reason_code.is_failure:
-            self.central.counts["alerts_refused"] += 1
-            what = f"alert {alert.alert_id} on {ALERT_TOPIC_ROOT}/{alert.store}/{alert.lane}" if alert else "an alert"
+            self.central.counts.add(f"{counted}_refused")
             print(f"central: error: the broker refused {what}: {reason_code}", file=sys.stderr, flush=True)
         else:
-            self.central.counts["alerts_published"] += 1
+            self.central.counts.add(f"{counted}_published")

@@ -14,6 +14,10 @@ Medians and p90s are nearest-rank percentiles computed in SQL (the smallest valu
 PostgreSQL with `percentile_disc` in the same GROUP BY as the counts, on SQLite with window functions (ROW_NUMBER
 over each group); the same numbers either way, and nothing loops over rows in Python.
 Buckets are UTC hours and days.
+
+A visit from footage unlike the box model's training (`familiar: false`) is no sure fact and is left out of every
+insight (a box with a guard sends a visit only when a familiar shelf action was reported, so this is a consumer's
+guard, not a filter that usually bites); visits without the field (boxes without a guard) count as before.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from sqlalchemy import (
     Column,
     DateTime,
@@ -40,10 +44,12 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from central import db
 from edge.schema import Strict
+from edge.times import as_utc
 
 metadata = MetaData()
 
@@ -105,27 +111,29 @@ Bucket = Literal["hour", "day", "total"]
 GroupBy = Literal["store", "box", "zone"]
 
 
-def create(engine: Engine) -> None:
-    metadata.create_all(engine)
-
-
 # -- writing: each new visit event becomes its rollup rows, in the transaction that stored it ------------------
 
 
 def rows_for(event: Any) -> dict[Table, list[dict]]:
     """The rollup rows of one visit event (an `edge.events.VisitEvent`, its ts in UTC)."""
-    start = event.start_ts.astimezone(timezone.utc)
+    start = as_utc(event.start_ts)
     hour = start.replace(minute=0, second=0, microsecond=0)
     common = {"event_id": event.event_id, "store": event.store, "box": event.box, "start_ts": start, "hour": hour,
               "day": hour.replace(hour=0)}  # fmt: skip
     products = list(event.products)
     zones = list(event.zones) or sorted({p.zone for p in products if p.zone}) or [""]
     looked = event.inspect_shelf_s
+    # A visit split over several events (its products did not fit one payload) counts once, from its part 1; its
+    # products come from every part. The visit's and its zones' picked units are part 1's: the box puts the products
+    # picked and put back first, so they are all there but for a visit of more than eight of them.
+    first = (getattr(event, "part", None) or 1) == 1
+    visit_row = {**common, "shopper": event.shopper, "dwell_s": event.dwell_s, "inspect_shelf_s": looked,
+                 "picked": sum(p.picked for p in products), "put_back": sum(p.put_back for p in products)}  # fmt: skip
+    zone_rows = [{**common, "zone": z, "dwell_s": event.dwell_s, "inspect_shelf_s": looked / len(zones),
+                  "picked": sum(p.picked for p in products if (p.zone or zones[0]) == z)} for z in zones]  # fmt: skip
     out: dict[Table, list[dict]] = {
-        visits: [{**common, "shopper": event.shopper, "dwell_s": event.dwell_s, "inspect_shelf_s": looked,
-                  "picked": sum(p.picked for p in products), "put_back": sum(p.put_back for p in products)}],
-        visit_zones: [{**common, "zone": z, "dwell_s": event.dwell_s, "inspect_shelf_s": looked / len(zones),
-                       "picked": sum(p.picked for p in products if (p.zone or zones[0]) == z)} for z in zones],
+        visits: [visit_row] if first else [],
+        visit_zones: zone_rows if first else [],
         visit_products: [{**common, "sku": p.sku, "zone": p.zone or zones[0], "reached": p.reached,
                           "inspected": p.inspected, "inspect_s": p.inspect_s, "picked": p.picked,
                           "put_back": p.put_back, "outcome": p.outcome} for p in products],
@@ -139,7 +147,7 @@ def record(conn: Connection, new_events: Iterable[Any]) -> int:
     batch: dict[Table, list[dict]] = {t: [] for t in TABLES}
     n = 0
     for event in new_events:
-        if getattr(event, "kind", None) != "visit":
+        if getattr(event, "kind", None) != "visit" or getattr(event, "familiar", None) is False:
             continue
         n += 1
         for table, rows in rows_for(event).items():
@@ -154,7 +162,6 @@ def record(conn: Connection, new_events: Iterable[Any]) -> int:
 def rebuild(conn: Connection) -> int:
     """Roll every stored visit event into the insight tables again (after a restore, or for visit events stored
     before these tables existed); returns how many visits."""
-    from central import db
     from edge.events import VisitEvent
 
     n = 0
@@ -198,6 +205,7 @@ class FunnelRow(Strict):
     box: str | None = None
     zone: str | None = None
     sku: str
+    name: str | None = Field(default=None, description="the product's name from the store's catalogue, if known")
     reached: int = Field(description="visits in which a hand reached for the product's slot")
     inspected: int = Field(description="visits in which the product was inspected in the hand")
     picked: int = Field(description="visits in which it was taken off the shelf")
@@ -227,7 +235,7 @@ class AttentionRow(Strict):
 
 
 def _where(table: Table, scope: Scope) -> ColumnElement:
-    cond = and_(table.c.start_ts >= _utc(scope.start), table.c.start_ts < _utc(scope.end))
+    cond = and_(table.c.start_ts >= as_utc(scope.start), table.c.start_ts < as_utc(scope.end))
     if scope.stores:
         cond = and_(table.c.store.in_(scope.stores), cond)
     return cond
@@ -356,7 +364,7 @@ def _key(m: Any, keys: list[Column]) -> tuple:
 def _group(m: Any, keys: list[Column], scope: Scope) -> dict:
     """A result row's bucket and groupings, as the response rows name them."""
     out = {k.name: m[k.name] for k in keys if k.name in ("store", "box", "zone")}
-    out["bucket"] = _plain(m[scope.bucket]) if scope.bucket != "total" else _utc(scope.start)
+    out["bucket"] = _plain(m[scope.bucket]) if scope.bucket != "total" else as_utc(scope.start)
     return out
 
 
@@ -367,14 +375,25 @@ def _plain(v: Any) -> Any:
             v = datetime.fromisoformat(v)
         except ValueError:
             return v
-    if isinstance(v, datetime):
-        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
-    return v
+    return as_utc(v) if isinstance(v, datetime) else v
 
 
-def _utc(ts: datetime) -> datetime:
-    ts = ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
-    return ts.astimezone(timezone.utc)
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=timezone.utc), datetime(9999, 1, 1, tzinfo=timezone.utc)
+
+
+def report_time(ts: datetime) -> datetime:
+    """A report's start or end, in UTC (one without an offset is UTC), within the years 1900 to 9998: 0001-01-01
+    at +14:00 has no UTC time, and a range must leave room to count back its default length."""
+    try:
+        utc = as_utc(ts)
+    except OverflowError:
+        raise ValueError(f"{ts.isoformat()} is out of range in UTC") from None
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError(f"{ts.isoformat()} is outside the years {EARLIEST.year} to {LATEST.year - 1}")
+    return utc
+
+
+ReportTime = Annotated[datetime, AfterValidator(report_time)]
 
 
 def _ratio(a: int, b: int) -> float | None:
@@ -386,5 +405,5 @@ def _round(v: float | None) -> float | None:
 
 
 def default_range(start: datetime | None, end: datetime | None, days: int = 30) -> tuple[datetime, datetime]:
-    end = _utc(end or datetime.now(timezone.utc))
-    return _utc(start) if start else end - timedelta(days=days), end
+    end = as_utc(end or datetime.now(timezone.utc))
+    return as_utc(start) if start else end - timedelta(days=days), end

@@ -14,13 +14,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from central import insights
-from central.insights import AttentionRow, Bucket, FunnelRow, GroupBy, Scope, TrafficRow
+from central import insights, spreadsheet
+from central.insights import AttentionRow, Bucket, FunnelRow, GroupBy, ReportTime, Scope, TrafficRow
 from central.service import Central
 
 Stores = Annotated[list[str], Query(description="a store (repeat for several); none: every store of the chain")]
-Start = Annotated[datetime | None, Query(description="from (inclusive, ISO 8601); default: 30 days before end")]
-End = Annotated[datetime | None, Query(description="to (exclusive); default: now")]
+Start = Annotated[ReportTime | None, Query(description="from (inclusive, ISO 8601); default: 30 days before end")]
+End = Annotated[ReportTime | None, Query(description="to (exclusive); default: now")]
 BucketQ = Annotated[Bucket, Query(description="hour, day (UTC) or total")]
 By = Annotated[list[GroupBy], Query(description="group by store, box and/or zone (repeat); default store")]
 Format = Annotated[Literal["json", "csv"], Query(description="json, or csv for a spreadsheet")]
@@ -66,7 +66,9 @@ def build_router(central: Central, auth_dependency: Callable[..., Any] | None = 
         """The engagement funnel per SKU: reached for -> inspected -> picked -> kept; conversion and put-back rates;
         the median inspection time of the product when kept and when put back."""
         with central.engine.connect() as conn:
-            return _answer(insights.funnel(conn, scope(store, start, end, bucket, by, caller)), FunnelRow, format)
+            rows = insights.funnel(conn, scope(store, start, end, bucket, by, caller))
+        named = [r.model_copy(update={"name": central.names.get(r.sku)}) for r in rows]
+        return _answer(named, FunnelRow, format)
 
     @router.get("/attention", response_model=list[AttentionRow], responses=CSV)
     def attention(store: Stores = [], start: Start = None, end: End = None,  # noqa: B006
@@ -97,5 +99,6 @@ def to_csv(rows: list[BaseModel], model: type[BaseModel]) -> str:
     writer.writerow(names)
     for r in rows:
         values = [getattr(r, n) for n in names]
-        writer.writerow(["" if v is None else v.isoformat() if isinstance(v, datetime) else v for v in values])
+        writer.writerow(spreadsheet.row(["" if v is None else v.isoformat() if isinstance(v, datetime) else v
+                                          for v in values]))  # fmt: skip
     return out.getvalue()

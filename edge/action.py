@@ -39,6 +39,7 @@ class ActionRecognizer:
         self.h = np.zeros((1, 1, self.hidden), np.float32)
         self.c = np.zeros((1, 1, self.hidden), np.float32)
         self.previous: np.ndarray | None = None
+        self.features: np.ndarray | None = None  # the latest frame's encoder features (familiarity reads them)
 
     def encode(self, small_bgr: np.ndarray, previous_bgr: np.ndarray | None) -> np.ndarray:
         """(N, H, W, 3) frames at the model's size -> (N, F) features."""
@@ -52,9 +53,9 @@ class ActionRecognizer:
 
     def push(self, frame_bgr: np.ndarray) -> np.ndarray:
         small = shrink(frame_bgr, self.spec)
-        features = self.encode(small[None], self.previous)[0]
+        self.features = self.encode(small[None], self.previous)[0]
         self.previous = small
-        return softmax(self.step(features))
+        return softmax(self.step(self.features))
 
 
 class ActionStream:

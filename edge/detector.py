@@ -78,10 +78,15 @@ def decode(
     return out
 
 
+# Detections are kept down to ultralytics' own default confidence, so weaker sightings still vote in the shelf's
+# per-slot samples; what is counted or named uses thresholds.detector_confidence, which may only raise this.
+SIGHTING_FLOOR = 0.25
+
+
 class ProductDetector:
     def __init__(
         self, manifest: Manifest, folder: Path, providers: list[tuple[str, dict[str, str]]] | None = None,
-        threads: int = 0, conf: float = 0.25, iou: float = 0.7,
+        threads: int = 0, conf: float = SIGHTING_FLOOR, iou: float = 0.7,
     ) -> None:  # fmt: skip
         if manifest.detector is None:
             raise ValueError("this bundle has no product detector")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -13,12 +15,26 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from edge.errors import ShelfWatchError
-from edge.events import ActionEvent, BasketEvent, PickEvent, StatusEvent, VisitEvent, encode, topic
+from edge.events import (
+    ActionEvent,
+    BasketEvent,
+    ControlEvent,
+    PickEvent,
+    StatusEvent,
+    UploadEvent,
+    VisitEvent,
+    encode,
+    topic,
+)
 from edge.outbox import Outbox
 from edge.publisher import Publisher
 from edge.schema import describe
 
-MODELS = {"action": ActionEvent, "pick": PickEvent, "putback": PickEvent, "basket": BasketEvent, "visit": VisitEvent}
+# A status's optional fields shed, with `problem` shortened, should every other field be at its bound at once.
+_SHED = ("staged_bundle", "fallback_bundle", "switch_bundle", "switch_s", "switch_frames", "uplink_pending",
+         "uplink_dropped")  # fmt: skip
+MODELS = {"action": ActionEvent, "pick": PickEvent, "putback": PickEvent, "basket": BasketEvent, "visit": VisitEvent,
+          "upload": UploadEvent, "control": ControlEvent}  # fmt: skip
 
 
 def health_file(outbox: Path) -> Path:
@@ -35,6 +51,10 @@ class Emitter:
         self.health_file = health_file(outbox.path)
         self.publisher: Publisher | None = None
         self.counts: dict[str, int] = {}
+        # Called with (kind, payload) after each event is stored (the clip keeper listens: `edge.clips`); from the
+        # thread that emitted it, so a listener only takes note.
+        self.listeners: list[Callable[[str, bytes], None]] = []
+        self._lock = threading.RLock()
         self._jsonl: IO[bytes] | None = None
         if jsonl is not None:
             try:
@@ -47,7 +67,12 @@ class Emitter:
         return topic(self.store, self.box, kind)
 
     def emit(self, kind: str, ts: datetime | None = None, **fields: Any) -> bytes:
-        """`ts`: when it happened on the source's clock (a clip's own time); by default now."""
+        """`ts`: when it happened on the source's clock (a clip's own time); by default now. The frame loop and
+        the uplink's thread both emit: one at a time (the JSONL log and the counts are shared)."""
+        with self._lock:
+            return self._emit(kind, ts, **fields)
+
+    def _emit(self, kind: str, ts: datetime | None, **fields: Any) -> bytes:
         model = MODELS[kind]
         extra = {"kind": kind} if kind in ("pick", "putback") else {}
 
@@ -68,22 +93,29 @@ class Emitter:
         self._log(stored.payload)
         if self.publisher is not None:
             self.publisher.notify()
+        for listener in self.listeners:
+            listener(kind, stored.payload)
         return stored.payload
 
     def status(self, state: str, publish: bool = True, **fields: Any) -> bytes:
-        event = StatusEvent(
-            event_id=str(uuid.uuid4()), seq=self.outbox.last_seq(), ts=now(), store=self.store, box=self.box,
-            state=state, outbox_depth=self.outbox.depth(), outbox_dropped=self.outbox.dropped(),
-            refused_publishes=self.publisher.refused if self.publisher is not None else None, **fields,
-        )  # fmt: skip
-        payload = encode(event)
-        self._log(payload)
-        tmp = self.health_file.with_suffix(".tmp")
-        tmp.write_bytes(payload)
-        os.replace(tmp, self.health_file)  # the container's health check reads the latest status here
-        if publish and self.publisher is not None:
-            self.publisher.publish_status(payload)
-        return payload
+        with self._lock:
+            event = StatusEvent(
+                event_id=str(uuid.uuid4()), seq=self.outbox.last_seq(), ts=now(), store=self.store, box=self.box,
+                state=state, outbox_depth=self.outbox.depth(), outbox_dropped=self.outbox.dropped(),
+                refused_publishes=self.publisher.refused if self.publisher is not None else None, **fields,
+            )  # fmt: skip
+            try:
+                payload = encode(event)
+            except ValueError:  # over the payload limit (every bound at once): the heartbeat goes out all the same
+                payload = encode(event.model_copy(update={**dict.fromkeys(_SHED), "problem": (
+                    event.problem[:63] + "…" if event.problem else None)}))  # fmt: skip
+            self._log(payload)
+            tmp = self.health_file.with_suffix(".tmp")
+            tmp.write_bytes(payload)
+            os.replace(tmp, self.health_file)  # the container's health check reads the latest status here
+            if publish and self.publisher is not None:
+                self.publisher.publish_status(payload)
+            return payload
 
     def _log(self, payload: bytes) -> None:
         if self._jsonl is not None:

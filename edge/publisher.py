@@ -15,7 +15,6 @@ after a pause that doubles up to REFUSED_RETRY_MAX_S (and after every reconnect)
 from __future__ import annotations
 
 import contextlib
-import ssl
 import sys
 import threading
 import time
@@ -23,14 +22,13 @@ from collections import deque
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from edge.config import MqttConfig
+from edge.mqtt import new_client, session
 from edge.outbox import Outbox
+from edge.retry import Backoff
 
 WINDOW = 64  # events in flight at once
-SESSION_EXPIRY_S = 24 * 3600  # the broker keeps the box's session (its in-flight QoS 1 state) across short outages
 REFUSED_RETRY_MIN_S = 1.0
 REFUSED_RETRY_MAX_S = 300.0  # a refusal is a configuration problem: retry, but do not hammer the broker
 
@@ -41,29 +39,34 @@ def _stderr(message: str) -> None:
 
 class Publisher:
     def __init__(self, outbox: Outbox, config: MqttConfig, client_id: str, status_topic: str, will: bytes,
-                 log: Callable[[str], None] = _stderr) -> None:  # fmt: skip
+                 log: Callable[[str], None] = _stderr,
+                 on_control: Callable[[str, bytes], None] | None = None) -> None:  # fmt: skip
         self.outbox, self.config, self.status_topic, self.log = outbox, config, status_topic, log
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        tls = config.tls
+        self.client = new_client(
+            client_id, tls=tls is not None, ca=str(tls.ca) if tls else None,
+            cert=str(tls.cert) if tls and tls.cert else None, key=str(tls.key) if tls and tls.key else None,
+            username=config.username, password=config.password() if config.username else None,
+        )  # fmt: skip
         self.client.will_set(status_topic, will, qos=1, retain=True)
-        if config.tls is not None:
-            self.client.tls_set(
-                ca_certs=str(config.tls.ca),
-                certfile=str(config.tls.cert) if config.tls.cert else None,
-                keyfile=str(config.tls.key) if config.tls.key else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-        if config.username:
-            self.client.username_pw_set(config.username, config.password())
         self.client.reconnect_delay_set(min_delay=1, max_delay=int(config.reconnect_max_s))
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
-        self._refusals: dict[int, str] = {}  # mid -> the broker's reason, set before paho marks it published
+        # Central's control messages for this box (retained: the latest of each comes at every connect).
+        self.on_control = on_control
+        self.control_topics = status_topic.rsplit("/", 1)[0] + "/control/#"
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        # mid -> the broker's answer ("" accepted, else its reason), written by paho's thread and read by the pump:
+        # an event counts as answered only once its answer is here, whatever order paho marks things in.
+        self._answers: dict[int, str] = {}
+        self._answers_lock = threading.Lock()
         self.refused = 0  # publishes the broker refused (each try counts)
         self._held: set[int] = set()  # seqs refused and waiting for their retry
         self._was_refused: set[int] = set()
         self._retry_at = 0.0
-        self._retry_s = REFUSED_RETRY_MIN_S
+        self._retry = Backoff(REFUSED_RETRY_MIN_S, REFUSED_RETRY_MAX_S)
         self.connected = threading.Event()
         self._restart = threading.Event()
         self._stop = threading.Event()
@@ -73,10 +76,8 @@ class Publisher:
         self._pump_thread = threading.Thread(target=self._pump, name="mqtt-pump", daemon=True)
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_EXPIRY_S
         self.client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive_s,
-                                  clean_start=False, properties=props)  # fmt: skip
+                                  clean_start=False, properties=session())  # fmt: skip
         self.client.loop_start()
         self._pump_thread.start()
 
@@ -85,6 +86,8 @@ class Publisher:
             self.last_error = str(reason_code)
             return
         self.connections += 1
+        if self.on_control is not None:
+            client.subscribe(self.control_topics, qos=1)
         self._restart.set()
         self.connected.set()
         self._wake.set()
@@ -94,9 +97,18 @@ class Publisher:
         self.last_error = str(reason_code)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        # Runs in paho's thread before the message's info is marked published, so the pump sees both together.
-        if reason_code.is_failure:
-            self._refusals[mid] = f"{reason_code} (0x{reason_code.value:02x})"
+        answer = f"{reason_code} (0x{reason_code.value:02x})" if reason_code.is_failure else ""
+        with self._answers_lock:
+            self._answers[mid] = answer
+        self._wake.set()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        if self.on_control is not None and msg.topic.startswith(self.control_topics[:-1]):
+            self.on_control(msg.topic.rsplit("/", 1)[1], msg.payload)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if any(rc.is_failure for rc in reason_codes):  # a box provisioned before control topics existed
+            self.log(f"the broker refused this box's control topics ({reason_codes[0]}): provision the broker again")
 
     def notify(self) -> None:
         """Something new is in the outbox."""
@@ -111,16 +123,17 @@ class Publisher:
                 in_flight.clear()
                 self._held.clear()
                 sent_upto = 0  # replay everything not yet acknowledged, oldest first
-            for seq, topic, info in [x for x in in_flight if x[2].is_published()]:
+            with self._answers_lock:
+                answered = [(x, self._answers.pop(x[2].mid)) for x in in_flight if x[2].mid in self._answers]
+                mids = {info.mid for _, _, info in in_flight}
+                for mid in [m for m in self._answers if m not in mids]:
+                    del self._answers[mid]  # a copy sent before a reconnect: its mid may come round again
+            for (seq, topic, info), reason in answered:
                 in_flight.remove((seq, topic, info))
-                reason = self._refusals.pop(info.mid, None)
-                if reason is None:
-                    self._accepted(seq)
-                else:
+                if reason:
                     self._refuse(seq, topic, reason)
-            mids = {info.mid for _, _, info in in_flight}
-            for mid in [m for m in list(self._refusals) if m not in mids]:
-                self._refusals.pop(mid, None)  # a copy sent before a reconnect: its mid may come round again
+                else:
+                    self._accepted(seq)
             if self._held and not in_flight and time.monotonic() >= self._retry_at:
                 self._held.clear()
                 sent_upto = 0  # try the refused events again, oldest first
@@ -139,11 +152,10 @@ class Publisher:
         self.refused += 1
         self._was_refused.add(seq)
         if not self._held:  # the first refusal of a round schedules the next try and says so, once a round
-            if self._retry_at and time.monotonic() >= self._retry_at:  # refused again on a retry: wait longer
-                self._retry_s = min(2 * self._retry_s, REFUSED_RETRY_MAX_S)
-            self._retry_at = time.monotonic() + self._retry_s
+            wait = self._retry.next()  # refused again on a retry: the next wait is longer
+            self._retry_at = time.monotonic() + wait
             self.log(f"the broker refused event {seq} on {topic}: {reason}; it stays in the outbox, next try in "
-                     f"{self._retry_s:.0f} s ({self.refused} refused so far; is this box's certificate the "
+                     f"{wait:.0f} s ({self.refused} refused so far; is this box's certificate the "
                      f"one provisioned for it?)")  # fmt: skip
         self._held.add(seq)
 
@@ -151,7 +163,8 @@ class Publisher:
         self.outbox.acknowledge(seq)
         if seq in self._was_refused:  # the broker takes what it refused before: back to quick retries
             self._was_refused.discard(seq)
-            self._retry_s, self._retry_at = REFUSED_RETRY_MIN_S, 0.0
+            self._retry.reset()
+            self._retry_at = 0.0
 
     def publish_status(self, payload: bytes) -> mqtt.MQTTMessageInfo | None:
         if not self.connected.is_set():

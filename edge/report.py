@@ -1,24 +1,33 @@
 """What the stages found, as events: closed action segments (with the shelf zone and, when known, the product
 involved), shelf changes credited to a shopper's basket, the final basket of each shopper who left, and each
 shopper's visit at the shelf. Every event goes through the emitter (outbox first), stamped with the time of the
-frames it describes (a clip's own clock for a file, see `edge.video`)."""
+frames it describes (a clip's own clock for a file, see `edge.video`).
+
+Familiarity (with a bundle that has a guard, `edge.familiarity`): an action, pick or put-back is `familiar` only
+when every frame scored during it was (an action: its frames and the model's delay after them; a shelf change: from
+the moment its zone was first disturbed to the recount that settled it). What is not familiar is no sure fact: it
+is sent flagged (or, with the `drop` policy, not at all), it changes no basket (the box counts it apart) and it
+makes no visit. Without a guard `familiar` is left out (unknown) and everything counts as before.
+"""
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
+from edge.annotate import Happening
 from edge.baskets import Baskets
 from edge.classes import ACTION_CLASSES, Action
 from edge.emitter import Emitter
-from edge.events import MAX_INT, MAX_PAYLOAD_BYTES, VisitEvent, VisitProduct
+from edge.events import MAX_INT, MAX_PAYLOAD_BYTES, MAX_VISIT_PARTS, MAX_VISIT_ZONES, VisitEvent, VisitProduct
 from edge.scene import Foreground, ShopperTracker
 from edge.schedule import DetectionSchedule
 from edge.segments import ActionSegment
 from edge.shelf import INTO_SHELF, ShelfChange, ShelfCounter
+from edge.times import from_epoch
 from edge.video import Frame
 
 NOBODY = 0  # the shopper of a pick with nobody in view (a put-back nobody was seen taking has no shopper)
@@ -26,6 +35,9 @@ IN_HAND = {Action.INSPECT_PRODUCT, Action.RETRACT_FROM_SHELF}  # the product inv
 MIN_SIGHTINGS = 2  # detections of one SKU in a hand during a segment before the segment names it
 SETTLE_WAIT_S = 15.0  # a leaving shopper's visit waits this long at most for the shelf's recount (their picks)
 MAX_VISIT_PRODUCTS = 8
+# A put-back settled in a file's last second gets the end-of-file rule (picks only: the last frames may still show a
+# hand over the shelf), as a zone counted from a clip's last frames does: it is not reported.
+END_OF_FILE_S = 1.0
 
 
 @dataclass
@@ -36,7 +48,6 @@ class _Product:
     inspect_s: float = 0.0
     picked: int = 0
     put_back: int = 0
-    held: int = 0  # segments that saw it in the hand (a retract, an inspection)
 
     @property
     def outcome(self) -> str:
@@ -57,15 +68,49 @@ class _Visit:
     previous: int | None = None  # the last action's class: a reach then a hand in the shelf are one hand visit
     products: dict[str, _Product] = field(default_factory=dict)
     left_at: float | None = None  # the shopper left: the visit waits for the shelf to settle, then goes out
+    # A visit is a shopper seen at the shelf: it needs a shelf action that was reported (and familiar, where the
+    # bundle has a guard). A shelf change credited to someone whose actions nobody reported makes none.
+    reported: bool = False
+
+
+def visit_parts(products: list[VisitProduct], fields: dict, ts: datetime) -> list[list[VisitProduct]]:
+    """A visit's products in as many events as keep each under the 1 KB payload limit (in order, at most
+    MAX_VISIT_PRODUCTS each): never a product left out. Measured with the longest ids a box gives (what fits here
+    fits there) and the part numbers a split visit carries."""
+
+    def fits(part: list[VisitProduct]) -> bool:
+        probe = VisitEvent(event_id="x" * 64, seq=MAX_INT, ts=ts, store="s" * 63, box="b" * 63, products=part,
+                           part=MAX_VISIT_PARTS, parts=MAX_VISIT_PARTS, **fields)  # fmt: skip
+        return len(probe.model_dump_json(exclude_none=True)) <= MAX_PAYLOAD_BYTES  # as `encode` measures it
+
+    parts: list[list[VisitProduct]] = []
+    current: list[VisitProduct] = []
+    for product in products:
+        if current and (len(current) == MAX_VISIT_PRODUCTS or not fits([*current, product])):
+            parts.append(current)
+            current = []
+        current.append(product)
+    if current or not parts:
+        parts.append(current)
+    return parts[:MAX_VISIT_PARTS]
 
 
 class Reporter:
     def __init__(
         self, emitter: Emitter, shoppers: ShopperTracker, fps: float, min_confidence: float = 0.0,
-        shelf: ShelfCounter | None = None, schedule: DetectionSchedule | None = None,
+        shelf: ShelfCounter | None = None, schedule: DetectionSchedule | None = None, delay: int = 0,
+        guarded: bool = False, policy: str = "flag", detector_floor: float = 0.0, file_frames: int | None = None,
     ) -> None:  # fmt: skip
         self.emitter, self.shoppers, self.fps = emitter, shoppers, fps
         self.min_confidence = min_confidence  # an action segment less sure than this is not reported
+        self.delay = delay  # the model scores frame t - delay at frame t: a segment's evidence runs that much longer
+        self.guarded, self.policy = guarded, policy  # the bundle has a familiarity guard; flag or drop
+        self.detector_floor = detector_floor  # a put-back nobody was seen taking, less sure than this: not reported
+        self.frame_familiar: dict[int, bool] = {}  # scored frames: familiar or not (with a guard)
+        self.latest_familiar: bool | None = None
+        self.file_frames = file_frames  # a file's length in frames (None: a camera or stream, which does not end)
+        self.unsure: Counter = Counter()  # unfamiliar picks and put-backs: counted apart, never in a basket
+        self.withheld: Counter = Counter()  # events not sent: dropped by policy, end of file, under the floor
         self.shelf, self.schedule = shelf, schedule  # where an action was and what it held (None: not told)
         self.baskets = Baskets()
         self.frame_ts: dict[int, float] = {}
@@ -76,6 +121,7 @@ class Reporter:
         self.actions_seen: Counter = Counter()
         self.picks = self.putbacks = 0
         self.final_baskets: dict[int, dict[str, int]] = {}
+        self.happenings: deque[Happening] = deque(maxlen=8)  # the latest picks and put-backs, for the annotated video
 
     def saw(self, frame: Frame, fg: Foreground) -> None:
         """Remember when each frame was taken (segments carry their times) and where the shelf moved."""
@@ -83,6 +129,7 @@ class Reporter:
         self.now_ts = frame.ts
         self.frame_ts.pop(frame.index - 10 * int(self.fps) * 60, None)  # ten minutes of timestamps is plenty
         self.frame_motion.pop(frame.index - 10 * int(self.fps) * 60, None)
+        self.frame_familiar.pop(frame.index - 10 * int(self.fps) * 60, None)
         moved = {z: (share, x) for z, share in fg.zones.items() if share > 0 and (x := fg.zone_x.get(z)) is not None}
         if moved:
             self.frame_motion[frame.index] = moved
@@ -100,45 +147,90 @@ class Reporter:
             if shopper in self.visits and self.visits[shopper].left_at is None:
                 self.visits[shopper].left_at = self.now_ts if self.now_ts is not None else time.time()
 
+    def scored(self, index: int, familiar: bool) -> None:
+        """The familiarity guard's verdict on a scored frame."""
+        self.frame_familiar[index] = familiar
+        self.latest_familiar = familiar
+
+    def familiar_between(self, start: int, end: int) -> bool | None:
+        """Whether every scored frame of [start, end) was familiar; None without a guard. Where none of them was
+        scored (a still picture carried on), the latest verdict stands."""
+        if not self.guarded:
+            return None
+        seen = [self.frame_familiar[i] for i in range(start, end) if i in self.frame_familiar]
+        if not seen:
+            return self.latest_familiar is not False
+        return all(seen)
+
+    def _send(self, kind: str, familiar: bool | None, **fields: object) -> bool:
+        """Emit an action, pick or put-back unless the policy drops what is unfamiliar; True if it went out."""
+        if familiar is False and self.policy == "drop":
+            self.withheld[f"{kind}_unfamiliar"] += 1
+            return False
+        self.emitter.emit(kind, familiar=familiar, **fields)
+        return True
+
     def actions(self, segments: list[ActionSegment]) -> None:
         for seg in segments:
             if seg.label == Action.NO_ACTION or seg.confidence < self.min_confidence:
                 continue
+            familiar = self.familiar_between(seg.start, seg.end + self.delay)
             self.actions_seen[ACTION_CLASSES[seg.label]] += 1
             nearest = self.shoppers.nearest(self.shelf_x)
             zone, x = self._where(seg, nearest.centre[0] if nearest else None)
             sku, sure = self._product(seg, zone, x)
             start_ts, end_ts = self._time_of(seg.start), self._time_of(seg.end - 1)
-            self.emitter.emit("action", ts=end_ts, action=ACTION_CLASSES[seg.label], start=seg.start, end=seg.end,
-                              start_ts=start_ts, end_ts=end_ts, confidence=round(seg.confidence, 4),
-                              shopper=nearest.id if nearest else None, zone=zone, sku=sku,
-                              sku_confidence=None if sku is None else round(sure, 4))  # fmt: skip
-            if nearest is not None:
+            self._send("action", familiar, ts=end_ts, action=ACTION_CLASSES[seg.label], start=seg.start, end=seg.end,
+                       start_ts=start_ts, end_ts=end_ts, confidence=round(seg.confidence, 4),
+                       shopper=nearest.id if nearest else None, zone=zone, sku=sku,
+                       sku_confidence=None if sku is None else round(sure, 4))  # fmt: skip
+            if nearest is not None and familiar is not False:  # what is unfamiliar makes no visit
                 self._visited(nearest.id, seg, zone, sku, start_ts.timestamp(), end_ts.timestamp())
 
     def changes(self, changes: list[ShelfChange]) -> None:
+        # A pick and a put-back of one SKU in one recount: a unit taken and put back (edge.shelf), one fact the shelf
+        # at rest showed; the end-of-file rule for put-backs (a hand still over the shelf) does not split it.
+        taken_back = {(c.sku, c.frame) for c in changes if c.kind == "pick"}
         for change in changes:
             nearest = self.shoppers.nearest(change.x, change.y)
             nearest_id = nearest.id if nearest else None
             if change.kind == "pick":
-                self.picks += change.quantity
                 owner = nearest_id if nearest_id is not None else NOBODY
             else:
-                self.putbacks += change.quantity
                 owner = self.baskets.owner_of_putback(change.sku, nearest_id, self.shoppers.present)
-            # A put-back of an item nobody was seen taking still counts for the shelf, but is nobody's: no basket
-            # goes below zero (a checkout cross-check would read a negative count as nonsense).
+                # A put-back of an item nobody was seen taking still counts for the shelf, but is nobody's: no
+                # basket goes below zero (a checkout cross-check would read a negative count as nonsense). With
+                # only the detector to vouch for it, one it is less sure of than its floor is not reported.
+                if owner is None and change.confidence < self.detector_floor:
+                    self.withheld["putback_under_floor"] += 1
+                    continue
+                last_second = self.file_frames and change.frame >= self.file_frames - END_OF_FILE_S * self.fps
+                if last_second and (change.sku, change.frame) not in taken_back:
+                    self.withheld["putback_end_of_file"] += change.quantity
+                    continue
             when = self._time_of(change.frame)
+            since = change.since if change.since is not None else change.frame
+            familiar = self.familiar_between(since, change.frame + 1)
             # The visit is the nearest shopper's even where the basket is nobody's: they did put a product back.
             visitor = owner if owner not in (None, NOBODY) else nearest_id
-            if visitor is not None:
+            if visitor is not None and familiar is not False:
                 product = self._visit(visitor, when.timestamp()).products.setdefault(change.sku, _Product(change.zone))
                 if change.kind == "pick":
                     product.picked += change.quantity
                 else:
                     product.put_back += change.quantity
-            self.emitter.emit(change.kind, ts=when, sku=change.sku, quantity=change.quantity, shopper=owner,
-                              frame=change.frame, confidence=round(change.confidence, 4), zone=change.zone)  # fmt: skip
+            self._send(change.kind, familiar, ts=when, sku=change.sku, quantity=change.quantity, shopper=owner,
+                       frame=change.frame, confidence=round(change.confidence, 4), zone=change.zone)  # fmt: skip
+            # Shown when it is reported (the recount settles it a moment after the hand left the shelf).
+            self.happenings.append(Happening(self.now_ts if self.now_ts is not None else when.timestamp(), change.kind,
+                                             change.sku, owner or None))  # fmt: skip
+            if familiar is False:  # no sure fact: counted apart, never in a basket
+                self.unsure[change.kind] += change.quantity
+                continue
+            if change.kind == "pick":
+                self.picks += change.quantity
+            else:
+                self.putbacks += change.quantity
             if owner is None:
                 continue
             items = self.baskets.apply(owner, change.kind, change.sku, change.quantity)
@@ -154,15 +246,17 @@ class Reporter:
         visit = self.visits.get(shopper)
         if visit is None or (visit.left_at is not None and shopper in self.shoppers.present):
             if visit is not None:  # a shopper id seen again after leaving: their earlier visit is over
-                self._send(shopper, visit, "left")
+                self._send_visit(shopper, visit, "left")
             visit = self.visits[shopper] = _Visit(ts, ts)
         return visit
 
-    def _visited(self, shopper: int, seg: ActionSegment, zone: str | None, sku: str | None, start: float,
-                 end: float) -> None:  # fmt: skip
+    def _visited(
+        self, shopper: int, seg: ActionSegment, zone: str | None, sku: str | None, start: float, end: float
+    ) -> None:
         visit = self._visit(shopper, start)
         visit.start, visit.end = min(visit.start, start), max(visit.end, end)
         visit.actions += 1
+        visit.reported = True
         if zone is not None and zone not in visit.zones:
             visit.zones.append(zone)
         seconds = (seg.end - seg.start) / self.fps
@@ -170,7 +264,6 @@ class Reporter:
             visit.inspect_shelf_s += seconds
         if sku is not None:
             product = visit.products.setdefault(sku, _Product(zone))
-            product.held += seg.label in IN_HAND
             if seg.label in INTO_SHELF and visit.previous not in INTO_SHELF:
                 product.reached += 1
             elif seg.label == Action.INSPECT_PRODUCT:
@@ -185,35 +278,30 @@ class Reporter:
         now = self.now_ts if self.now_ts is not None else time.time()
         for shopper, visit in list(self.visits.items()):
             if everyone or (visit.left_at is not None and (settled or now - visit.left_at > SETTLE_WAIT_S)):
-                self._send(shopper, visit, "left" if visit.left_at is not None else "end")
+                self._send_visit(shopper, visit, "left" if visit.left_at is not None else "end")
 
-    def _send(self, shopper: int, visit: _Visit, reason: str) -> None:
+    def _send_visit(self, shopper: int, visit: _Visit, reason: str) -> None:
         del self.visits[shopper]
-        for p in visit.products.values():
-            # Seen in the hand, yet the shelf, recounted once the shopper was done, lost nothing: it was taken and
-            # put straight back (no pick or put-back event, since the shelf never changed; the visit says so).
-            if p.held and not p.picked and not p.put_back:
-                p.picked = p.put_back = 1
-        # Picked or put back first, then the most handled: what a funnel needs most survives the 1 KB limit.
+        if not visit.reported:  # no reported (familiar) shelf action: nobody was surely at the shelf
+            self.withheld["visit_without_action"] += 1
+            return
+        # Picked or put back first, then the most handled: what a funnel needs most comes first.
         ranked = sorted(visit.products.items(), key=lambda kv: (-(kv[1].picked + kv[1].put_back),
                         -kv[1].inspected, -kv[1].reached, kv[0]))  # fmt: skip
         products = [VisitProduct(sku=sku, zone=p.zone, reached=p.reached, inspected=p.inspected,
                                  inspect_s=round(p.inspect_s, 2), picked=p.picked, put_back=p.put_back,
                                  outcome=p.outcome)  # type: ignore[arg-type]
-                    for sku, p in ranked[:MAX_VISIT_PRODUCTS]]  # fmt: skip
-        start, end = _utc(visit.start), _utc(visit.end)
+                    for sku, p in ranked]  # fmt: skip
+        start, end = from_epoch(visit.start), from_epoch(visit.end)
         fields = dict(shopper=shopper, start_ts=start, end_ts=end, dwell_s=round(visit.end - visit.start, 2),
-                      zones=visit.zones[:8], inspect_shelf_s=round(visit.inspect_shelf_s, 2), actions=visit.actions,
-                      reason=reason)  # fmt: skip
-        while products:  # the longest ids a box gives: what fits here fits there
-            probe = VisitEvent(event_id="x" * 64, seq=MAX_INT, ts=end, store="s" * 63, box="b" * 63, products=products,
-                               products_left_out=len(ranked), **fields)  # type: ignore[arg-type]  # fmt: skip
-            if len(probe.model_dump_json(exclude_none=True)) <= MAX_PAYLOAD_BYTES:  # as `encode` measures it
-                break
-            products = products[:-1]
-        ts = self.now_ts if self.now_ts is not None else visit.end
-        self.emitter.emit("visit", ts=_utc(max(ts, visit.end)), products=products,
-                          products_left_out=len(ranked) - len(products), **fields)  # fmt: skip
+                      zones=visit.zones[:MAX_VISIT_ZONES], inspect_shelf_s=round(visit.inspect_shelf_s, 2),
+                      actions=visit.actions, reason=reason)  # fmt: skip
+        ts = from_epoch(max(self.now_ts if self.now_ts is not None else visit.end, visit.end))
+        parts = visit_parts(products, fields, ts)
+        for n, part in enumerate(parts, 1):
+            numbered = {"part": n, "parts": len(parts)} if len(parts) > 1 else {}
+            self.emitter.emit("visit", ts=ts, products=part, familiar=True if self.guarded else None, **numbered,
+                              **fields)  # fmt: skip
 
     def present_baskets(self) -> dict[int, dict[str, int]]:
         """The baskets of the shoppers in view, for the annotated video."""
@@ -270,11 +358,7 @@ class Reporter:
         return None, 0.0
 
     def _now(self) -> datetime:
-        return _utc(self.now_ts if self.now_ts is not None else time.time())
+        return from_epoch(self.now_ts if self.now_ts is not None else time.time())
 
     def _time_of(self, frame: int) -> datetime:
-        return _utc(self.frame_ts.get(frame, self.now_ts if self.now_ts is not None else time.time()))
-
-
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, timezone.utc)
+        return from_epoch(self.frame_ts.get(frame, self.now_ts if self.now_ts is not None else time.time()))

@@ -3,7 +3,19 @@ way a validation error becomes a line a person can act on. The box imports it, s
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+# Store, box, lane and user names: they become topic levels, file names, certificate names and ACL lines, so
+# nothing but these characters (no '/', '+', '#', dots, spaces or newlines), and at most 63 of them.
+SLUG = r"[a-z0-9][a-z0-9_-]{0,62}"
+Slug = Annotated[str, Field(pattern=f"^{SLUG}$", description="lower-case letters, digits, _ and -")]
+
+
+def is_slug(text: str) -> bool:
+    return re.fullmatch(SLUG, text) is not None
 
 
 class Strict(BaseModel):

@@ -12,6 +12,9 @@ The zone keeps its units (SKU and box), not just counts per SKU, which is the li
 - a unit gone or new counts only near where the hand was (the zone's motion while it was disturbed):
   a change across the shelf from the hand is the detector's noise, not the shopper;
 - a hand takes or returns one product per visit (a reach into the shelf);
+- a unit still there at the recount, but missing from its place on the detections made while the hand was out of
+  the shelf between two of its visits (retracting, looking at a product), was taken and put back: the shelf at
+  rest cannot show a product that came back before the hand left it for good;
 - products in a hand at the shelf's edge are remembered from the detections made while a hand is at the
   shelf: one still in the hand after its last visit left the shelf, even where the shelf cannot show it.
 """
@@ -38,9 +41,15 @@ MOSTLY_INSIDE = 0.75  # of a box's area in the zone: a product on the shelf, not
 SAME_PLACE = 0.3  # IoU at which two boxes are one product's place
 HAND_BAND = 0.1  # of the frame height: how far outside a zone a product is still at the shelf's edge, in a hand
 HELD_SIGHTINGS = 3  # sightings of one product in a hand after the last visit: a pick the shelf cannot show
+# A pick seen only in a hand (the shelf showed no change) is less sure than a unit gone from the shelf: one
+# product seen in a hand, never counted at rest.
+CARRIED_AWAY_DISCOUNT = 0.8
 NEAR_HAND = 0.15  # of the frame width: how far from the hand's motion a change may be
 ACTIVE_COLUMN, ACTIVE_SHARE = 3, 0.1  # changed pixel-frames for a mask column to count as the hand's place
 ADOPT_AFTER = 2  # a unit missing at this many recounts away from any hand leaves the zone's memory silently
+# Detections in a row, made while a hand was out of the shelf between two visits, that miss a unit at its place (at
+# any confidence): it was in the hand then. Three runs are six frames or more (the schedule's stride), not a flicker.
+AWAY_RUNS = 3
 
 # A hand at or in the shelf, or a product being looked at (held over the shelf's edge, often put straight back):
 # no shelf recount while one is recognised.
@@ -59,6 +68,7 @@ class ShelfChange:
     y: float  # the zone's front edge (its lowest point in the picture)
     frame: int
     confidence: float
+    since: int | None = None  # the first frame of the disturbance it settles (the hand's visit began there or later)
 
 
 @dataclass
@@ -69,6 +79,8 @@ class Unit:
     box: Box
     confidence: float
     misses: int = 0  # recounts in a row that did not see it, while no hand was near
+    away: int = 0  # detections in a row that missed it while a hand was out of the shelf between visits
+    was_away: bool = False  # away for AWAY_RUNS during this disturbance
 
 
 @dataclass
@@ -76,6 +88,7 @@ class _ZoneState:
     zone: Zone
     units: list[Unit] | None = None  # None until the first recount
     disturbed: bool = False
+    since: int | None = None  # the frame the current disturbance began
     touched: bool = False  # a hand was recognised at the shelf during this disturbance
     quiet: int = 0
     hand_visits: int = 0  # hands going into the shelf during this disturbance
@@ -95,6 +108,7 @@ class ShelfCounter:
     ) -> None:
         self.states = [_ZoneState(z) for z in zones]
         self.previous: int | None = None  # the action recognised on the frame before
+        self.frame: int | None = None  # the frame being observed
         self.quiet_frames, self.motion_fraction, self.min_confidence = quiet_frames, motion_fraction, min_confidence
         self.frame_size = frame_size
         width, height = frame_size
@@ -115,11 +129,14 @@ class ShelfCounter:
         Returns the picks and put-backs this frame settles."""
         hand_in = action in INTO_SHELF and self.previous not in INTO_SHELF
         self.previous = action
+        self.frame = frame
         recount = self.observe(fg, busy=action in AT_SHELF, hand_in=hand_in)
         if not (recount or look.wanted):
             return []
         detections = look.detections()
         self.handled(detections)
+        if action is not None and action not in INTO_SHELF:
+            self.glimpsed(detections)
         return self.counted(frame, detections) if recount else []
 
     def observe(self, fg: Foreground, busy: bool = False, hand_in: bool = False) -> bool:
@@ -134,22 +151,35 @@ class ShelfCounter:
         for s in self.states:
             name = s.zone.name
             if busy or fg.zones.get(name, 0.0) > self.motion_fraction:
+                if not s.disturbed:
+                    s.since = self.frame
                 s.disturbed, s.quiet = True, 0
                 s.touched = s.touched or busy
                 s.hand_visits += hand_in
                 if hand_in:
                     s.held.clear()
-                s.samples.clear()
+                if not self._first(s) or busy:
+                    s.samples.clear()
                 if name in fg.zone_columns:
                     s.activity += fg.zone_columns[name]
                 continue
             s.quiet += 1
-            if self._due(s) and (s.quiet - self.quiet_frames) % SPACING == 0:
+            if self._due(s) and (s.quiet - self._wait(s)) % SPACING == 0:
                 want = True
         return want
 
+    def _first(self, s: _ZoneState) -> bool:
+        """The zone's first count, before any hand was seen at it: it learns the shelf and compares nothing, so it
+        need not wait for a long quiet (on a busy or noisy shelf a hand could take a product before there is one):
+        its samples are any quiet frames SPACING apart, kept across motion that is no hand at the shelf. Motion can
+        only hide a product from a sample, and the first count keeps what most samples show."""
+        return s.units is None and not s.hand_visits and not s.touched
+
+    def _wait(self, s: _ZoneState) -> int:
+        return SPACING if self._first(s) else self.quiet_frames
+
     def _due(self, s: _ZoneState) -> bool:
-        return s.quiet >= self.quiet_frames and (s.units is None or s.disturbed) and len(s.samples) < SAMPLES
+        return s.quiet >= self._wait(s) and (s.units is None or s.disturbed) and len(s.samples) < SAMPLES
 
     def inside(self, zone: Zone, d: Detection) -> bool:
         """Most of the box lies in the zone: a product held at the shelf's edge is in a hand, not on the shelf."""
@@ -173,6 +203,18 @@ class ShelfCounter:
         for s in self.states:
             if s.disturbed and s.hand_visits:
                 s.held += [d for d in detections if d.confidence >= self.min_confidence and self.in_hand(s.zone, d)]
+
+    def glimpsed(self, detections: list[Detection]) -> None:
+        """A detection made while no hand is in the shelf, during a disturbance a hand went into: which units are
+        not at their place (at any confidence the detector reports). Only a later visit can bring one back."""
+        for s in self.states:
+            if not (s.disturbed and s.hand_visits and s.units):
+                continue
+            boxes = [d.box for d in detections if self._share(s.zone, d, grown=False) > 0]
+            here = iou([u.box for u in s.units], boxes).max(axis=1, initial=0) >= SAME_PLACE
+            for u, there in zip(s.units, here, strict=True):
+                u.away = 0 if there else u.away + 1
+                u.was_away = u.was_away or u.away >= AWAY_RUNS
 
     def counted(self, frame: int, detections: list[Detection]) -> list[ShelfChange]:
         """A detection made on a frame `observe` asked for; returns the changes it settles."""
@@ -212,11 +254,13 @@ class ShelfCounter:
             units = sorted(s.units, key=lambda u: -u.confidence)
             same = iou([u.box for u in units], [p.box for p in seen]) >= SAME_PLACE  # (units, places)
             kept: list[Unit] = []
+            back: list[Unit] = []  # seen at their place by this recount
             taken = 0
             for u, still_there in zip(units, same.any(axis=1), strict=True):
                 if still_there:
                     u.misses = 0
                     kept.append(u)
+                    back.append(u)
                 elif (s.touched and taken < visits and u.confidence >= self.min_confidence
                       and self._near_hand(s, u.box)):  # fmt: skip
                     taken += 1
@@ -225,6 +269,15 @@ class ShelfCounter:
                     u.misses += 1
                     if u.misses < ADOPT_AFTER:
                         kept.append(u)
+            # Back at its place, but seen away from it while the hand was out between visits: taken and put back,
+            # which takes two of the visits. Not from a clip's last frames: a hand may hold it over its place.
+            for u in back:
+                if (u.was_away and at_rest and s.touched and visits - taken >= 2 and u.confidence >= self.min_confidence
+                        and self._near_hand(s, u.box)):  # fmt: skip
+                    taken += 1
+                    visits -= 1
+                    for kind in ("pick", "putback"):
+                        changes.append(self._change(kind, u.sku, u.box, u.confidence, s, front, frame))  # type: ignore[arg-type]
             returned = 0
             for i in sorted(range(len(seen)), key=lambda i: -seen[i].confidence):
                 p = seen[i]
@@ -237,6 +290,8 @@ class ShelfCounter:
                     kept.append(Unit(p.sku, p.box, p.confidence))
                 elif sure and not s.touched:
                     kept.append(Unit(p.sku, p.box, p.confidence))  # there all along, unseen by earlier counts
+            for u in kept:
+                u.away, u.was_away = 0, False
             s.units = kept
             if s.touched and not changes:
                 changes += self._carried_away(s, front, frame)
@@ -254,8 +309,7 @@ class ShelfCounter:
         sku = votes.most_common(1)[0][0]
         mine = [d for d in s.held if d.sku == sku]
         box = tuple(float(v) for v in np.mean([d.box for d in mine], axis=0))
-        # Less sure than a unit gone from the shelf: one product seen in a hand, not counted at rest.
-        confidence = float(np.mean([d.confidence for d in mine])) * 0.8
+        confidence = float(np.mean([d.confidence for d in mine])) * CARRIED_AWAY_DISCOUNT
         return [self._change("pick", sku, box, confidence, s, front, frame)]  # type: ignore[arg-type]
 
     def _near_hand(self, s: _ZoneState, box: Box) -> bool:
@@ -270,7 +324,7 @@ class ShelfCounter:
     def _change(kind: Literal["pick", "putback"], sku: str, box: Box,
                 confidence: float, s: _ZoneState, front: float, frame: int) -> ShelfChange:  # fmt: skip
         return ShelfChange(
-            kind, sku, 1, s.zone.name, (box[0] + box[2]) / 2, front, frame, float(np.clip(confidence, 0, 1))
+            kind, sku, 1, s.zone.name, (box[0] + box[2]) / 2, front, frame, float(np.clip(confidence, 0, 1)), s.since
         )
 
     def counts(self) -> dict[str, Counter]:
@@ -330,7 +384,7 @@ def _merged(changes: list[ShelfChange]) -> list[ShelfChange]:
         if k in out:
             o = out[k]
             out[k] = ShelfChange(c.kind, c.sku, o.quantity + 1, c.zone, o.x, o.y, o.frame,
-                                 (o.confidence * o.quantity + c.confidence) / (o.quantity + 1))  # fmt: skip
+                                 (o.confidence * o.quantity + c.confidence) / (o.quantity + 1), o.since)  # fmt: skip
         else:
             out[k] = c
     return list(out.values())

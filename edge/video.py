@@ -10,17 +10,24 @@ the models can forget the past. Reads time out (OpenCV's FFmpeg timeouts) instea
 
 from __future__ import annotations
 
+import base64
+import http.client
+import ssl
 import struct
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import cv2
 import numpy as np
 
 from edge.errors import ShelfWatchError
+from edge.retry import Backoff
 
 
 @dataclass(frozen=True)
@@ -168,17 +175,20 @@ class VideoSource:
         if self.cap is not None:
             self.cap.release()
             self.cap = None
-        delay = 1.0
+        backoff = Backoff(1.0, self.reconnect_max_s)
         if first:
             try:
                 self._connect()
                 return
             except ShelfWatchError:
                 pass
+        if first:
+            self._never_readable()
         while True:
             if self.max_reconnects is not None and self.reconnects >= self.max_reconnects:
                 raise ShelfWatchError(f"{self.source}: unreachable, and {self.reconnects} reconnects failed")
             self.reconnects += 1
+            delay = backoff.next()
             self.on_reconnect(
                 f"{self.source}: stream unreachable; retrying in {delay:.0f} s (attempt {self.reconnects})"
             )
@@ -189,7 +199,26 @@ class VideoSource:
             except ShelfWatchError as exc:
                 if self.reconnects == 1 or delay >= self.reconnect_max_s:
                     self.on_warning(str(exc))  # why, once, and again while it stays down
-                delay = min(delay * 2, self.reconnect_max_s)
+
+    def _never_readable(self) -> None:
+        """Before a stream has shown a frame: a web server that answers, but with what no retry will make readable
+        (404, 403, or a 200 that does not decode, like an MP4 served without range requests, whose index FFmpeg
+        cannot reach) is a ShelfWatchError now. A server that does not answer (a camera that is down or booting)
+        or answers 5xx is retried, as is any stream that has shown frames before."""
+        answer = http_answer(self.source, self.read_timeout_s)
+        if answer is None:
+            return
+        status, headers = answer
+        if status in (408, 425, 429) or status >= 500:
+            return
+        if status >= 400:
+            raise ShelfWatchError(f"{self.source}: the server answers HTTP {status}; there is no video there")
+        hint = ""
+        if headers.get("accept-ranges", "none").lower() == "none" and headers.get("content-length"):
+            hint = (" (a file served without range requests: a video whose index is at its end cannot be read "
+                    "that way; serve it with range support, or move the index to the front with "
+                    "`ffmpeg -i IN -c copy -movflags faststart OUT`)")  # fmt: skip
+        raise ShelfWatchError(f"{self.source}: the server answers, but what it sends cannot be decoded as video{hint}")
 
     def _wait(self, seconds: float) -> None:
         """Sleep in short slices, so that a heartbeat still goes out and a stop request is heard at once."""
@@ -204,6 +233,30 @@ class VideoSource:
     def close(self) -> None:
         if self.cap is not None:
             self.cap.release()
+
+
+def http_answer(url: str, timeout_s: float) -> tuple[int, dict[str, str]] | None:
+    """An http(s) source's status and headers (its body is not read); None when it is another kind of stream or
+    nothing answers. The certificate is not checked: only the status is wanted, and cameras often have their own."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    headers = {"Range": "bytes=0-0"}
+    if parts.username is not None:  # FFmpeg takes credentials from the URL; urllib needs them as a header
+        user = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(user.encode()).decode()
+    netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    netloc += f":{parts.port}" if parts.port else ""
+    plain = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    try:
+        context = ssl._create_unverified_context() if parts.scheme == "https" else None
+        with urllib.request.urlopen(urllib.request.Request(plain, headers=headers), timeout=timeout_s,
+                                    context=context) as answer:  # fmt: skip
+            return answer.status, {k.lower(): v for k, v in answer.headers.items()}
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}
+    except (OSError, ValueError, http.client.HTTPException):  # refused, unreachable, timed out, not HTTP
+        return None
 
 
 MP4_EPOCH = -2082844800  # 1904-01-01 in UNIX time: where MP4/MOV times count from

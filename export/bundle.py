@@ -1,17 +1,16 @@
 """`shelfwatch export`: trained runs -> a model bundle for the edge (ONNX files and a verified manifest).
 
 Steps: export FP32 graphs; check them against PyTorch (≤ 1e-4, or the export stops); make the requested
-precision (INT8 by measurement, FP16, or FP32); score FP32 and the result on held-out videos; write the
-bundle into a fresh folder and swap it in, so a failed export never leaves half a bundle behind.
+precision (INT8 by measurement, FP16, or FP32); score FP32 and the result on held-out videos; record the reference
+clip (`edge.reference`); write the bundle into a fresh folder and swap it in, so a failed export never leaves half a
+bundle behind.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,13 +19,13 @@ import onnx
 
 from edge.action import ActionRecognizer
 from edge.bundle import (
+    CHECKPOINT,
     MANIFEST,
     ActionInput,
     ActionModelEntry,
     DetectorEntry,
     FileEntry,
     Manifest,
-    Precision,
     Provenance,
     Quantization,
     SkuEntry,
@@ -38,30 +37,20 @@ from edge.classes import ACTION_CLASSES
 from edge.detector import letterbox, to_tensor
 from edge.errors import ShelfWatchError
 from edge.preprocess import shrink, to_input
+from edge.reference import MAX_DROP, TOLERANCE
 from export import checks
 from export.action_onnx import check_streams, export_encoder, export_sequence, export_step
-from export.calibration import sample_frames
-from export.detector_onnx import detector_weights, export_detector
+from export.calibration import sample_frames, video_files
+from export.detector_onnx import export_detector
+from export.inputs import check_inputs
+from export.options import ExportOptions
 from export.quantize import Frames, quantize_conv_graph, quantize_step_graph, to_fp16
-from training.provenance import command_line
+from export.reference import export_clip, record
+from training.provenance import command_line, run_commands
 
-TOLERANCE = 1e-4  # ONNX FP32 against PyTorch, on features and scores (relative above 1: checks.difference)
-# The most a reduced precision may cost on held-out data before that graph ships in FP32 instead.
-MAX_DROP = {"action": 0.01, "detector": 0.02}  # frame accuracy; mAP50
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    precision: Precision = "int8"
-    target: str = "cpu"  # the execution provider INT8's format is chosen for: cpu or tensorrt
-    calibration: Path = Path("data/train")  # videos to draw calibration frames (and check frames) from
-    calibration_frames: int = 256
-    held_out: Path | None = None  # labelled videos (and yolo/data.yaml) to score FP32 and the result on
-    held_out_frames: int | None = None  # first N frames of each held-out video (None: all)
-    imgsz: int | None = None  # detector input; default: what it was trained at
-    sequence: bool = False
-    seed: int = 0
-    detector_from: Path | None = None  # keep this bundle's detector as it is (a new action model, same detector)
+# TOLERANCE: ONNX FP32 against PyTorch, on features and scores (relative above 1: checks.difference). MAX_DROP: the most
+# a reduced precision may cost on held-out data before that graph ships in FP32 instead (frame accuracy; mAP50). Both
+# live in edge/reference.py, whose health gate holds a box's provider to the same rules.
 
 
 def _detect_head_postprocess(model_path: Path) -> list[str]:
@@ -83,29 +72,15 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def _run_commands(run_dir: Path) -> list[str]:
-    """The command that trained a run, when the run recorded it."""
-    metrics = run_dir / "metrics.json"
-    if metrics.is_file():
-        recorded = json.loads(metrics.read_text()).get("command")
-        if recorded:
-            return [recorded]
-    return []
-
-
 def build_bundle(out: Path, action_run: Path, products_run: Path | None, options: ExportOptions) -> Manifest:
     from training.action_data import find_videos, load_video
     from training.train_action import load_model
     from training.train_products import local_data_yaml
 
-    checkpoint = action_run / "best.pt" if action_run.is_dir() else action_run
+    checkpoint, kept = check_inputs(action_run, products_run, options)
+    checkpoint_sha256 = sha256_of(checkpoint)  # before loading: the digest is of the very bytes exported
     model, ckpt = load_model(checkpoint)
     check_streams(model)
-    if products_run is not None and options.detector_from is not None:
-        raise ShelfWatchError("--products and --detector-from both name a detector: give one")
-    if products_run is not None:
-        detector_weights(products_run)  # fail before any work
-    kept = _kept_detector(options.detector_from) if options.detector_from is not None else None
     spec = model.config.input
     pairs = sample_frames(options.calibration, options.calibration_frames, options.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -209,10 +184,27 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
                     metrics[f"detector_{key}"] = {"fp32": fp32_map[key], options.precision: reduced_map[key],
                                                   "shipped": shipped}  # fmt: skip
         entry = _action_entry(model, "action_encoder.onnx", "action_step.onnx", sequence, quant)
+        fitted = None
+        if options.familiarity:  # from the bundle's own encoder, as the box will run it
+            from export.familiarity import fit_familiarity, write_stats
 
-        # 4. The manifest, and the swap.
+            draft = _draft_manifest(staging, model, "action_encoder.onnx", "action_step.onnx")
+            fitted = fit_familiarity(staging, draft, options.familiarity_fit or options.calibration,
+                                     options.familiarity_calibrate)  # fmt: skip
+            write_stats(fitted, staging)
+
+        # 4. The reference clip: what the shipped graphs give on a second of video, for the boxes' health gate.
+        shipped = {p.name: FileEntry(sha256=sha256_of(p), bytes=p.stat().st_size) for p in staging.iterdir()}
+        draft = Manifest(bundle_id="draft", created=datetime.now(timezone.utc), precision=options.precision,
+                         target=options.target, action=entry, detector=detector, files=shipped,
+                         provenance=Provenance(commands=[]))  # fmt: skip
+        videos = [*(video_files(options.held_out) if options.held_out is not None else []),
+                  *video_files(options.calibration)]  # fmt: skip
+        reference = record(staging, draft, *export_clip(videos))
+
+        # 5. The manifest, and the swap.
         files = {p.name: FileEntry(sha256=sha256_of(p), bytes=p.stat().st_size) for p in sorted(staging.iterdir())}
-        commands = [*_run_commands(action_run), *(_run_commands(products_run) if products_run else [])]
+        commands = [*run_commands(checkpoint.parent), *(run_commands(products_run) if products_run else [])]
         if kept is not None:
             commands += [c for c in kept.provenance.commands if c.startswith("shelfwatch train products")]
         commands.append(command_line())
@@ -229,11 +221,17 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
                 seeds={"calibration": options.seed, "training": int(ckpt.get("options", {}).get("seed", 0))},
                 git_commit=_git_commit(),
                 sources={"action": str(checkpoint), **({"detector": detector_source} if detector_source else {})},
+                checkpoint_sha256=checkpoint_sha256,
             ),
             metrics=metrics,
+            reference=reference,
+            familiarity=fitted.entry if fitted is not None else None,
         )
         manifest = sealed(manifest)
         (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
+        # The weights travel with the bundle, for `train adapt --from BUNDLE`; unlisted under `files`, so a box never
+        # receives it (a bundle's tar holds the listed files only); its sha256 in the manifest vouches for it.
+        shutil.copy(checkpoint, staging / CHECKPOINT)
         load_bundle(staging)  # what ships must pass the agent's own check
         if out.exists():
             shutil.rmtree(out)
@@ -243,14 +241,6 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _kept_detector(bundle: Path) -> Manifest:
-    """The detector of an existing bundle, checked against its manifest before it is copied."""
-    manifest = load_bundle(bundle)
-    if manifest.detector is None:
-        raise ShelfWatchError(f"{bundle}: --detector-from: this bundle has no detector")
-    return manifest
 
 
 def _first_frames(video, n: int):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +75,6 @@ def action_accuracy(recognizer: ActionRecognizer, videos: list[Video]) -> float:
 
 def detector_map(model_path: Path, data_yaml: Path, imgsz: int, work: Path) -> dict[str, float]:
     """mAP50 and mAP50-95 of an ONNX detector, scored by ultralytics' own validator."""
-    os.environ["YOLO_OFFLINE"] = "1"
     from ultralytics import YOLO
 
     result = YOLO(str(model_path), task="detect").val(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -18,7 +17,6 @@ def detector_weights(run_dir: Path) -> Path:
 
 def export_detector(run_dir: Path, path: Path, imgsz: int) -> tuple[Path, list[str]]:
     """ONNX of a run's best weights at a fixed square input -> (path, class names in output order)."""
-    os.environ["YOLO_OFFLINE"] = "1"
     from ultralytics import YOLO
 
     model = YOLO(str(detector_weights(run_dir)))

@@ -13,9 +13,16 @@ import hashlib
 import os
 from pathlib import Path
 
-from edge.events import TOPIC_ROOT
+from edge.events import MAX_PAYLOAD_BYTES, TOPIC_ROOT
 
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd writes ($7$: PBKDF2-SHA512)
+# The largest MQTT packet anyone may send: an event is at most 1 KB of payload (edge.events), its topic at most
+# about 150 bytes (shelfwatch/v1/<store>/<box>/<kind>, slugs of 63), the packet's header and properties a few
+# dozen; a box's CONNECT carries its last will, one status event. That is under 1.3 KB; the rest is headroom for
+# the retained control message to come. Clips, snapshots and bundles travel over HTTPS, never MQTT.
+MAX_PACKET_BYTES = 4096
+# Checkout messages a consumer's queue keeps beside the boxes' events: a day at about one a second over all lanes.
+POS_QUEUE = 100_000
 AUTOSAVE_S = 1  # a full save of the in-memory database; cheap at the queue sizes a store produces
 SESSION_EXPIRY = "7d"  # as long as a box's outbox keeps events (outbox.max_age_s)
 
@@ -43,30 +50,46 @@ def pos_user(store: str) -> str:
 def acl(store: str, boxes: list[str], consumers: list[str]) -> str:
     """Each role gets exactly the topics it needs; everything else is denied (a v5 client gets reason 0x87).
 
-    boxes        write their own shelfwatch/v1/<store>/<box>/# (events, status, last will)
-    consumers    read shelfwatch/v1/# and shelfwatch/pos/v1/#, write shelfwatch/alerts/v1/#
+    boxes        write their own shelfwatch/v1/<store>/<box>/<kind> (events, status, last will: one level, so never
+                 their control topics), read their own shelfwatch/v1/<store>/<box>/control/#
+    consumers    read shelfwatch/v1/# and shelfwatch/pos/v1/#, write shelfwatch/alerts/v1/# and every box's
+                 control topics (central alone tells boxes what to do)
     pos-<store>  writes shelfwatch/pos/v1/<store>/<lane>
     """
     lines = ["# ShelfWatch roles (written by `shelfwatch provision`): anything not listed is denied.", ""]
     for box in boxes:
-        lines += [f"user {box_identity(store, box)}", f"topic write {TOPIC_ROOT}/{store}/{box}/#", ""]
+        lines += [f"user {box_identity(store, box)}", f"topic write {TOPIC_ROOT}/{store}/{box}/+",
+                  f"topic read {TOPIC_ROOT}/{store}/{box}/control/#", ""]  # fmt: skip
     # Central subscribes with wildcards over every store and lane ($share/<group>/shelfwatch/v1/+/+/+), and
     # Mosquitto checks a subscription's filter, not the topics it will match: read access must be as wide.
     for user in consumers:
         lines += [f"user {user}", f"topic read {TOPIC_ROOT}/#", f"topic read {POS_ROOT}/#",
-                  f"topic write {ALERTS_ROOT}/#", ""]  # fmt: skip
+                  f"topic write {ALERTS_ROOT}/#", f"topic write {TOPIC_ROOT}/+/+/control/#", ""]  # fmt: skip
     lines += [f"user {pos_user(store)}", f"topic write {POS_ROOT}/{store}/+", ""]
     return "\n".join(lines)
 
 
-def mosquitto_conf(folder: Path, box_port: int, consumer_port: int, data: Path | None = None) -> str:
+def queue_limit(outbox_events: list[int]) -> int:
+    """The messages the broker keeps for one consumer that is away: as many as the store's boxes would keep in their
+    outboxes were the broker the one away (the sum of their `outbox.max_events`), plus a day of checkout messages.
+    A box's events are safe for as long as its outbox would keep them, whichever side is away."""
+    return sum(outbox_events) + POS_QUEUE
+
+
+def mosquitto_conf(folder: Path, box_port: int, consumer_port: int, queued: int, data: Path | None = None) -> str:
     """Paths are where the broker files will live on the broker host (`folder`); `data` is where Mosquitto keeps
-    its persistent sessions and queued messages (default `folder`/data, which the broker must be able to write)."""
+    its persistent sessions and queued messages (default `folder`/data, which the broker must be able to write);
+    `queued` is what it keeps per absent consumer (`queue_limit`)."""
     data = data or folder / "data"
     return f"""# ShelfWatch listeners (include from mosquitto.conf, or run with -c).
 per_listener_settings true
-# A consumer that falls behind must not lose QoS 1 events (Mosquitto drops beyond 1000 queued by default).
-max_queued_messages 1000000
+# No packet over {MAX_PACKET_BYTES} bytes: an event is at most {MAX_PAYLOAD_BYTES} bytes of payload; whoever sends more
+# is disconnected before the broker holds it (a box certificate once made it hold five 30 MB messages).
+max_packet_size {MAX_PACKET_BYTES}
+# What is kept for a consumer that is away (a QoS 1 message past these is dropped): as many messages as the store's
+# boxes keep in their outboxes, plus a day of checkout messages, of at most {MAX_PAYLOAD_BYTES} bytes each on average.
+max_queued_messages {queued}
+max_queued_bytes {queued * MAX_PAYLOAD_BYTES}
 max_inflight_messages 1000
 
 # What the broker has acknowledged survives its restart: persistent sessions, their subscriptions and queued

@@ -71,6 +71,10 @@ def run_provision(args: argparse.Namespace) -> int:
     )  # fmt: skip
     boxes = provision(args.store_dir, args.out, options)
     print(f"provisioned {len(boxes)} box(es) of {args.store_dir} into {args.out}: {', '.join(sorted(boxes))}")
+    unchecked = sorted(name for name, config in boxes.items() if not config.bundle_keys)
+    if unchecked:
+        print(f"warning: no bundle_keys for {', '.join(unchecked)}: they run unsigned bundles (see `shelfwatch "
+              "bundle keygen`)", file=sys.stderr)  # fmt: skip
     print(f"broker: {args.out / 'broker' / 'mosquitto.conf'} (boxes on {args.box_port}, consumers on "
           f"{args.consumer_port}); consumer passwords in {args.out / 'consumers'}")  # fmt: skip
     return 0

@@ -23,6 +23,7 @@ from edge.config import (
 )
 from edge.errors import ShelfWatchError
 from edge.schema import problems as validation_problems
+from edge.signing import load_trusted_keys
 
 STORE_FILE = "store.yaml"
 BOXES_DIR = "boxes"
@@ -181,6 +182,11 @@ def load_store(store_dir: Path) -> tuple[dict[str, BoxConfig], list[Problem]]:
             problems.append(Problem(*_locate(("bundle",), [store, box]), "bundle",
                                     f"{config.bundle}: no such model bundle folder"))  # fmt: skip
         else:
+            try:
+                load_trusted_keys(config.bundle_keys)  # each a readable Ed25519 public key, never a private one
+            except ShelfWatchError as exc:
+                problems.append(Problem(*_locate(("bundle_keys",), [store, box]), "bundle_keys", str(exc)))
+                continue
             boxes[config.box] = config
     return boxes, _unique(problems)
 

@@ -1,3 +1,5 @@
 """ShelfWatch: shopper actions, products and item counts from overhead store cameras."""
 
-__version__ = "0.1.0"
+from edge import __version__
+
+__all__ = ["__version__"]

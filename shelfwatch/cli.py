@@ -38,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     central_cli.register(sub)
     web_cli.register(sub)
     schema = sub.add_parser("schema", help="print a JSON Schema for consumers and editors",
-                            description="Print the JSON Schema of the box events, the model bundle manifest, "
-                            "the box config or the checkout (POS) messages.")  # fmt: skip
+                            description="Print the JSON Schema of the box events, central's control messages to a box, "
+                            "the model bundle manifest, the box config, the checkout (POS) messages or `eval "
+                            "compare`'s verdict.")  # fmt: skip
     schema.add_argument("what", choices=sorted(SCHEMAS))
     schema.set_defaults(func=print_schema)
     return parser
@@ -49,6 +50,12 @@ def _events_schema() -> dict:
     from edge.events import events_schema
 
     return events_schema()
+
+
+def _control_schema() -> dict:
+    from edge.control import control_schema
+
+    return control_schema()
 
 
 def _manifest_schema() -> dict:
@@ -69,9 +76,15 @@ def _pos_schema() -> dict:
     return POS_ADAPTER.json_schema()
 
 
+def _verdict_schema() -> dict:
+    from training.bundle_compare import verdict_schema
+
+    return verdict_schema()
+
+
 # Imported on use: each schema lives with its component, and the box has no central package to import.
-SCHEMAS = {"events": _events_schema, "manifest": _manifest_schema, "box-config": _box_config_schema,
-           "pos": _pos_schema}  # fmt: skip
+SCHEMAS = {"events": _events_schema, "control": _control_schema, "manifest": _manifest_schema,
+           "box-config": _box_config_schema, "pos": _pos_schema, "verdict": _verdict_schema}  # fmt: skip
 
 
 def print_schema(args: argparse.Namespace) -> int:
@@ -79,10 +92,17 @@ def print_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def process_environment() -> None:
+    """What every ShelfWatch process sets once, at its start, before any library reads it."""
     # OpenCV and FFmpeg write their own warnings to stderr ("moov atom not found" …); our one line says it.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    # Nothing may download at run time: ultralytics reads this when it is imported (no hub, fonts or assets).
+    os.environ["YOLO_OFFLINE"] = "1"
+
+
+def main(argv: list[str] | None = None) -> int:
+    process_environment()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from shelfwatch.cli import process_environment
+
+process_environment()  # as the `shelfwatch` command does at its start (tests import the components directly)
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
@@ -18,6 +22,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
     if os.environ.get("CI") == "true" and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, which counts as a failure: {report.longrepr}"
+
+
+@pytest.fixture(autouse=True)
+def _own_state_directory(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's agents keep their default outboxes in a folder of the test's own (inherited by subprocesses),
+    never in the user's state directory, where runs would share one outbox."""
+    monkeypatch.setenv("SHELFWATCH_STATE_DIR", str(tmp_path_factory.mktemp("state")))
 
 
 @pytest.fixture
@@ -83,6 +94,18 @@ class Broker:
         self.proc = None
 
 
+def saved_after(path: Path, since_ns: int, timeout: float = 60) -> Path:
+    """A Mosquitto save file (`path`) once an autosave has written it after `since_ns` (time.time_ns()): what the
+    broker queued by then survives its kill -9."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (path.is_file() and path.stat().st_mtime_ns > since_ns):
+        assert time.monotonic() < deadline, f"{path}: no autosave in {timeout} s"
+        time.sleep(0.1)
+    return path
+
+
 @pytest.fixture
 def broker(tmp_path: Path):
     b = Broker(tmp_path / "broker")
@@ -132,3 +155,11 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+@pytest.fixture(scope="session")
+def seeded_clips(tmp_path_factory: pytest.TempPathFactory):
+    """Seeded synthetic clips, each rendered once per session and watched once by the demo bundle (tests/clips.py)."""
+    from tests.clips import ClipCache
+
+    return ClipCache(tmp_path_factory.mktemp("seeded-clips"))

@@ -1,11 +1,15 @@
 """Videos with per-frame action labels, as the action model trains on them.
 
-A data folder holds our synthetic videos (`NAME.mp4` + `NAME.labels.json`) and/or MERL Shopping videos
+A data folder holds our synthetic videos or exported clips (`NAME.mp4`, or another video suffix, +
+`NAME.labels.json`) and/or MERL Shopping videos
 (`NAME_crop.mp4` or `NAME.mp4` beside `NAME_label.mat`), or is the MERL Shopping release itself as
 downloaded (`Videos_MERL_Shopping_Dataset/NAME_crop.mp4` and `Labels_MERL_Shopping_Dataset/NAME_label.mat`):
 nothing has to be copied or renamed. Frames are decoded once, shrunk with the edge's own `shrink`, and
 cached as .npy in a `.cache` folder beside the video, so later runs start at once; the cache is memory-mapped,
 so a data set larger than memory (the release's 106 videos) trains all the same.
+
+A video with timestamp labels has the class of its timestamps' frames only (-1 elsewhere, `Video.timestamps` set);
+`training.timestamps` spreads them before the LSTM trains.
 """
 
 from __future__ import annotations
@@ -20,14 +24,23 @@ from edge.classes import ACTION_CLASSES
 from edge.errors import ShelfWatchError
 from edge.preprocess import InputSpec, shrink, to_input
 from training.label_files import read_labels
+from training.labels import Timestamp
 from training.merl import MERL_LABELS, MERL_VIDEOS
+
+# Beside NAME.labels.json, the video is NAME with one of these (an exported clip keeps its upload's container).
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts")
 
 
 @dataclass(frozen=True)
 class Video:
     name: str
     frames: np.ndarray  # (T, H, W, 3) uint8, already shrunk
-    labels: np.ndarray  # (T,) int64
+    labels: np.ndarray  # (T,) int64; -1: a frame of timestamp labels that is not a timestamp
+    timestamps: tuple[Timestamp, ...] = ()  # set: the labels are timestamps
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.timestamps)
 
 
 def find_videos(data_dir: Path) -> dict[str, tuple[Path, Path]]:
@@ -37,7 +50,8 @@ def find_videos(data_dir: Path) -> dict[str, tuple[Path, Path]]:
     found: dict[str, tuple[Path, Path]] = {}
     for labels in sorted(data_dir.glob("*.labels.json")):
         name = labels.name.removesuffix(".labels.json")
-        found[name] = (data_dir / f"{name}.mp4", labels)
+        videos = [data_dir / f"{name}{suffix}" for suffix in VIDEO_SUFFIXES]
+        found[name] = (next((v for v in videos if v.exists()), videos[0]), labels)
     # MERL labels beside their videos, then the release's own two folders.
     for label_dir, video_dir in ((data_dir, data_dir), (data_dir / MERL_LABELS, data_dir / MERL_VIDEOS)):
         for labels in sorted(label_dir.glob("*_label.mat")):
@@ -89,7 +103,7 @@ def load_video(name: str, video: Path, label_file: Path, spec: InputSpec, cache:
     # Memory-mapped: pages come from disk as the samplers touch them.
     frames = np.load(cache_path, mmap_mode="r") if cache else decode(video, spec)
     labels = read_labels(label_file, frame_count=len(frames))
-    return Video(name, frames, labels.frame_classes)
+    return Video(name, frames, labels.frame_classes, labels.timestamps)
 
 
 def load_videos(data_dir: Path, spec: InputSpec, names: list[str] | None = None) -> list[Video]:
@@ -102,7 +116,8 @@ def load_videos(data_dir: Path, spec: InputSpec, names: list[str] | None = None)
 
 def class_weights(videos: list[Video], power: float = 0.5) -> np.ndarray:
     """Loss weights against the classes' very unequal time shares: (1 / frequency) ** power, mean 1."""
-    counts = np.bincount(np.concatenate([v.labels for v in videos]), minlength=len(ACTION_CLASSES)).astype(float)
+    labels = np.concatenate([v.labels for v in videos])
+    counts = np.bincount(labels[labels >= 0], minlength=len(ACTION_CLASSES)).astype(float)
     w = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1)) ** power, 0.0)
     return (w / w[counts > 0].mean()).astype(np.float32)
 

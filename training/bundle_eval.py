@@ -13,13 +13,14 @@ import statistics
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from edge.agent import RunOptions, run_agent
 from edge.classes import ACTION_CLASSES
-from edge.config import BoxConfig, Camera, OutboxConfig
+from edge.config import BoxConfig, Camera, OutboxConfig, Zone
 from edge.errors import ShelfWatchError
 from edge.segments import ActionSegment, segments_to_frames
 from training.action_data import find_videos
@@ -72,12 +73,16 @@ def labelled_videos(folder: Path, split: str | None = None) -> list[tuple[Path, 
     return [found[name] for name in names]
 
 
-def run_box(bundle: Path, video: Path, work: Path, threads: int = 1) -> tuple[list[dict], float, int]:
-    """The agent on one video, as `shelfwatch edge run --bundle` runs it: its events, fps and frame count."""
+def run_box(bundle: Path, video: Path, work: Path, threads: int = 1, shelf: list[tuple[float, float]] | None = None,
+            start_time: datetime | None = None) -> tuple[list[dict], float, int]:  # fmt: skip
+    """The agent on one video, as `shelfwatch edge run --bundle` runs it: its events, fps and frame count. `shelf`:
+    the shelf's outline in the picture, the box's shelf zone as an installer would draw it (None: the agent's
+    default, the demo store's layout); `start_time`: when its first frame was recorded (`--start-time`)."""
     jsonl = work / f"{video.stem}.jsonl"
-    config = BoxConfig(store="eval", box="eval", camera=Camera(source=str(video)), bundle=bundle,
+    zones = [Zone(name="shelf", polygon=shelf)] if shelf else []
+    config = BoxConfig(store="eval", box="eval", camera=Camera(source=str(video)), bundle=bundle, zones=zones,
                        outbox=OutboxConfig(path=work / f"{video.stem}.sqlite"), threads=threads)  # fmt: skip
-    summary = run_agent(config, RunOptions(events_jsonl=jsonl))
+    summary = run_agent(config, RunOptions(events_jsonl=jsonl, start_time=start_time))
     return [json.loads(line) for line in jsonl.read_text().splitlines()], summary.fps, summary.frames
 
 
@@ -106,27 +111,51 @@ def item_counts(events: list[dict], labels: LabelFile) -> tuple[int, int, bool]:
     return sum(abs(v) for v in truth.values()), errors, got == expected
 
 
+@dataclass
+class VideoRun:
+    """One bundle on one labelled video: its scores, and the frames and segments that pool into a folder's."""
+
+    score: VideoScore
+    truth: np.ndarray
+    pred: np.ndarray
+    segments: list[ActionSegment]
+
+
+def score_video(bundle: Path, video: Path, labels_path: Path, work: Path, threads: int = 1) -> VideoRun:
+    """The agent on one labelled video, with the shelf zone its labels give where they give one."""
+    label_file = read_label_file(labels_path) if labels_path.suffix == ".json" else None
+    shelf = label_file.shelf if label_file is not None else None
+    events, fps, frames = run_box(bundle, video, work, threads, shelf)
+    labels = read_labels(labels_path, frame_count=frames)
+    if labels.partial:  # frame scores need a class for every frame
+        raise ShelfWatchError(f"{labels_path}: timestamp labels cannot score a bundle frame by frame; use clips with "
+                              "segments")  # fmt: skip
+    truth = labels.frame_classes
+    segments = emitted_segments(events)
+    pred = segments_to_frames(segments, frames)
+    score = VideoScore(video.stem, frames, fps, segment_report(truth, pred, segments))
+    if label_file is not None and (label_file.ledger or label_file.baskets):
+        score.net_units, score.unit_errors, score.baskets_exact = item_counts(events, label_file)
+    return VideoRun(score, truth, pred, segments)
+
+
+def pool(runs: list[VideoRun]) -> BundleScore:
+    """Videos' scores, and every measure over all their frames at once (detections ranked across videos)."""
+    detections, offset = [], 0
+    for run in runs:
+        detections += [ActionSegment(s.label, s.start + offset, s.end + offset, s.confidence) for s in run.segments]
+        offset += run.score.frames
+    pooled = (
+        segment_report(np.concatenate([r.truth for r in runs]), np.concatenate([r.pred for r in runs]), detections)
+        if runs
+        else {}
+    )
+    return BundleScore([r.score for r in runs], pooled)
+
+
 def score_bundle(bundle: Path, pairs: list[tuple[Path, Path]], threads: int = 1) -> BundleScore:
-    videos: list[VideoScore] = []
-    truths, preds, detections, offset = [], [], [], 0
     with tempfile.TemporaryDirectory() as tmp:
-        for video, labels_path in pairs:
-            events, fps, frames = run_box(bundle, video, Path(tmp), threads)
-            truth = read_labels(labels_path, frame_count=frames).frame_classes
-            segments = emitted_segments(events)
-            pred = segments_to_frames(segments, frames)
-            score = VideoScore(video.stem, frames, fps, segment_report(truth, pred, segments))
-            if labels_path.suffix == ".json":
-                label_file = read_label_file(labels_path)
-                if label_file.ledger or label_file.baskets:
-                    score.net_units, score.unit_errors, score.baskets_exact = item_counts(events, label_file)
-            videos.append(score)
-            truths.append(truth)
-            preds.append(pred)
-            detections += [ActionSegment(s.label, s.start + offset, s.end + offset, s.confidence) for s in segments]
-            offset += frames
-    pooled = segment_report(np.concatenate(truths), np.concatenate(preds), detections) if truths else {}
-    return BundleScore(videos, pooled)
+        return pool([score_video(bundle, video, labels, Path(tmp), threads) for video, labels in pairs])
 
 
 def table(score: BundleScore) -> str:

@@ -18,7 +18,8 @@ from pydantic.fields import FieldInfo
 from edge.classes import ACTION_CLASSES
 from edge.errors import ShelfWatchError
 from edge.preprocess import InputSpec
-from training.options import ModelConfig, TrainOptions
+from training.options import AdaptOptions, ModelConfig, TrainOptions
+from training.synth.presets import PRESETS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument(
         "--preset",
         default="standard",
-        choices=["easy", "standard", "hard"],
-        help="how much scenes, shoppers and the camera vary (default standard)",
+        choices=list(PRESETS),
+        help="easy, standard, hard: the demo store, varied more or less (noise, blur, light, tempo, distractors); "
+        "store-b: a second store (another camera height and tilt, shelf layout, surfaces, light, shoppers) with "
+        "standard's variation (default standard)",
     )
     synth.add_argument("--yolo", action="store_true", help="also write an ultralytics dataset to OUT_DIR/yolo")
     synth.add_argument("--yolo-every", type=int, default=10, help="sample every Nth frame for --yolo (default 10)")
@@ -125,6 +128,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_options(action, TrainOptions)
     action.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt")
     action.set_defaults(func=run_train_action)
+    adapt = tsub.add_parser(
+        "adapt",
+        help="fine-tune a trained action model on a store's verified clips (warm start, replay, early stopping)",
+        description="Start from a training run (its best.pt), a checkpoint, or a model bundle with the checkpoint "
+        "export left in it (checkpoint.pt, checked against the manifest's sha256); fine-tune the LSTM and the "
+        "classifier (--train head) or also the encoder's last blocks (--train last-blocks) on the verified clips "
+        "in --data (full or timestamp labels), with --replay-share of each batch from the original domain's "
+        "videos (--replay); stop early on held-out verified clips. Writes RUN_DIR/best.pt, metrics.json and "
+        "videos/ (links to the clips trained on, for export's --calibration and --familiarity-fit); `shelfwatch "
+        "export` takes RUN_DIR as it is.",
+    )
+    adapt.add_argument("--from", dest="source", type=Path, required=True, metavar="RUN_OR_BUNDLE",
+                       help="a training run folder, a checkpoint file, or a bundle holding checkpoint.pt")  # fmt: skip
+    adapt.add_argument("--data", type=Path, required=True, metavar="VERIFIED_DIR",
+                       help="the store's verified clips: NAME.mp4 + NAME.labels.json (full or timestamps)")  # fmt: skip
+    adapt.add_argument("--replay", type=Path, default=None, metavar="DIR",
+                       help="labelled videos of the original training domain to replay (e.g. data/train)")  # fmt: skip
+    adapt.add_argument("--out", type=Path, required=True, help="run folder to write")
+    _add_options(adapt, AdaptOptions)
+    adapt.set_defaults(func=run_train_adapt)
     products = tsub.add_parser(
         "products",
         help="train the YOLO product detector (ultralytics, offline)",
@@ -173,6 +196,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     ebundle.add_argument("bundle", type=Path, help="a model bundle folder (made by `shelfwatch export`)")
     _held_out_args(ebundle)
     ebundle.set_defaults(func=run_eval_bundle)
+    ecompare = esub.add_parser(
+        "compare",
+        help="two bundles side by side through the agent, and whether the new one may replace the old",
+        description="Run both bundles through the edge agent on the same clips (one clip at a time, each bundle in "
+        "turn) and print them side by side per folder: frame accuracy, F1@50, net items right; shelf actions a "
+        "minute, picks and put-backs and negative baskets on --negatives clips; the fps ratio. Then the verdict: "
+        "promote when NEW is better on the first --data folder by at least --margin points of frame accuracy over "
+        "at least --min-clips labelled clips (with fewer: not enough clips), at most --tolerance points worse on "
+        "every other folder, and invents no more on the negative clips. The exit status is 0 whatever the verdict "
+        "(2: bad input); the verdict is in the output and in --json (`shelfwatch schema verdict`).",
+    )
+    ecompare.add_argument("old", type=Path, help="the bundle the boxes run now")
+    ecompare.add_argument("new", type=Path, help="the candidate bundle")
+    ecompare.add_argument("--data", type=Path, action="append", required=True,
+                          help="a folder of labelled held-out clips; repeat it: the first decides, the others "
+                          "guard against losses elsewhere")  # fmt: skip
+    ecompare.add_argument("--negatives", type=Path, default=None,
+                          help="a folder of clips in which nothing happens at a shelf: anything reported there is "
+                          "invented (e.g. ../shared/real/clips)")  # fmt: skip
+    ecompare.add_argument("--margin", type=float, default=2.0,
+                          help="frame-accuracy points NEW must gain on the first --data (default 2)")  # fmt: skip
+    ecompare.add_argument("--tolerance", type=float, default=1.0,
+                          help="frame-accuracy points NEW may lose on each other --data (default 1)")  # fmt: skip
+    ecompare.add_argument("--min-clips", type=int, default=5,
+                          help="labelled clips the first --data needs for a verdict (default 5)")  # fmt: skip
+    ecompare.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                          help="write the verdict as JSON to FILE; without FILE, print only the JSON on stdout "
+                          "(progress and table on stderr)")  # fmt: skip
+    ecompare.set_defaults(func=run_eval_compare)
     eproducts = esub.add_parser(
         "products",
         help="score a product-detector run on held-out images",
@@ -314,21 +366,26 @@ def _option_values(cls: type, args: argparse.Namespace, skip: set[str] = frozens
     return {f.name: getattr(args, f.name) for f, _, _ in _option_fields(cls) if f.name not in skip}
 
 
-def train_options(args: argparse.Namespace) -> TrainOptions:
-    """The parsed options, validated against their definition; a bad one is one line naming its flag."""
+def _validated(cls: type, values: dict) -> object:
+    """Options validated against their definition; a bad one is one line naming its flag."""
     from pydantic import TypeAdapter, ValidationError
 
-    width, height = _size(args.size)
-    model = _option_values(ModelConfig, args)
-    model["input"] = {"width": width, "height": height, **_option_values(InputSpec, args, skip={"width", "height"})}
     try:
-        return TypeAdapter(TrainOptions).validate_python({**_option_values(TrainOptions, args), "model": model})
+        return TypeAdapter(cls).validate_python(values)
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = [str(p) for p in error["loc"]]
         flag = "--size" if loc[-2:-1] == ["input"] else "--" + loc[-1].replace("_", "-") if loc else None
         what = str(error["msg"]).removeprefix("Value error, ").replace("Input should be", "must be", 1)
         raise ShelfWatchError(f"{flag} {what}" if flag else what) from None
+
+
+def train_options(args: argparse.Namespace) -> TrainOptions:
+    """The parsed options, validated against their definition; a bad one is one line naming its flag."""
+    width, height = _size(args.size)
+    model = _option_values(ModelConfig, args)
+    model["input"] = {"width": width, "height": height, **_option_values(InputSpec, args, skip={"width", "height"})}
+    return _validated(TrainOptions, {**_option_values(TrainOptions, args), "model": model})
 
 
 def run_train_action(args: argparse.Namespace) -> int:
@@ -340,6 +397,18 @@ def run_train_action(args: argparse.Namespace) -> int:
     for name, v in metrics["val"].items():
         print(f"  {name:<14} frame accuracy {v['frame_accuracy']:.3f}  F1@50 {v['f1@50']:5.1f}  edit {v['edit']:5.1f}")
     print(f"wrote {args.out}/metrics.json; the CNN-LSTM is {args.out}/best.pt")
+    return 0
+
+
+def run_train_adapt(args: argparse.Namespace) -> int:
+    from training.adapt import adapt, summary_lines
+
+    options = _validated(AdaptOptions, _option_values(AdaptOptions, args))
+    metrics = adapt(args.source, args.data, args.out, options, args.replay)
+    for line in summary_lines(metrics):
+        print(line)
+    print(f"wrote {args.out}/best.pt (sha256 {metrics['checkpoint']['sha256'][:12]}) and metrics.json; export it with "
+          f"`shelfwatch export BUNDLE --action {args.out} --calibration {args.out}/videos ...`")  # fmt: skip
     return 0
 
 
@@ -440,6 +509,27 @@ def run_eval_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_eval_compare(args: argparse.Namespace) -> int:
+    import sys
+
+    from training.bundle_compare import Rules, compare, report
+
+    if args.margin < 0 or args.tolerance < 0 or args.min_clips < 1:
+        raise ShelfWatchError("--margin and --tolerance must be at least 0, --min-clips at least 1")
+    rules = Rules(margin_points=args.margin, tolerance_points=args.tolerance, min_clips=args.min_clips)
+    # With --json and no file, stdout carries the JSON alone: everything for a person goes to stderr.
+    human = sys.stderr if args.json == "-" else sys.stdout
+    verdict = compare(args.old, args.new, args.data, args.negatives, rules,
+                      on_clip=lambda line: print(line, file=sys.stderr, flush=True))  # fmt: skip
+    print(report(verdict), file=human)
+    if args.json == "-":
+        print(verdict.model_dump_json(indent=2))
+    elif args.json is not None:
+        Path(args.json).write_text(verdict.model_dump_json(indent=2) + "\n")
+        print(f"wrote {args.json}", file=human)
+    return 0
+
+
 def run_labels_convert(args: argparse.Namespace) -> int:
     from training.label_files import read_labels, write_labels
 
@@ -459,9 +549,15 @@ def run_labels_show(args: argparse.Namespace) -> int:
     labels = read_labels(args.input)
     print(f"{args.input}: {labels.frame_count} frames at {labels.fps:g} fps, {len(labels.segments)} segments")
     print(f"  {labels.overlaps}")
+    if labels.partial:
+        stamps = Counter(t.label for t in labels.timestamps)
+        print(f"  timestamp labels: {len(labels.timestamps)} labelled frames, the other "
+              f"{labels.frame_count - len(labels.timestamps)} unknown")  # fmt: skip
+        for k, name in enumerate(ACTION_CLASSES):
+            print(f"  {name:<20} {stamps.get(k, 0):>4} timestamps")
     counts = Counter(labels.frame_classes.tolist())
     seg_counts = Counter(s.label for s in labels.segments)
-    for k, name in enumerate(ACTION_CLASSES):
+    for k, name in enumerate(ACTION_CLASSES if not labels.partial else ()):
         share = counts.get(k, 0) / max(1, labels.frame_count)
         print(f"  {name:<20} {counts.get(k, 0):>7} frames ({share:6.1%})  {seg_counts.get(k, 0):>4} segments")
     if args.input.suffix.lower() == ".json":

@@ -7,6 +7,11 @@ chosen by its suffix, is `training.label_files.read_labels`.
 Segments may overlap: MERL Shopping's annotators very often let consecutive segments share one or two
 boundary frames, and sometimes put a segment inside another. The segments are kept as annotated, and
 `resolve_frames` turns them into one class per frame (see there for the policy).
+
+Labels are either frame-wise (segments: every frame has a class, "no action" where no segment is) or timestamps
+(one labelled frame per action instance, "no action" stretches included, as in timestamp supervision, Li et al.,
+arXiv 2103.06669): then every other frame's class is unknown, -1 (`UNLABELLED`) in `frame_classes`, and
+training decides how the labels spread (`training.timestamps`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -26,6 +32,7 @@ from edge.schema import Strict, describe
 
 LABELS_FORMAT = "shelfwatch-labels"
 LABELS_VERSION = 1
+UNLABELLED = -1  # a frame of timestamp labels other than a timestamp: its class is not known
 
 
 class LabelError(ShelfWatchError):
@@ -72,18 +79,33 @@ def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
 
 
+@dataclass(frozen=True)
+class Timestamp:
+    """One labelled frame standing for the action instance around it (class 0, "no action", included)."""
+
+    frame: int
+    label: int
+    shopper: int | None = None
+
+
 @dataclass(frozen=True, eq=False)  # numpy arrays have no single truth value to compare by
 class ActionLabels:
     """Per-frame classes plus the action segments behind them, as every reader returns them."""
 
-    frame_classes: np.ndarray  # int64, one class index per frame, overlaps resolved by `resolve_frames`
+    frame_classes: np.ndarray  # int64, one class index per frame (overlaps resolved by `resolve_frames`); -1: unknown
     segments: tuple[Segment, ...]  # as annotated: they may overlap
     fps: float
     overlaps: Overlaps = field(default_factory=Overlaps)
+    timestamps: tuple[Timestamp, ...] = ()  # timestamp labels: then there are no segments
 
     @property
     def frame_count(self) -> int:
         return int(self.frame_classes.shape[0])
+
+    @property
+    def partial(self) -> bool:
+        """Timestamp labels: only the timestamps' frames have a class."""
+        return bool(self.timestamps)
 
 
 def frames_to_segments(frame_classes: np.ndarray) -> list[Segment]:
@@ -137,8 +159,38 @@ def resolve_frames(segments: Sequence[Segment], frame_count: int) -> tuple[np.nd
     return frames, Overlaps(int(np.count_nonzero(cover > 1)), boundaries, nested)
 
 
-def make_labels(segments: Sequence[Segment], frame_count: int, fps: float) -> ActionLabels:
-    """Labels from raw segments (kept as they are) and the frame classes the overlap policy gives them."""
+def check_timestamps(timestamps: Sequence[Timestamp], frame_count: int) -> None:
+    """Raise ValueError unless every timestamp has a class (0-5) and its own frame inside the video."""
+    seen: set[int] = set()
+    for t in sorted(timestamps, key=lambda t: t.frame):
+        if not 0 <= t.label < len(ACTION_CLASSES):
+            raise ValueError(f"timestamp at frame {t.frame} has class {t.label}, not 0-5")
+        if not 0 <= t.frame < frame_count:
+            raise ValueError(f"timestamp at frame {t.frame} is outside the video's {frame_count} frames")
+        if t.frame in seen:
+            raise ValueError(f"two timestamps at frame {t.frame}")
+        seen.add(t.frame)
+
+
+def timestamp_frames(timestamps: Sequence[Timestamp], frame_count: int) -> np.ndarray:
+    """-1 (unknown) everywhere but at the timestamps."""
+    frames = np.full(frame_count, UNLABELLED, dtype=np.int64)
+    for t in timestamps:
+        frames[t.frame] = t.label
+    return frames
+
+
+def make_labels(
+    segments: Sequence[Segment], frame_count: int, fps: float, timestamps: Sequence[Timestamp] = ()
+) -> ActionLabels:
+    """Labels from raw segments (kept as they are) and the frame classes the overlap policy gives them; or from
+    timestamps (no segments), every other frame unknown."""
+    if timestamps:
+        if segments:
+            raise ValueError("labels are segments or timestamps, not both")
+        check_timestamps(timestamps, frame_count)
+        ordered_ts = tuple(sorted(timestamps, key=lambda t: t.frame))
+        return ActionLabels(timestamp_frames(ordered_ts, frame_count), (), fps, Overlaps(), ordered_ts)
     check_segments(segments, frame_count)
     frames, overlaps = resolve_frames(segments, frame_count)
     ordered = tuple(sorted(segments, key=lambda s: (s.start, s.end, s.label)))
@@ -190,9 +242,26 @@ class FrameRecord(Strict):
 
 class LedgerEntry(Strict):
     frame: int = Field(ge=0, description="Frame at which the item left the shelf (take) or was put back.")
-    shopper: int
+    shopper: int | None = Field(default=None, description="Who took or returned it, where known.")
     sku: str
     kind: Literal["take", "return"]
+
+
+class TimestampRecord(Strict):
+    frame: int = Field(ge=0, description="The labelled frame (0-based).")
+    label: str = Field(description="Its class, one of `classes` (no_action included).")
+    shopper: int | None = Field(default=None, description="Shopper id, where known.")
+
+
+class ReviewRecord(Strict):
+    """Where a reviewed labels version came from: central keeps every version, the box's prediction included."""
+
+    clip: str = Field(description="The analysis (clip) these labels are of.")
+    version: int = Field(ge=0, description="0: the box's prediction; 1, 2, ...: the corrections, in order.")
+    based_on: int | None = Field(default=None, ge=0, description="The version it was edited from.")
+    prediction: str = Field(description="What predicted version 0: the model bundle's id.")
+    saved_by: str | None = Field(default=None, description="The API token that saved it (its id; never the secret).")
+    saved_at: datetime | None = Field(default=None, description="When it was saved (UTC).")
 
 
 class Basket(Strict):
@@ -208,6 +277,12 @@ class LabelFile(Strict):
     frame_count: Annotated[int, Field(ge=0)]
     width: int | None = None
     height: int | None = None
+    shelf: list[Point] | None = Field(
+        default=None,
+        min_length=3,
+        description="The shelf's outline in the picture, a polygon in pixels, where it is known (the generator "
+        "knows it): what an installer draws as the box's shelf zone.",
+    )
     classes: list[str]
     frame_classes: list[int] = Field(
         description="Class index of every frame: the segments with their overlaps resolved (a frame in several "
@@ -222,6 +297,12 @@ class LabelFile(Strict):
     frames: list[FrameRecord] | None = Field(default=None, description="Per-frame shoppers and product boxes.")
     ledger: list[LedgerEntry] = Field(default_factory=list)
     baskets: list[Basket] = Field(default_factory=list)
+    timestamps: list[TimestampRecord] = Field(
+        default_factory=list,
+        description="Timestamp labels: one frame per action instance (no_action stretches included). A file with "
+        "timestamps has no segments, and its frame_classes are -1 (unknown) but at the timestamps.",
+    )
+    review: ReviewRecord | None = Field(default=None, description="Set on labels reviewed in central: provenance.")
 
     @model_validator(mode="after")
     def _consistent(self) -> LabelFile:
@@ -231,23 +312,43 @@ class LabelFile(Strict):
             raise ValueError(f"frame_classes has {len(self.frame_classes)} entries for frame_count {self.frame_count}")
         if self.frames is not None and len(self.frames) != self.frame_count:
             raise ValueError(f"frames has {len(self.frames)} entries for frame_count {self.frame_count}")
-        bad = [c for c in self.frame_classes if not 0 <= c < len(ACTION_CLASSES)]
+        lowest = UNLABELLED if self.timestamps else 0
+        bad = [c for c in self.frame_classes if not lowest <= c < len(ACTION_CLASSES)]
         if bad:
-            raise ValueError(f"frame_classes holds {bad[0]}, not a class index 0-{len(ACTION_CLASSES) - 1}")
+            raise ValueError(f"frame_classes holds {bad[0]}, not a class index {lowest}-{len(ACTION_CLASSES) - 1}")
         for seg in self.segments:
             if seg.label not in ACTION_CLASSES or seg.label == ACTION_CLASSES[Action.NO_ACTION]:
                 raise ValueError(f"segment label {seg.label!r} is not an action class")
-        segments = [_segment(s) for s in self.segments]
-        check_segments(segments, self.frame_count)
-        expected, _ = resolve_frames(segments, self.frame_count)
+        for t in self.timestamps:
+            if t.label not in ACTION_CLASSES:
+                raise ValueError(f"timestamp label {t.label!r} at frame {t.frame} is not a class")
+        if self.timestamps:
+            if self.segments:
+                raise ValueError("labels are segments or timestamps, not both")
+            stamps = [_timestamp(t) for t in self.timestamps]
+            check_timestamps(stamps, self.frame_count)
+            expected = timestamp_frames(stamps, self.frame_count)
+        else:
+            segments = [_segment(s) for s in self.segments]
+            check_segments(segments, self.frame_count)
+            expected, _ = resolve_frames(segments, self.frame_count)
         mismatch = np.flatnonzero(expected != np.asarray(self.frame_classes, dtype=np.int64))
         if mismatch.size:
             f = int(mismatch[0])
+            by = "the timestamps" if self.timestamps else "the segments"
             raise ValueError(
-                f"frame {f} is {ACTION_CLASSES[self.frame_classes[f]]} in frame_classes but "
-                f"{ACTION_CLASSES[expected[f]]} by the segments ({mismatch.size} frames disagree)"
+                f"frame {f} is {_class_name(self.frame_classes[f])} in frame_classes but "
+                f"{_class_name(int(expected[f]))} by {by} ({mismatch.size} frames disagree)"
             )
         return self
+
+
+def _class_name(index: int) -> str:
+    return "unlabelled" if index == UNLABELLED else ACTION_CLASSES[index]
+
+
+def _timestamp(record: TimestampRecord) -> Timestamp:
+    return Timestamp(record.frame, ACTION_CLASSES.index(record.label), record.shopper)
 
 
 def _segment(record: SegmentRecord) -> Segment:
@@ -262,12 +363,16 @@ def to_label_file(labels: ActionLabels, video: str | None = None) -> LabelFile:
         classes=list(ACTION_CLASSES),
         frame_classes=labels.frame_classes.tolist(),
         segments=[SegmentRecord(label=s.name, start=s.start, end=s.end, shopper=s.shopper) for s in labels.segments],
+        timestamps=[
+            TimestampRecord(frame=t.frame, label=ACTION_CLASSES[t.label], shopper=t.shopper) for t in labels.timestamps
+        ],
     )
 
 
 def action_labels(label_file: LabelFile) -> ActionLabels:
     """The in-memory labels of a validated file (its frame classes already agree with the policy)."""
-    return make_labels([_segment(s) for s in label_file.segments], label_file.frame_count, label_file.fps)
+    return make_labels([_segment(s) for s in label_file.segments], label_file.frame_count, label_file.fps,
+                       [_timestamp(t) for t in label_file.timestamps])  # fmt: skip
 
 
 def read_label_file(path: str | Path) -> LabelFile:

@@ -12,6 +12,7 @@ videos run at 30 fps.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from edge.classes import MERL_CLASS_NAMES
 from training.labels import ActionLabels, LabelError, Segment, make_labels
 
 MERL_FPS = 30.0
+MAT_HEADER_TEXT = 116  # a MAT-file v5 header: 116 bytes of text, then the subsystem offset, version and byte order
 # The release's two folders, as downloaded: `<subject>_<session>_crop.mp4` and `<subject>_<session>_label.mat`.
 MERL_VIDEOS = "Videos_MERL_Shopping_Dataset"
 MERL_LABELS = "Labels_MERL_Shopping_Dataset"
@@ -75,16 +77,23 @@ def read_merl_labels(path: str | Path, *, frame_count: int | None = None, fps: f
 
 def write_merl_labels(labels: ActionLabels, path: str | Path) -> None:
     """Write `tlabs` as the release stores it (uint16 rows, 0x0 cells for absent classes), segments as
-    annotated, so tools written for MERL Shopping read our videos too."""
+    annotated, so tools written for MERL Shopping read our videos too. Timestamp labels have no MERL form."""
+    if labels.partial:
+        raise LabelError(path, "timestamp labels have no MERL Shopping form (tlabs holds frame ranges); keep the JSON")
     last = max((s.end for s in labels.segments), default=0)
     dtype = np.uint16 if last <= UINT16_MAX else np.uint32  # longer than 36 min at 30 fps: uint16 cannot hold it
     tlabs = np.empty((len(MERL_CLASS_NAMES), 1), dtype=object)
     for k in range(len(MERL_CLASS_NAMES)):
         rows = [(s.start + 1, s.end) for s in labels.segments if s.label == k + 1]
         tlabs[k, 0] = np.asarray(rows, dtype=dtype) if rows else np.zeros((0, 0), dtype=np.uint8)
+    buffer = io.BytesIO()
+    scipy.io.savemat(buffer, {"tlabs": tlabs})
+    data = bytearray(buffer.getvalue())
+    # The header's 116 bytes of text say when scipy wrote the file; a fixed text keeps the same labels the same bytes
+    # (`shelfwatch synth` promises identical files for identical arguments). Readers use only the bytes after it.
+    data[:MAT_HEADER_TEXT] = b"MATLAB 5.0 MAT-file, written by ShelfWatch".ljust(MAT_HEADER_TEXT)
     # Written to a temporary name first so that a crash never leaves half a label file behind.
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        scipy.io.savemat(f, {"tlabs": tlabs})
+    tmp.write_bytes(bytes(data))
     tmp.replace(path)

@@ -80,10 +80,11 @@ class TrainOptions:
         float, Field(ge=0, lt=1, description="share of the videos (of the subjects, for MERL names) to validate on")
     ] = 0.2
     split: Annotated[
-        Literal["random", "merl"],
+        Literal["random", "merl", "dataset"],
         Field(
             description="random: --val-fraction of the videos; merl: MERL Shopping's published split by subject, "
-            "train 1-20, validation 21-26 (test 27-41 is left for `eval --split merl`)"
+            "train 1-20, validation 21-26 (test 27-41 is left for `eval --split merl`); dataset: the split in the "
+            "manifest.json of a folder `shelfwatch dataset export` wrote (by clip and day)"
         ),
     ] = "random"
     augment: Annotated[bool, Field(description="mirror, light and camera-offset augmentation")] = True
@@ -105,3 +106,55 @@ class TrainOptions:
         d = asdict(self)
         d["model"] = self.model.to_dict()
         return d
+
+
+@dataclass(frozen=True)
+class AdaptOptions:
+    """How `train adapt` fine-tunes a trained action model on a store's verified clips (saved in its checkpoint and
+    metrics.json). The model's shape is the source checkpoint's; only what moves and how much is chosen here."""
+
+    train: Annotated[
+        Literal["head", "last-blocks"],
+        Field(
+            description="what learns: head = the LSTM and the classifier on the frozen encoder's features; "
+            "last-blocks = also the encoder's last --blocks blocks (their batch-norm statistics stay frozen)"
+        ),
+    ] = "head"
+    blocks: Annotated[
+        int, Field(ge=1, description="with --train last-blocks: how many of the encoder's last blocks")
+    ] = 2
+    steps: Annotated[
+        int, Field(ge=1, description="at most this many fine-tuning steps (early stopping may end sooner)")
+    ] = 400
+    lr: Annotated[float, Field(gt=0, description="learning rate (cosine schedule with a short warm-up)")] = 1e-3
+    replay_share: Annotated[
+        float,
+        Field(
+            ge=0,
+            lt=1,
+            description="share of each batch's clips drawn from the --replay videos (the original training domain), "
+            "so that the model does not forget it",
+        ),
+    ] = 0.5
+    replay_videos: Annotated[
+        int, Field(ge=1, description="at most this many --replay videos are read (drawn with --seed)")
+    ] = 20
+    val_fraction: Annotated[
+        float,
+        Field(
+            gt=0,
+            lt=1,
+            description="share of the verified clips held out for early stopping (at least one clip; a single clip "
+            "gives its last share of frames)",
+        ),
+    ] = 0.3
+    eval_every: Annotated[int, Field(ge=1, description="score the held-out clips every N steps")] = 25
+    patience: Annotated[
+        int, Field(ge=1, description="stop after this many scorings in a row without a better held-out score")
+    ] = 4
+    clip_len: Annotated[int, Field(ge=2, description="frames per training clip")] = 96
+    batch: Annotated[int, Field(ge=1, description="clips per step")] = 8
+    seed: Annotated[int, Field(description="seed of the split, the samplers and the dropout")] = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -10,6 +10,9 @@ decorrelated single frames than from clips of near-identical ones:
 
 All three are scored on the validation videos in the same run. RUN_DIR also receives `last.pt`
 (resumable), `metrics.json` and the plots. The split is by video; validation videos never train.
+
+Videos with timestamp labels train as `training.timestamps` describes: stage 1 on their labelled frames only, stage
+2 on labels spread to the boundaries the stage-1 encoder's features give.
 """
 
 from __future__ import annotations
@@ -27,14 +30,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from edge.bundle import sha256_of
 from edge.errors import ShelfWatchError
 from training.action_data import FeatureClipSampler, FrameSampler, Video, class_weights, find_videos, load_videos
 from training.action_model import ActionModel
 from training.evaluate import encode_video, evaluate_videos, pooled_confusion
+from training.label_files import read_dataset_manifest
 from training.options import ModelConfig, TrainOptions
 from training.plots import plot_confusion, plot_curves, plot_timeline
 from training.provenance import command_line
 from training.splits import Split, merl_split, merl_subject, split_by_video
+from training.timestamps import spread_to_boundaries, spread_to_midpoints
 
 
 def load_model(path: Path) -> tuple[ActionModel, dict]:
@@ -50,6 +56,11 @@ def load_model(path: Path) -> tuple[ActionModel, dict]:
     model.load_state_dict(ckpt["model"])
     model.eval()
     return model, ckpt
+
+
+def checkpoint_entry(path: Path) -> dict:
+    """The run's checkpoint and its sha256: what a bundle exported from it records (`provenance.checkpoint_sha256`)."""
+    return {"file": path.name, "sha256": sha256_of(path), "bytes": path.stat().st_size}
 
 
 def save_atomic(obj: dict, path: Path) -> None:
@@ -81,6 +92,7 @@ class _Run:
         self.history: list[dict] = []
         self.best: dict[str, float] = {}
         self.seconds = 0.0
+        self.timestamps: dict[str, list[str]] = {"train": [], "val": []}  # videos labelled by timestamps
 
     def record(self, name: str, model: ActionModel, step: int, loss: float, val: dict) -> None:
         self.history.append({"head": name, "step": step, "train_loss": loss, "val": val, "seconds": self.seconds})
@@ -211,6 +223,8 @@ def train_action(data_dir: Path, run_dir: Path, options: TrainOptions, resume: b
             f"(21-26); {len(parts['test'])} test videos (27-41) left for `shelfwatch eval action --split merl`",
             flush=True,
         )
+    elif options.split == "dataset":
+        split = dataset_split(data_dir, names)
     else:
         split = split_by_video(names, options.val_fraction, options.seed, group=merl_subject)
     if not split.train or not split.val:
@@ -218,7 +232,14 @@ def train_action(data_dir: Path, run_dir: Path, options: TrainOptions, resume: b
     spec = options.model.input
     print(f"loading {len(split.train)} training and {len(split.val)} validation videos from {data_dir}", flush=True)
     train, val = load_videos(data_dir, spec, list(split.train)), load_videos(data_dir, spec, list(split.val))
-    run = _Run(run_dir, options, asdict(split), torch.from_numpy(class_weights(train)))
+    val = [midpoints(v) for v in val]
+    stamped = {"train": [v.name for v in train if v.partial], "val": [v.name for v in val if v.partial]}
+    if stamped["train"] or stamped["val"]:
+        print(f"timestamp labels: {len(stamped['train'])} training videos (stage 1 on their labelled frames, stage 2 "
+              f"on labels spread to the encoder's boundaries), {len(stamped['val'])} validation videos (scored "
+              "against labels spread to the midpoints between timestamps: approximate)", flush=True)  # fmt: skip
+    run = _Run(run_dir, options, asdict(split), torch.from_numpy(class_weights([midpoints(v) for v in train])))
+    run.timestamps = stamped
     saved = None
     if resume and (run_dir / "last.pt").exists():
         saved = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
@@ -261,9 +282,14 @@ def train_action(data_dir: Path, run_dir: Path, options: TrainOptions, resume: b
     print("encoding every frame with the trained encoder", flush=True)
     train_feats = [encode_video(frame, v) for v in train]
     val_feats = [encode_video(frame, v) for v in val]
+    # Timestamp labels spread to the boundaries the encoder's own features give (training.timestamps).
+    spread = [
+        spread_to_boundaries(f, v.timestamps) if v.partial else v.labels
+        for v, f in zip(train, train_feats, strict=True)
+    ]
     clips = FeatureClipSampler(
         train_feats,
-        [v.labels for v in train],
+        spread,
         options.clip_len,
         seed=options.seed * 104_729 + (saved or {}).get("step", 0),
     )
@@ -278,6 +304,27 @@ def train_action(data_dir: Path, run_dir: Path, options: TrainOptions, resume: b
         saved,
     )
     return finish_run(run, val, val_feats)
+
+
+def dataset_split(data_dir: Path, names: list[str]) -> Split:
+    """The split `shelfwatch dataset export` wrote into the folder's manifest (by clip and day)."""
+    manifest = read_dataset_manifest(data_dir)
+    if manifest is None:
+        raise ShelfWatchError(f"{data_dir}: --split dataset needs the manifest.json that `shelfwatch dataset export` "
+                              "writes")  # fmt: skip
+    parts = {c.name: c.split for c in manifest.clips}
+    unknown = sorted(set(names) - set(parts))
+    if unknown:
+        raise ShelfWatchError(f"{data_dir}: {unknown[0]} is not in its manifest.json (export the folder again)")
+    print(f"the dataset's split ({manifest.split_rule})", flush=True)
+    return Split(tuple(n for n in names if parts[n] == "train"), tuple(n for n in names if parts[n] == "val"))
+
+
+def midpoints(video: Video) -> Video:
+    """A video with timestamp labels, every frame labelled by its nearest timestamp (others unchanged)."""
+    if not video.partial:
+        return video
+    return Video(video.name, video.frames, spread_to_midpoints(video.timestamps, len(video.labels)), video.timestamps)
 
 
 def _adopt_encoder(source: Path, run_dir: Path, model: ModelConfig) -> None:
@@ -303,10 +350,12 @@ def finish_run(run: _Run, val: list[Video], val_feats: list[np.ndarray]) -> dict
         "model": best_ckpt["config"],
         "options": run.options.to_dict(),
         "split": run.split,
+        "timestamp_labels": run.timestamps,
         "train_seconds": run.seconds,
         "val": {"cnn_lstm": summary["best"], "per_frame_cnn": summary["frame"], "window_clip": summary["window"]},
         "history": run.history,
         "command": command_line(),
+        "checkpoint": checkpoint_entry(run.dir / "best.pt"),
     }
     (run.dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     results = results_by_head["best"]

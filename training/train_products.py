@@ -9,7 +9,6 @@ metrics.json with mAP50 and mAP50-95 per SKU.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -22,14 +21,8 @@ from training.provenance import command_line
 SCALES = {"p": [0.33, 0.125, 1024], "n": [0.33, 0.25, 1024], "s": [0.33, 0.50, 1024]}
 
 
-def _offline() -> None:
-    # Set before ultralytics is imported: it reads it at import time.
-    os.environ["YOLO_OFFLINE"] = "1"
-
-
 def model_yaml(scale: str, out: Path) -> Path:
     """YOLOv8's architecture at one scale, written where ultralytics will read it."""
-    _offline()
     import ultralytics
 
     if scale not in SCALES:
@@ -115,7 +108,6 @@ def train_products(
 def evaluate_products(
     weights: Path, data_yaml: Path, run_dir: Path, imgsz: int, extra: dict | None = None, name: str = "metrics.json"
 ) -> dict:
-    _offline()
     from ultralytics import YOLO
 
     model = YOLO(str(weights))

@@ -8,9 +8,11 @@ shows only those stores."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,8 +20,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 COOKIE = "shelfwatch_token"
 
 
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 class CookieToken:
-    """ASGI middleware: a request without an Authorization header but with the login cookie gets the header."""
+    """ASGI middleware: a request without an Authorization header but with the login cookie gets the header.
+
+    A browser sends the cookie with every request to this host, whichever page makes it, and SameSite does not
+    tell ports apart (another port of the same host is the same site): so a state-changing request (POST and the
+    like) made with the cookie must also come from one of this site's own pages, as its Origin (or, without one,
+    its Referer) says; otherwise it is refused (403) before anything reads it. A request with its own
+    Authorization header is a script's, which no other page can make a browser send: it is not checked."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -30,8 +42,43 @@ class CookieToken:
             if b"authorization" not in headers and b"cookie" in headers:
                 token = _cookie(headers[b"cookie"].decode("latin-1"), COOKIE)
                 if token:
+                    if scope["method"] not in SAFE_METHODS and not same_origin(scope, headers):
+                        await _forbidden(send, "a request made with the login cookie from another site's page is "
+                                         "refused (its Origin is not this site)")  # fmt: skip
+                        return
                     scope = {**scope, "headers": [*scope["headers"], (b"authorization", f"Bearer {token}".encode())]}
         await self.app(scope, receive, send)
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an Origin or Referer; None when it has none (`null`, garbage)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname.lower(), port or DEFAULT_PORTS[parts.scheme]
+
+
+def same_origin(scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    """The request's Origin (else its Referer) is this site: the scheme it was served over (https behind a proxy
+    that says so with X-Forwarded-Proto, which uvicorn takes from the addresses in FORWARDED_ALLOW_IPS, by default
+    127.0.0.1) and the Host it was sent to."""
+    claimed = headers.get(b"origin") or headers.get(b"referer")
+    if not claimed:
+        return False
+    theirs = _origin(claimed.decode("latin-1"))
+    ours = _origin(f"{scope.get('scheme', 'http')}://{headers.get(b'host', b'').decode('latin-1')}")
+    return theirs is not None and theirs == ours
+
+
+async def _forbidden(send: Send, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 403, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _cookie(header: str, name: str) -> str | None:

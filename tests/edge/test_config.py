@@ -113,3 +113,20 @@ def test_a_file_that_is_not_utf8_or_too_big(tmp_path):
     path.write_text(GOOD.replace("password_env: SHELFWATCH_MQTT_PASSWORD", f"password_file: {tmp_path / 'pass'}"))
     with pytest.raises(ShelfWatchError, match=r"mqtt\.password_file: .*pass: not UTF-8 text"):
         load_box_config(path).mqtt.password()
+
+
+def test_without_an_outbox_path_each_box_keeps_its_own_under_the_state_directory(tmp_path, monkeypatch):
+    """Issue 22: the default outbox was ./shelfwatch-outbox.sqlite, wherever the agent was started (a copy with
+    144 events sat in the repository). Now: XDG's state directory, one per store and box."""
+    text = "store: s1\nbox: b1\ncamera: {source: '0'}\nbundle: models/demo\n"
+    first = load_box_config(write(tmp_path, text))
+    second = load_box_config(write(tmp_path, text.replace("b1", "b2"), name="b2.yaml"))
+    monkeypatch.delenv("SHELFWATCH_STATE_DIR", raising=False)
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert first.outbox_file() == tmp_path / "home/.local/state/shelfwatch/s1/b1/outbox.sqlite"
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert first.outbox_file() == tmp_path / "xdg/shelfwatch/s1/b1/outbox.sqlite"
+    monkeypatch.setenv("SHELFWATCH_STATE_DIR", str(tmp_path / "state"))
+    assert first.outbox_file() == tmp_path / "state/s1/b1/outbox.sqlite"
+    assert second.outbox_file() == tmp_path / "state/s1/b2/outbox.sqlite"

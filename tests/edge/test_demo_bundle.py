@@ -1,7 +1,5 @@
 """The committed demo bundle: verified, small, accurate on held-out video, and decoded like ultralytics."""
 
-import os
-
 import numpy as np
 
 from edge.action import ActionRecognizer, ActionStream
@@ -36,7 +34,6 @@ def test_streaming_int8_actions_on_a_held_out_video(tmp_path):
 
 
 def test_detections_match_ultralytics_predictions_on_the_same_graph(tmp_path):
-    os.environ["YOLO_OFFLINE"] = "1"
     from ultralytics import YOLO
 
     manifest = load_bundle(DEMO_BUNDLE)

@@ -1,13 +1,9 @@
 """The agent's detector pre- and post-processing against ultralytics' own."""
 
-import os
-
 import numpy as np
 import pytest
 
 from edge.detector import letterbox
-
-os.environ["YOLO_OFFLINE"] = "1"
 
 
 @pytest.mark.parametrize(

@@ -96,7 +96,7 @@ def test_the_published_schema_covers_every_kind():
     schema = events_schema()
     kinds = {v["properties"]["kind"].get("const") or tuple(v["properties"]["kind"]["enum"])
              for v in schema["$defs"].values() if "kind" in v.get("properties", {})}  # fmt: skip
-    assert kinds == {"action", ("pick", "putback"), "basket", "visit", "status"}
+    assert kinds == {"action", ("pick", "putback"), "basket", "visit", "upload", "control", "status"}
     assert schema["discriminator"]["propertyName"] == "kind"
     action = schema["$defs"]["ActionEvent"]
     assert action["additionalProperties"] is False

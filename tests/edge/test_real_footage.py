@@ -1,7 +1,8 @@
 """The agent on real footage nobody here made (`../shared/real/clips`, see its README): people walking past a
 raised outdoor camera, a hand holding a box, a hand holding a cup. None of them shows a shelf, so the box must
 invent nothing: no pick, no put-back, no negative basket, and hardly any shelf action (at most two a minute of
-people walking past). These clips are for checking only; nothing is trained on them."""
+people walking past); and with the demo bundle's familiarity guard, nothing it does report from them passes as a
+sure fact (issue 25). These clips are for checking only; nothing is trained, fitted or calibrated on them."""
 
 import json
 from pathlib import Path
@@ -37,3 +38,13 @@ def test_people_walking_past_make_at_most_two_shelf_actions_a_minute(shelfwatch,
     minutes = frames / 10 / 60  # 795 frames at 10 fps
     actions = [e for e in events if e["kind"] == "action"]
     assert frames == 795 and len(actions) <= 2 * minutes, actions
+
+
+@pytest.mark.parametrize("clip", ["vtest.avi", "box.mp4", "cup.mp4"])
+def test_nothing_from_real_footage_unlike_the_training_passes_as_a_sure_fact(shelfwatch, tmp_path, clip):
+    events, _ = run(shelfwatch, tmp_path, clip)
+    facts = [e for e in events if e["kind"] in ("action", "pick", "putback", "visit")]
+    assert all(e.get("familiar") is False for e in facts), facts  # never true, never missing
+    assert not [e for e in facts if e["kind"] == "visit"]  # a visit needs a familiar shelf action
+    statuses = [e for e in events if e["kind"] == "status" and "unfamiliar_share" in e]
+    assert statuses and statuses[-1]["unfamiliar_share"] >= 0.5

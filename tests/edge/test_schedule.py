@@ -1,6 +1,8 @@
 """When the product detector runs (`edge.schedule.DetectionSchedule`): every few frames of a hand in the shelf,
 a slow refresh while something moves, never on a still picture unless a stage asks, and at most once a frame."""
 
+import itertools
+
 import numpy as np
 
 from edge.classes import Action
@@ -41,7 +43,10 @@ def test_a_hand_in_the_shelf_is_looked_at_every_few_frames_and_a_refresh_comes_s
     assert wanted(schedule, range(1, 12), True, Action.HAND_IN_SHELF) == [1, 3, 6, 9]
     # Walking past: only the slow refresh, counted from the last detection.
     assert wanted(schedule, range(12, 200), True, Action.NO_ACTION) == [69, 129, 189]
-    assert DETECT_STRIDE == 3
+    # A long stretch of hand in the shelf: one look every DETECT_STRIDE frames, whatever the stride is set to.
+    looks = wanted(DetectionSchedule(CountingDetector(), refresh_frames=60, sku_of={}), range(0, 301), True,
+                   Action.HAND_IN_SHELF)  # fmt: skip
+    assert {b - a for a, b in itertools.pairwise(looks[1:])} == {DETECT_STRIDE} and len(looks) > 300 // DETECT_STRIDE
 
 
 def test_a_still_picture_is_not_looked_at_unless_a_stage_asks():

@@ -226,3 +226,65 @@ def test_one_call_per_frame_takes_the_action_and_the_frames_detections_and_retur
     assert len(asked) == 1 + SAMPLES  # the quiet shelf asked for its samples, and only those
     [pick] = changes
     assert (pick.kind, pick.sku, pick.quantity) == ("pick", "cola", 1)
+
+
+def taken_between_visits(c: ShelfCounter, between: Callable[[int], list[Detection]], at_rest: list[Detection]):
+    """A hand goes into the shelf at x=105, comes out and is looked at for 30 frames (the detector runs on every third,
+    showing `between(frame)`), goes in again, and leaves; then the shelf is quiet and shows `at_rest`."""
+    from edge.classes import Action
+    from edge.schedule import Look
+
+    changes = []
+    hand = [Action.REACH_TO_SHELF] * 5 + [Action.HAND_IN_SHELF] * 5
+    plan = (
+        hand + [Action.RETRACT_FROM_SHELF] * 6 + [Action.INSPECT_PRODUCT] * 24 + hand + [Action.RETRACT_FROM_SHELF] * 6
+    )
+    for f, action in enumerate(plan):
+        out = action not in (Action.REACH_TO_SHELF, Action.HAND_IN_SHELF)
+        look = Look(lambda f=f: between(f) if 10 <= f < 40 else stocked(), wanted=out and f % 3 == 0)
+        changes += c.update(f, scene(105), action, look)
+    for f in range(len(plan), len(plan) + 40):
+        changes += c.update(f, scene(), None, Look(lambda: at_rest, False))
+    return changes
+
+
+def test_a_unit_missing_from_its_place_between_two_hand_visits_and_back_at_rest_was_taken_and_put_back():
+    """The shopper takes the front cola, looks at it and puts it back: the recount at rest sees the shelf as it was,
+    but the detections made while the hand was out of the shelf saw its place empty."""
+    c = counter()
+    front_cola_gone = [d for d in stocked() if d.box[1] != 130 - 15 or d.sku != "cola"]
+    changes = taken_between_visits(c, lambda f: front_cola_gone, at_rest=stocked())
+    assert sorted((x.kind, x.sku, x.quantity) for x in changes) == [("pick", "cola", 1), ("putback", "cola", 1)]
+    assert c.counts()["shelf"] == {"cola": 3, "chips": 2}
+
+
+def test_a_unit_the_detector_misses_once_between_visits_was_not_taken():
+    c = counter()
+    front_cola_gone = [d for d in stocked() if d.box[1] != 130 - 15 or d.sku != "cola"]
+    assert taken_between_visits(c, lambda f: front_cola_gone if f == 18 else stocked(), at_rest=stocked()) == []
+    # Two hands into the shelf that came back empty, the shelf always whole: nothing happened.
+    assert taken_between_visits(c, lambda f: stocked(), at_rest=stocked()) == []
+
+
+def test_the_first_count_of_a_restless_shelf_is_made_before_the_first_hand_comes():
+    """A noisy camera or a spinning display: the shelf is never quiet for quiet_frames in a row. Its first count is
+    made from quiet frames between the flickers, so the product the first shopper takes is a pick, not part of the
+    shelf the first count learns after they left."""
+    c = ShelfCounter([SHELF], quiet_frames=15, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
+    frame = 0
+    for _ in range(6):  # 3 quiet frames, then a flicker of motion somewhere on the shelf, for 36 frames
+        for hand_x in (None, None, None, 600, 600, 600):
+            if c.observe(scene(hand_x)):
+                c.counted(frame, stocked())
+            frame += 1
+    assert c.counts()["shelf"] == {"cola": 3, "chips": 2}  # learnt while restless
+    shelf = [d for d in stocked() if d.box[1] != 130 - 15 or d.sku != "cola"]  # a shopper takes the front cola
+    [change] = recount(c, shelf, hand_x=105)
+    assert (change.kind, change.sku, change.quantity) == ("pick", "cola", 1)
+
+
+def test_the_first_count_waits_while_a_hand_is_at_the_shelf():
+    c = ShelfCounter([SHELF], quiet_frames=15, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
+    for frame in range(12):  # a hand at the shelf from the start, still (the action model sees it): no count
+        assert not c.observe(scene(), busy=True, hand_in=frame == 0)
+    assert recount(c, stocked()) == [] and c.counts()["shelf"] == {"cola": 3, "chips": 2}  # then quiet: counted

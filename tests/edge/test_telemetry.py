@@ -38,3 +38,40 @@ def test_frames_heartbeat_and_progress(tmp_path):
 
 def test_a_live_stream_has_no_fraction():
     assert Progress(frames=100, total=None, events=3, fps=30.0).fraction is None
+
+
+class Clock:
+    """perf_counter and monotonic of a box whose camera delivers 30 frames a second."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    monotonic = perf_counter
+
+    def time(self) -> float:
+        return 1_800_000_000 + self.now
+
+
+def test_a_paced_box_reports_the_cameras_rate_and_its_spare_capacity(tmp_path, monkeypatch):
+    """At 30 fps with 8 ms of work a frame, the box is busy a quarter of the time: its processing rate (125 fps)
+    says what it could do, the camera's rate and the spare share what it does."""
+    import edge.telemetry
+
+    clock = Clock()
+    monkeypatch.setattr(edge.telemetry, "time", clock)
+    outbox = Outbox(tmp_path / "outbox.sqlite", 100, 3600)
+    t = Telemetry(Emitter("store-1", "box-a", outbox), "bundle-1", heartbeat_s=3600)
+    assert t.camera_fps is None and t.busy is None  # no frame yet: nothing to say
+    image = np.zeros((4, 4, 3), np.uint8)
+    for i in range(90):
+        started = 100.0 + i / 30
+        clock.now = started + 0.008
+        t.frame_done(Frame(i, i / 30, image), active=True, started=started)
+    assert round(t.camera_fps, 3) == 30.0 and round(t.fps) == 125 and abs(t.busy - 0.24) < 0.01
+    t.heartbeat("stopped", publish=False)
+    status = json.loads((tmp_path / "outbox.status.json").read_text())
+    assert (status["camera_fps"], round(status["busy"], 2), round(status["fps"])) == (30.0, 0.24, 125)
+    outbox.close()

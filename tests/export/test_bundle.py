@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from edge.bundle import MANIFEST, load_bundle, sha256_of
+from edge import reference
+from edge.bundle import CHECKPOINT, MANIFEST, load_bundle, sha256_of
 from edge.classes import ACTION_CLASSES
 from edge.errors import ShelfWatchError
 from tests.export.conftest import run
@@ -15,7 +16,8 @@ from tests.export.conftest import run
 def test_int8_bundle_manifest_says_what_every_file_is(int8_bundle, runs):
     manifest = load_bundle(int8_bundle)
     assert manifest.precision == "int8" and manifest.target == "cpu"
-    assert sorted(manifest.files) == ["action_encoder.onnx", "action_step.onnx", "detector.onnx"]
+    assert sorted(manifest.files) == ["action_encoder.onnx", "action_step.onnx", "detector.onnx", "familiarity.npz",
+                                      "reference.npz"]  # fmt: skip
     for name, entry in manifest.files.items():
         assert entry.sha256 == sha256_of(int8_bundle / name) and entry.bytes == (int8_bundle / name).stat().st_size
     assert manifest.action.classes == list(ACTION_CLASSES)
@@ -32,24 +34,46 @@ def test_int8_bundle_manifest_says_what_every_file_is(int8_bundle, runs):
     assert any("train action" in c for c in manifest.provenance.commands)
     assert any("train products" in c for c in manifest.provenance.commands)
     assert any(c.startswith("shelfwatch export") for c in manifest.provenance.commands)
+    # It leads back to its weights: the checkpoint's sha256, and the checkpoint itself beside the manifest (unlisted,
+    # so no box receives it), for `train adapt --from BUNDLE`.
+    assert manifest.provenance.checkpoint_sha256 == sha256_of(runs["action"] / "best.pt")
+    assert sha256_of(int8_bundle / CHECKPOINT) == manifest.provenance.checkpoint_sha256
+    assert json.loads((runs["action"] / "metrics.json").read_text())["checkpoint"]["sha256"] == sha256_of(
+        runs["action"] / "best.pt"
+    )
     # The graphs agree with PyTorch, and INT8 was scored next to FP32 on the held-out videos.
     assert max(manifest.metrics["onnx_vs_pytorch_max_abs"].values()) <= 1e-4
     accuracy = manifest.metrics["action_frame_accuracy"]
     assert accuracy["videos"] == 2 and accuracy["frames"] == 180
+    # "shipped" is what the bundle's own graphs score, measured here on the same held-out videos.
+    assert measured_accuracy(int8_bundle, runs["test"]) == pytest.approx(accuracy["shipped"], abs=1e-9)
     assert_within_precision_limits(manifest)
+    # The reference clip for the boxes' health gate: the shipped graphs' outputs on a second of held-out video, which
+    # the same graphs on the same provider give again.
+    assert manifest.reference.frames == 32 and manifest.reference.provider == "CPUExecutionProvider"
+    assert manifest.reference.source.startswith(sorted(p.name for p in runs["test"].glob("*.mp4"))[0])
+    clip, recorded = reference.load(int8_bundle / manifest.reference.file, manifest)
+    assert reference.compare(recorded, reference.run(reference.Models(manifest, int8_bundle), clip)).ok
 
 
 def test_fp16_and_fp32_bundles(runs, yolo_env, tmp_path):
     for precision in ("fp16", "fp32"):
         out = tmp_path / precision
         run("export", out, "--action", runs["action"], "--calibration", runs["train"], "--calibration-frames", 8,
-            "--precision", precision, "--held-out", runs["test"], "--held-out-frames", 30, env=yolo_env)  # fmt: skip
+            "--precision", precision, "--held-out", runs["test"], "--held-out-frames", 30, "--no-familiarity",
+            env=yolo_env)  # fmt: skip
         manifest = load_bundle(out)
-        assert manifest.detector is None and sorted(manifest.files) == ["action_encoder.onnx", "action_step.onnx"]
+        assert manifest.detector is None
+        assert sorted(manifest.files) == ["action_encoder.onnx", "action_step.onnx", "reference.npz"]
+        assert manifest.familiarity is None  # --no-familiarity: a bundle as before the guard
         expected = "fp16" if precision == "fp16" else "none"
         assert {q.method for q in manifest.action.quantization.values()} == {expected}
         accuracy = manifest.metrics["action_frame_accuracy"]
         assert accuracy["frames"] == 60 and abs(accuracy["fp32"] - accuracy[precision]) <= 0.01
+        # The numbers are the graphs' own: what ships here scores what the manifest says it does.
+        assert measured_accuracy(out, runs["test"], 30) == pytest.approx(accuracy["shipped"], abs=1e-9)
+        if precision == "fp32":  # the FP32 figure every bundle's limits are measured from
+            assert accuracy["shipped"] == accuracy["fp32"]
 
 
 def test_a_new_action_model_keeps_another_bundles_detector(int8_bundle, runs, tmp_path):
@@ -105,9 +129,14 @@ def test_export_bad_input_is_one_line(runs, tmp_path, shelfwatch):
         (("--action", tmp_path / "missing"), "no such checkpoint"),
         (("--action", runs["action"], "--products", tmp_path), "has no weights/best.pt"),
         (("--action", runs["action"], "--calibration", tmp_path), "has no videos"),
-        (("--action", runs["action"] / "frame.pt"), "only a uni-directional LSTM model streams"),
-        (("--action", runs["action"], "--products", runs["products"], "--detector-from", tmp_path),
-         "--products and --detector-from both name a detector"),
+        (
+            ("--action", runs["action"] / "frame.pt", "--calibration", runs["train"]),
+            "only a uni-directional LSTM model streams",
+        ),  # found once the checkpoint is loaded
+        (
+            ("--action", runs["action"], "--products", runs["products"], "--detector-from", tmp_path),
+            "--products and --detector-from both name a detector",
+        ),
         (("--action", runs["action"], "--detector-from", tmp_path), "manifest"),
     ]
     for args, message in cases:
@@ -116,6 +145,23 @@ def test_export_bad_input_is_one_line(runs, tmp_path, shelfwatch):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], result.stderr
         assert not (tmp_path / "bundle").exists()  # nothing half-written
+
+
+def measured_accuracy(bundle, held_out, frames: int | None = None) -> float:
+    """The frame accuracy of the action graphs a bundle holds, on the labelled videos in `held_out` (their first
+    `frames`), measured the way export measures: the streaming graphs, then the agent's smoothing."""
+    from edge.action import ActionRecognizer
+    from edge.preprocess import InputSpec
+    from export.checks import action_accuracy
+    from training.action_data import find_videos, load_video
+
+    manifest = load_bundle(bundle)
+    shape = manifest.action.input
+    spec = InputSpec(width=shape.width, height=shape.height, motion=shape.motion)
+    videos = [load_video(name, v, lab, spec, cache=False) for name, (v, lab) in sorted(find_videos(held_out).items())]
+    if frames:
+        videos = [type(v)(v.name, v.frames[:frames], v.labels[:frames]) for v in videos]
+    return action_accuracy(ActionRecognizer(manifest, bundle), videos)
 
 
 def assert_within_precision_limits(manifest) -> None:

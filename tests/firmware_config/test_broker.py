@@ -14,6 +14,8 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from tests.conftest import saved_after as save_file_written
+
 STORE = "example-store"
 NOT_AUTHORIZED = 0x87
 
@@ -68,6 +70,12 @@ class V5:
             time.sleep(0.02)
         return self.subacks[mid][0]
 
+    def barrier(self, topic: str) -> None:
+        """A QoS 1 publish of our own, acknowledged: the broker handles and answers packets in order (one thread), so
+        whatever it was to deliver to us before it took this publish has reached us by the time its PUBACK has. With
+        it, "nothing arrived" means nothing was sent, not that it was slow."""
+        assert self.publish(topic, b"barrier") < 0x80
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
@@ -99,6 +107,15 @@ CASES = [  # (user, "write" or "read", topic, allowed)
 ]
 
 
+def own_topic(user: str) -> str:
+    """A topic `user` may write (for its barrier)."""
+    if user == POS_USER:
+        return f"{POS}/{STORE}/lane-1"
+    if user == "central":
+        return f"{ALERTS}/{STORE}/lane-1"
+    return f"{EVENTS}/{STORE}/{user.removeprefix(STORE + '.')}/status"
+
+
 def writer(topic: str) -> str:
     """Who may write `topic`: the box it names, the store's POS, or central (alerts)."""
     if topic.startswith(POS + "/"):
@@ -127,9 +144,12 @@ def test_each_role_reaches_exactly_its_topics(provisioned):
         reader.subscribe(topic)
         payload = f"case {n}".encode()
         assert client(writer(topic)).publish(topic, payload) < 0x80
-        deadline = time.monotonic() + (5 if allowed else 0.7)
-        while (topic, payload) not in reader.messages and time.monotonic() < deadline:
-            time.sleep(0.02)
+        if allowed:
+            deadline = time.monotonic() + 30
+            while (topic, payload) not in reader.messages and time.monotonic() < deadline:
+                time.sleep(0.02)
+        else:
+            reader.barrier(own_topic(user))
         got.append((user, action, topic, ((topic, payload) in reader.messages) == allowed, "received"))
     for c in clients.values():
         c.close()
@@ -144,10 +164,10 @@ def test_what_is_refused_never_reaches_central(provisioned):
     assert pos.publish(f"{POS}/other-store/lane-1", b"forged") == NOT_AUTHORIZED
     assert box.publish(f"{EVENTS}/{STORE}/aisle1-left/pick", b"own") < 0x80
     assert pos.publish(f"{POS}/{STORE}/lane-1", b"scan") < 0x80
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while len(central.messages) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.5)
+    central.barrier(own_topic("central"))  # anything else on its way to central is here now
     assert sorted(central.messages) == [(f"{POS}/{STORE}/lane-1", b"scan"),
                                         (f"{EVENTS}/{STORE}/aisle1-left/pick", b"own")]  # fmt: skip
     for client in (central, box, pos):
@@ -163,13 +183,16 @@ def test_a_box_cannot_take_over_another_boxs_session(provisioned, stolen_id):
     will = f"{EVENTS}/{STORE}/aisle1-left/status"
     a = V5(provisioned, LEFT, "shelfwatch-example-store-aisle1-left", will=will).connect()
     b = V5(provisioned, RIGHT, stolen_id).connect()
-    time.sleep(1.5)
+    # B's CONNACK came after the broker decided about A; A's publish, acknowledged after that, says A is still on
+    # (a knocked-off A gets no PUBACK), and the watcher's barrier that no will is on its way.
+    assert a.publish(f"{EVENTS}/{STORE}/aisle1-left/pick") < 0x80 > b.publish(f"{EVENTS}/{STORE}/aisle1-right/pick")
+    watcher.barrier(own_topic("central"))
     assert not a.disconnected.is_set(), "box A was knocked off"
     assert not any(t == will for t, _ in watcher.messages), "box A's last will was published"
-    assert a.publish(f"{EVENTS}/{STORE}/aisle1-left/pick") < 0x80 > b.publish(f"{EVENTS}/{STORE}/aisle1-right/pick")
     # A password user cannot claim a box's client id either.
     pos = V5(provisioned, POS_USER, stolen_id).connect()
-    time.sleep(1)
+    assert a.publish(f"{EVENTS}/{STORE}/aisle1-left/pick") < 0x80
+    watcher.barrier(own_topic("central"))
     assert not a.disconnected.is_set() and not any(t == will for t, _ in watcher.messages)
     for client in (a, b, pos, watcher):
         client.close()
@@ -185,14 +208,49 @@ def test_queued_messages_survive_a_broker_kill_9(provisioned):
     for i in range(10):
         assert box.publish(f"{EVENTS}/{STORE}/aisle1-left/pick", f"event {i}".encode()) < 0x80
     box.close()
-    time.sleep(2.5)  # past the autosave interval
+    saved_after(provisioned, time.time_ns())  # the broker's autosave has written the queue
     broker = provisioned["broker"]
     broker.stop(signal.SIGKILL)
-    assert (Path(provisioned["out"]) / "broker" / "data" / "mosquitto.db").is_file()
     broker.start()
     again = V5(provisioned, "central", session_s=3600).connect()  # the same user: the same session
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while len(again.messages) < 10 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sorted(p for _, p in again.messages) == sorted(f"event {i}".encode() for i in range(10))
     again.close()
+
+
+def test_a_box_cannot_make_the_broker_hold_a_big_message(provisioned):
+    """Issue 21.3: a box certificate published five 30 MB messages; the broker acknowledged and delivered them, grew
+    by 170 MB and rewrote a 150 MB save file every second. Now a packet over 4 KB (two of 30 MB here) disconnects
+    its sender before the broker holds it: its memory stays where it was, central gets nothing of it, and the save
+    file stays small; the largest legitimate event (1 KB) still goes through."""
+    from tests.central.hostile import MB, Meter
+
+    central = V5(provisioned, "central").connect()
+    assert central.subscribe(f"{EVENTS}/#") == 1
+    meter = Meter(provisioned["broker"].proc.pid)
+    peak = meter.peak_bytes()
+    topic = f"{EVENTS}/{STORE}/aisle1-left/pick"
+    for n in range(2):
+        box = V5(provisioned, LEFT).connect()
+        box.client.publish(topic, bytes([65 + n]) * (30 * MB), qos=1)
+        assert box.disconnected.wait(30), "the broker took a 30 MB message"
+        box.close()
+    grown = meter.peak_bytes() - peak
+    box = V5(provisioned, LEFT).connect()
+    assert box.publish(topic, b"{" + b"e" * 1022 + b"}") < 0x80  # 1 KB: what an event may be
+    deadline = time.monotonic() + 30
+    while not central.messages and time.monotonic() < deadline:
+        time.sleep(0.05)
+    central.barrier(own_topic("central"))  # anything else on its way to central is here now
+    saved_after(provisioned, time.time_ns())
+    box.close()
+    central.close()
+    assert [len(p) for _, p in central.messages] == [1024]
+    assert grown < 1 * MB, grown
+    assert saved_after(provisioned, 0).stat().st_size < 64 * 1024
+
+
+def saved_after(provisioned: dict, since_ns: int) -> Path:
+    return save_file_written(Path(provisioned["out"]) / "broker" / "data" / "mosquitto.db", since_ns)

@@ -98,3 +98,22 @@ def test_hostile_files_get_one_line_from_every_command_that_reads_them(tmp_path,
             assert message in result.stderr and "Traceback" not in result.stderr, (command, result.stderr)
             assert str(box) in result.stderr.splitlines()[0] or "provision" in command, result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_5000_digit_integer_gets_one_line_from_every_command_that_reads_it(tmp_path, shelfwatch):
+    """Issue 21.8: Python refuses to read an integer of more than 4300 digits; that once escaped as a 43-line
+    traceback (exit 1) from `edge run` and `config validate`. Now it is the file's one line: exit 2, or 1 from
+    `config validate`, whose exit 1 means "problems found"."""
+    store = copy_example(tmp_path)
+    box = store / "boxes" / "aisle1-left.yaml"
+    box.write_text(box.read_text() + "heartbeat_s: " + "9" * 5000 + "\n")
+    line = len(box.read_text().splitlines())
+    for command, status in ((("config", "validate", store), 1), (("config", "validate", box), 1),
+                            (("provision", store, "--out", tmp_path / "out"), 2),
+                            (("edge", "run", "--config", box, "--max-frames", 1), 2)):  # fmt: skip
+        result = shelfwatch(*command, timeout=60)
+        assert result.returncode == status, (command, result.stderr)
+        assert "Traceback" not in result.stderr and "an integer of 5000 characters is too long" in result.stderr
+        if command[0] == "edge":
+            assert result.stderr == f"shelfwatch: error: {box}: line {line}: not valid YAML (an integer of 5000 " \
+                                    "characters is too long to be a config value)\n"  # fmt: skip

@@ -4,6 +4,7 @@ import json
 import subprocess
 import time
 
+import pytest
 import torch
 
 from tests.conftest import shelfwatch_command
@@ -90,6 +91,7 @@ def test_bad_training_input_is_one_line(tmp_path, shelfwatch):
     assert result.returncode == 2 and "no such checkpoint" in result.stderr
 
 
+@pytest.mark.long  # a training run and an evaluation on the MERL layout (about a minute)
 def test_train_and_eval_on_the_merl_release_layout_with_its_split(tmp_path, shelfwatch):
     """The stand-in for the release (920x680, 30 fps, its folders and names, real-style labels), used as a
     user with the dataset would: nothing copied or renamed, MERL's split by subject."""

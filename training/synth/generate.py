@@ -31,7 +31,7 @@ from training.merl import write_merl_labels
 from training.synth.catalog import CATALOG
 from training.synth.presets import PRESETS
 from training.synth.render import Renderer
-from training.synth.scene import Geometry, make_layout
+from training.synth.scene import Geometry, make_geometry, make_layout
 from training.synth.script import VideoPlan, plan_video
 
 
@@ -72,9 +72,9 @@ def check_spec(spec: VideoSpec) -> None:
 def _setup(spec: VideoSpec) -> tuple[Renderer, VideoPlan]:
     check_spec(spec)
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, spec.index]))
-    geom = Geometry(spec.width, spec.height)
     preset = PRESETS[spec.preset]
-    slots = make_layout(geom, rng)
+    geom = make_geometry(spec.width, spec.height, preset.store, rng)
+    slots = make_layout(geom, rng, preset.store)
     plan = plan_video(geom, slots, preset, rng, spec.frames, spec.fps)
     return Renderer(geom, slots, plan, preset, rng, spec.frames, spec.fps), plan
 
@@ -85,23 +85,25 @@ def render_video(spec: VideoSpec) -> Rendered:
     for frame, record in renderer.frames():
         frames.append(frame)
         records.append(record)
-    return Rendered(frames, _label_file(spec, plan, records, video=None))
+    return Rendered(frames, _label_file(spec, renderer.geom, plan, records, video=None))
 
 
 def write_video(spec: VideoSpec, out_dir: Path) -> tuple[Path, float]:
     """Write NAME.mp4, NAME.labels.json and NAME_label.mat; returns the labels path and render fps."""
     out_dir.mkdir(parents=True, exist_ok=True)
     video_path = out_dir / f"{spec.name}.mp4"
-    plan, records, fps = encode_video(spec, video_path)
-    write_label_file(_label_file(spec, plan, records, video=video_path.name), out_dir / f"{spec.name}.labels.json")
+    geom, plan, records, fps = encode_video(spec, video_path)
+    write_label_file(
+        _label_file(spec, geom, plan, records, video=video_path.name), out_dir / f"{spec.name}.labels.json"
+    )
     write_merl_labels(
         make_labels(plan_segments(plan, spec.frames), spec.frames, spec.fps), out_dir / f"{spec.name}_label.mat"
     )
     return out_dir / f"{spec.name}.labels.json", fps
 
 
-def encode_video(spec: VideoSpec, video_path: Path) -> tuple[VideoPlan, list[FrameRecord], float]:
-    """Render the video into `video_path` (MPEG-4); returns its plan, per-frame records and render fps."""
+def encode_video(spec: VideoSpec, video_path: Path) -> tuple[Geometry, VideoPlan, list[FrameRecord], float]:
+    """Render the video into `video_path` (MPEG-4); returns its geometry, plan, per-frame records and render fps."""
     renderer, plan = _setup(spec)
     tmp = video_path.with_name(f".{video_path.stem}.partial.mp4")
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"mp4v"), spec.fps, (spec.width, spec.height))
@@ -117,7 +119,7 @@ def encode_video(spec: VideoSpec, video_path: Path) -> tuple[VideoPlan, list[Fra
         writer.release()
     elapsed = time.perf_counter() - started
     tmp.replace(video_path)
-    return plan, records, spec.frames / max(elapsed, 1e-9)
+    return renderer.geom, plan, records, spec.frames / max(elapsed, 1e-9)
 
 
 def plan_segments(plan: VideoPlan, frame_count: int) -> list[Segment]:
@@ -129,7 +131,9 @@ def plan_segments(plan: VideoPlan, frame_count: int) -> list[Segment]:
     return segments
 
 
-def _label_file(spec: VideoSpec, plan: VideoPlan, records: list[FrameRecord], video: str | None) -> LabelFile:
+def _label_file(
+    spec: VideoSpec, geom: Geometry, plan: VideoPlan, records: list[FrameRecord], video: str | None
+) -> LabelFile:
     labels = make_labels(plan_segments(plan, spec.frames), spec.frames, spec.fps)
     ledger = [
         LedgerEntry(frame=e.frame, shopper=e.shopper, sku=CATALOG[plan.items[e.item].sku].id, kind=e.kind)
@@ -142,6 +146,7 @@ def _label_file(spec: VideoSpec, plan: VideoPlan, records: list[FrameRecord], vi
         frame_count=spec.frames,
         width=spec.width,
         height=spec.height,
+        shelf=geom.shelf_outline(),
         classes=list(ACTION_CLASSES),
         frame_classes=labels.frame_classes.tolist(),
         segments=[SegmentRecord(label=s.name, start=s.start, end=s.end, shopper=s.shopper) for s in labels.segments],

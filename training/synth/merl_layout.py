@@ -63,7 +63,7 @@ def write_merl_video(spec: VideoSpec, out_dir: Path, subject: int, session: int)
     name = f"{subject}_{session}"
     (out_dir / MERL_VIDEOS).mkdir(parents=True, exist_ok=True)
     (out_dir / MERL_LABELS).mkdir(parents=True, exist_ok=True)
-    plan, _, fps = encode_video(spec, out_dir / MERL_VIDEOS / f"{name}_crop.mp4")
+    _, plan, _, fps = encode_video(spec, out_dir / MERL_VIDEOS / f"{name}_crop.mp4")
     segments = merl_style(plan_segments(plan, spec.frames))
     label_path = out_dir / MERL_LABELS / f"{name}_label.mat"
     write_merl_labels(make_labels(segments, spec.frames, spec.fps), label_path)

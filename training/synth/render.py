@@ -2,8 +2,10 @@
 
 A frame goes: the shelf image (floor, shelf, products still on it; redrawn only when an item moves) ->
 a promotion spinner -> each person in view (cart and its items, then the person, then what they hold),
-drawn into the frame and into a coverage mask -> a ceiling lamp -> camera shake, blur, lighting, noise.
-The annotation is made from the same geometry, shifted with the camera shake, so it matches the pixels.
+drawn into the frame and into a coverage mask -> a ceiling lamp -> the camera (its tilt and roll where the
+store has them, `scene.Geometry.camera`; shake), blur, lighting, noise. Everything is drawn on the floor plan;
+the annotation is made from the same geometry and goes through the same camera, so it matches the pixels.
+What the store looks like (floor, shelf, lights, shoppers' clothes, carts) is the preset's `Store`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from training.labels import FrameRecord, ProductBox, ShopperPose
 from training.synth.catalog import CATALOG, Sprite, render_sprite
-from training.synth.presets import Preset
+from training.synth.presets import Preset, Store
 from training.synth.scene import Geometry, Slot
 from training.synth.script import Body, Person, Phase, VideoPlan, shoulder, unit_vectors
 
@@ -128,12 +130,14 @@ class Renderer:
     ) -> None:
         self.geom, self.slots, self.plan, self.fps = geom, slots, plan, fps
         self.frame_count = frame_count
+        self.store = preset.store
+        self.camera = geom.camera
         u = geom.unit
         self.sprites = [render_sprite(s, u) for s in CATALOG]
         self.cart_sprites = [render_sprite(s, u * CART_SCALE) for s in CATALOG]
         self.place: dict[int, tuple] = {it.id: ("shelf",) for it in plan.items}
         self.cart_items: dict[int, list[int]] = {}
-        self._base = _floor_and_shelf(geom, slots, rng)
+        self._base = _floor_and_shelf(geom, slots, rng, preset.store)
         self._shelf_image: np.ndarray | None = None
         self._event_i = 0
         self._people = [p for p in plan.people if p.phases]
@@ -151,11 +155,11 @@ class Renderer:
         phase0 = rng.uniform(0, math.tau)
         t = np.arange(frame_count)
         self.gain = 1.0 + preset.light_drift * np.sin(math.tau * t / period + phase0)
-        self.tint = 1.0 + rng.uniform(-preset.tint, preset.tint, size=3)
+        self.tint = (1.0 + rng.uniform(-preset.tint, preset.tint, size=3)) * np.asarray(preset.store.light_colour)
         self.occluder = _occluder(rng, geom) if rng.random() < preset.occluder_prob else None
         self.spinner = (
             (
-                np.array([rng.choice([0.1, 0.9]) * geom.width, 0.9 * geom.height]),
+                np.array(geom.to_plan(rng.choice([0.1, 0.9]) * geom.width, 0.9 * geom.height)),
                 28 * u,
                 float(rng.uniform(0.05, 0.2)) * rng.choice([-1, 1]),
             )
@@ -187,9 +191,10 @@ class Renderer:
                 products += self._draw_cart(frame, person, pose)
             _draw_person(_Pen(frame, mask), person, pose)
             products += self._draw_held(frame, person, pose)
+            seen = pose.body if self.camera is None else _project(self.camera, pose.body)
             if (
-                0 <= pose.body[1] < self.geom.height
-                and -person.body.shoulder_w < pose.body[0] < self.geom.width + person.body.shoulder_w
+                0 <= seen[1] < self.geom.height
+                and -person.body.shoulder_w < seen[0] < self.geom.width + person.body.shoulder_w
             ):
                 head = pose.body + unit_vectors(pose.angle)[0] * 0.1 * person.body.shoulder_w
                 shoppers.append(
@@ -206,10 +211,17 @@ class Renderer:
         products = self._shelf_boxes() + products
         products = [_with_visibility(p, cover) for p in products]
         frame, shift = self._camera(frame, t)
-        record = FrameRecord(
-            shoppers=[_shift_pose(s, shift) for s in shoppers],
-            products=[b for b in (_shift_box(p, shift, self.geom) for p in products) if b is not None],
-        )
+        if self.camera is None:
+            record = FrameRecord(
+                shoppers=[_shift_pose(s, shift) for s in shoppers],
+                products=[b for b in (_shift_box(p, shift, self.geom) for p in products) if b is not None],
+            )
+        else:
+            m = _translation(shift) @ self.camera
+            record = FrameRecord(
+                shoppers=[_project_pose(s, m) for s in shoppers],
+                products=[b for b in (_project_box(p, m, self.geom) for p in products) if b is not None],
+            )
         return frame, record
 
     def _phase(self, person: Person, t: int) -> Phase | None:
@@ -286,15 +298,20 @@ class Renderer:
         corners = np.array(
             [centre + sx * r * width / 2 + sy * f * depth / 2 for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
         )
-        cv2.fillPoly(frame, [np.round(corners * 16).astype(np.int32)], (120, 120, 125), AA, shift=4)
-        inner = centre + (corners - centre) * 0.88
-        cv2.fillPoly(frame, [np.round(inner * 16).astype(np.int32)], (75, 75, 80), AA, shift=4)
-        for k in range(1, 4):  # the wire grid
-            a = inner[0] + (inner[1] - inner[0]) * k / 4
-            b = inner[3] + (inner[2] - inner[3]) * k / 4
-            cv2.line(frame, _fx(a), _fx(b), (140, 140, 145), 1, AA, shift=4)
-        # The handle is the cart's edge nearest the shopper.
-        cv2.line(frame, _fx(corners[0]), _fx(corners[1]), (30, 30, 30), max(1, round(3 * self.geom.unit)), AA, shift=4)
+        if self.store.cart == "trolley":
+            _draw_trolley(frame, centre, corners, self.geom.unit)
+        else:
+            cv2.fillPoly(frame, [np.round(corners * 16).astype(np.int32)], (120, 120, 125), AA, shift=4)
+            inner = centre + (corners - centre) * 0.88
+            cv2.fillPoly(frame, [np.round(inner * 16).astype(np.int32)], (75, 75, 80), AA, shift=4)
+            for k in range(1, 4):  # the wire grid
+                a = inner[0] + (inner[1] - inner[0]) * k / 4
+                b = inner[3] + (inner[2] - inner[3]) * k / 4
+                cv2.line(frame, _fx(a), _fx(b), (140, 140, 145), 1, AA, shift=4)
+            # The handle is the cart's edge nearest the shopper.
+            cv2.line(
+                frame, _fx(corners[0]), _fx(corners[1]), (30, 30, 30), max(1, round(3 * self.geom.unit)), AA, shift=4
+            )
         boxes = []
         for k, item_id in enumerate(self.cart_items.get(person.id, [])):
             it = self.plan.items[item_id]
@@ -307,7 +324,12 @@ class Renderer:
 
     def _camera(self, frame: np.ndarray, t: int) -> tuple[np.ndarray, tuple[float, float]]:
         dx, dy = (float(v) for v in self.shake[t])
-        if dx or dy:
+        if self.camera is not None:
+            m = _translation((dx, dy)) @ self.camera
+            frame = cv2.warpPerspective(
+                frame, m, (self.geom.width, self.geom.height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+            )
+        elif dx or dy:
             m = np.float32([[1, 0, dx], [0, 1, dy]])
             frame = cv2.warpAffine(frame, m, (self.geom.width, self.geom.height), borderMode=cv2.BORDER_REFLECT)
         if self.motion_blur[t] and t > 0:
@@ -366,7 +388,14 @@ def _draw_person(pen: _Pen, person: Person, pose: Pose) -> None:
     look, dims = person.look, person.body
     f, _ = unit_vectors(pose.angle)
     arm_colour = look.shirt if look.long_sleeves else look.skin
-    pen.ellipse(pose.body, (dims.shoulder_w * 1.05, dims.shoulder_w * 0.45), pose.angle + math.pi / 2, look.shirt)
+    if look.coat:  # padded: broader, and reaching further down the back
+        pen.ellipse(pose.body - f * 0.12 * dims.shoulder_w, (dims.shoulder_w * 1.18, dims.shoulder_w * 0.62),
+                    pose.angle + math.pi / 2, look.shirt)  # fmt: skip
+    else:
+        pen.ellipse(pose.body, (dims.shoulder_w * 1.05, dims.shoulder_w * 0.45), pose.angle + math.pi / 2, look.shirt)
+    if look.backpack is not None:
+        pen.ellipse(pose.body - f * 0.55 * dims.shoulder_w, (dims.shoulder_w * 0.62, dims.shoulder_w * 0.34),
+                    pose.angle + math.pi / 2, look.backpack)  # fmt: skip
     for i in range(2):
         sh = shoulder(tuple(pose.body), pose.angle, dims, i)
         pen.line(sh, pose.elbows[i], look.shirt, dims.head_r * 0.75)
@@ -377,43 +406,126 @@ def _draw_person(pen: _Pen, person: Person, pose: Pose) -> None:
     gaze = pose.angle + pose.head_yaw
     face = head + np.array([math.cos(gaze), math.sin(gaze)]) * dims.head_r * 0.62
     pen.ellipse(face, (dims.head_r * 0.42, dims.head_r * 0.28), gaze + math.pi / 2, look.skin)
-    if look.cap is not None:
+    if look.cap is not None and look.coat:  # a woollen hat with a bobble
+        pen.circle(head - np.array([math.cos(gaze), math.sin(gaze)]) * dims.head_r * 0.2, dims.head_r * 0.95, look.cap)
+        pen.circle(head, dims.head_r * 0.32, tuple(min(255, c + 70) for c in look.cap))
+    elif look.cap is not None:
         pen.circle(head - np.array([math.cos(gaze), math.sin(gaze)]) * dims.head_r * 0.1, dims.head_r * 0.85, look.cap)
         brim = head + np.array([math.cos(gaze), math.sin(gaze)]) * dims.head_r * 0.85
         pen.ellipse(brim, (dims.head_r * 0.6, dims.head_r * 0.3), gaze + math.pi / 2, look.cap)
 
 
-def _floor_and_shelf(geom: Geometry, slots: tuple[Slot, ...], rng: np.random.Generator) -> np.ndarray:
+def _floor_and_shelf(geom: Geometry, slots: tuple[Slot, ...], rng: np.random.Generator, store: Store) -> np.ndarray:
     h, w, u = geom.height, geom.width, geom.unit
     img = np.empty((h, w, 3), np.uint8)
-    floor = np.array(rng.integers(150, 200, size=3), dtype=np.float64)
-    tile = max(8, round(rng.uniform(36, 56) * u))
-    for ty in range(0, h, tile):
-        for tx in range(0, w, tile):
-            img[ty : ty + tile, tx : tx + tile] = np.clip(floor + rng.normal(0, 4, size=3), 0, 255)
-    for k in range(0, max(h, w), tile):
-        cv2.line(img, (k, 0), (k, h), tuple(int(c) for c in floor * 0.8), 1)
-        cv2.line(img, (0, k), (w, k), tuple(int(c) for c in floor * 0.8), 1)
+    if store.floor == "planks":
+        _planks(img, rng, u)
+    else:
+        floor = np.array(rng.integers(150, 200, size=3), dtype=np.float64)
+        tile = max(8, round(rng.uniform(36, 56) * u))
+        for ty in range(0, h, tile):
+            for tx in range(0, w, tile):
+                img[ty : ty + tile, tx : tx + tile] = np.clip(floor + rng.normal(0, 4, size=3), 0, 255)
+        for k in range(0, max(h, w), tile):
+            cv2.line(img, (k, 0), (k, h), tuple(int(c) for c in floor * 0.8), 1)
+            cv2.line(img, (0, k), (w, k), tuple(int(c) for c in floor * 0.8), 1)
     edge = round(geom.shelf_edge)
-    surface = tuple(int(v) for v in rng.integers(185, 225, size=3))
+    if store.shelf == "dark":
+        # Black powder-coated steel with a perforated back panel, a yellow price rail with black tags.
+        surface = tuple(int(v) for v in rng.integers(48, 72, size=3))
+        back, divider, rail_colour, tag = (150, 95, 40), (90, 90, 95), (30, 200, 235), (25, 25, 25)
+    else:
+        surface = tuple(int(v) for v in rng.integers(185, 225, size=3))
+        back, divider, rail_colour, tag = (70, 70, 75), (150, 150, 155), (60, 60, 65), (235, 235, 235)
     img[:edge] = surface
-    img[: max(2, round(6 * u))] = (70, 70, 75)  # the shelf's back panel
+    if store.shelf == "dark":
+        for y in range(round(4 * u), edge, max(3, round(9 * u))):  # the perforation of the shelf's floor
+            for x in range(round(4 * u), w, max(3, round(9 * u))):
+                img[y, x] = (30, 30, 32)
+    img[: max(2, round(6 * u))] = back  # the shelf's back panel
     for s in slots:  # slot dividers and price tags on the front rail
-        x = s.positions[0][0]
         half = CATALOG[s.sku].size[0] * u / 2 + 3.5 * u
-        for bx in (x - half, x + half):
-            cv2.line(img, (round(bx), 0), (round(bx), edge), (150, 150, 155), 1)
+        xs = [x for x, _ in s.positions]
+        for bx in (min(xs) - half, max(xs) + half):
+            cv2.line(img, (round(bx), 0), (round(bx), edge), divider, 1)
     rail = max(2, round(7 * u))
-    img[edge - rail // 2 : edge + rail // 2 + 1] = (60, 60, 65)
+    img[edge - rail // 2 : edge + rail // 2 + 1] = rail_colour
     for s in slots:
-        x = s.positions[0][0]
-        cv2.rectangle(
-            img, (round(x - 7 * u), edge - rail // 2), (round(x + 7 * u), edge + rail // 2), (235, 235, 235), -1
-        )
-    # Lights over the aisle: brighter in the middle than at the corners.
+        x = (s.positions[0][0] + max(p[0] for p in s.positions)) / 2
+        cv2.rectangle(img, (round(x - 7 * u), edge - rail // 2), (round(x + 7 * u), edge + rail // 2), tag, -1)
     yy, xx = np.mgrid[0:h, 0:w]
-    vignette = 1.0 - 0.25 * (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2) * 2
-    return np.clip(img * vignette[..., None], 0, 255).astype(np.uint8)
+    if store.lights == "strips":
+        # Fluorescent tubes across the aisle: bright bands, darker between them and towards the sides.
+        period = rng.uniform(0.3, 0.45) * h
+        offset = rng.uniform(0, period)
+        light = 0.8 + 0.2 * np.cos(math.tau * (yy - offset) / period) ** 2 - 0.25 * ((xx - w / 2) / w) ** 2
+    else:
+        # Lights over the aisle: brighter in the middle than at the corners.
+        light = 1.0 - 0.25 * (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2) * 2
+    return np.clip(img * light[..., None], 0, 255).astype(np.uint8)
+
+
+def _planks(img: np.ndarray, rng: np.random.Generator, u: float) -> None:
+    """A wooden floor: boards along the aisle, each its own shade of oak, with grain and dark joints."""
+    h, w = img.shape[:2]
+    base = np.array([55, 100, 150], np.float64) + rng.normal(0, 8, size=3)
+    y = 0
+    while y < h:
+        board = max(6, round(rng.uniform(20, 28) * u))
+        x = -round(rng.uniform(0, 200) * u)
+        while x < w:
+            length = max(20, round(rng.uniform(140, 280) * u))
+            shade = np.clip(base * rng.uniform(0.8, 1.15) + rng.normal(0, 5, size=3), 0, 255)
+            x1, x2 = max(0, x), min(w, x + length)
+            if x2 > x1:
+                img[y : y + board, x1:x2] = shade
+                for _ in range(3):  # grain
+                    gy = y + int(rng.integers(1, max(2, board - 1)))
+                    cv2.line(
+                        img, (x1, gy), (x2, gy + int(rng.integers(-1, 2))), tuple(float(c) * 0.85 for c in shade), 1
+                    )
+                cv2.line(img, (x1, y), (x1, y + board), tuple(float(c) * 0.55 for c in base), 1)
+            x += length
+        cv2.line(img, (0, y), (w, y), tuple(float(c) * 0.55 for c in base), 1)
+        y += board
+
+
+def _draw_trolley(frame: np.ndarray, centre: np.ndarray, corners: np.ndarray, u: float) -> None:
+    """Store B's shopping trolley: a red plastic basket on wheels, solid sides, a long grey handle."""
+    cv2.fillPoly(frame, [np.round(corners * 16).astype(np.int32)], (40, 40, 190), AA, shift=4)
+    inner = centre + (corners - centre) * 0.8
+    cv2.fillPoly(frame, [np.round(inner * 16).astype(np.int32)], (30, 30, 140), AA, shift=4)
+    handle = corners[:2] + (corners[:2] - corners[2:][::-1]) * 0.12
+    cv2.line(frame, _fx(handle[0]), _fx(handle[1]), (170, 170, 175), max(1, round(4 * u)), AA, shift=4)
+
+
+def _translation(shift: tuple[float, float]) -> np.ndarray:
+    return np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]], [0.0, 0.0, 1.0]])
+
+
+def _project(m: np.ndarray, p: np.ndarray | tuple[float, float]) -> np.ndarray:
+    x, y, z = m @ np.array([float(p[0]), float(p[1]), 1.0])
+    return np.array([x / z, y / z])
+
+
+def _project_pose(s: ShopperPose, m: np.ndarray) -> ShopperPose:
+    move = lambda p: _pt(_project(m, p))  # noqa: E731
+    return s.model_copy(update={"head": move(s.head), "hands": (move(s.hands[0]), move(s.hands[1]))})
+
+
+def _project_box(p: ProductBox, m: np.ndarray, geom: Geometry) -> ProductBox | None:
+    """The picture's box around the plan box seen through the camera, cut to the picture."""
+    x1, y1, x2, y2 = p.box
+    seen = np.array([_project(m, c) for c in ((x1, y1), (x2, y1), (x2, y2), (x1, y2))])
+    box = (
+        max(0, round(float(seen[:, 0].min()))),
+        max(0, round(float(seen[:, 1].min()))),
+        min(geom.width, round(float(seen[:, 0].max()))),
+        min(geom.height, round(float(seen[:, 1].max()))),
+    )
+    if box[2] <= box[0] or box[3] <= box[1]:
+        return None
+    return p.model_copy(update={"box": box})
 
 
 def _shake(rng: np.random.Generator, n: int, amplitude: float) -> np.ndarray:
@@ -439,7 +551,7 @@ class _Lamp:
 
 def _occluder(rng: np.random.Generator, geom: Geometry) -> _Lamp:
     u = geom.unit
-    centre = np.array([rng.uniform(0.1, 0.9) * geom.width, rng.uniform(0.05, 0.45) * geom.height])
+    centre = np.array(geom.to_plan(rng.uniform(0.1, 0.9) * geom.width, rng.uniform(0.05, 0.45) * geom.height))
     axes = (round(float(rng.uniform(25, 55)) * u * 16), round(float(rng.uniform(12, 25)) * u * 16))
     angle = math.degrees(float(rng.uniform(-0.5, 0.5)))
     lamp = np.zeros((geom.height, geom.width), np.uint8)

@@ -31,6 +31,8 @@ class Look:
     skin: tuple[int, int, int]
     cap: tuple[int, int, int] | None
     long_sleeves: bool
+    coat: bool = False  # a padded winter coat: a broader, longer torso
+    backpack: tuple[int, int, int] | None = None  # worn on the back, seen behind the shoulders
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,12 @@ def shoulder(body: tuple[float, float], angle: float, dims: Body, hand: int) -> 
     return np.asarray(body) + SIDES[hand] * r * dims.shoulder_w * 0.85
 
 
-def random_look(rng: np.random.Generator) -> Look:
+def random_look(rng: np.random.Generator, palette: str = "a") -> Look:
+    """How a person is dressed. Store A's shoppers wear shirts in ten colours, a quarter of them a cap; store B's
+    (`palette="b"`) come in from the cold: coats in other colours, most with a woollen hat, some with a
+    backpack."""
+    if palette == "b":
+        return _winter_look(rng)
     shirts = [
         (40, 40, 160),
         (150, 80, 30),
@@ -160,6 +167,36 @@ def random_look(rng: np.random.Generator) -> Look:
         skin=skins[rng.integers(len(skins))],
         cap=cap,  # type: ignore[arg-type]
         long_sleeves=bool(rng.random() < 0.5),
+    )
+
+
+def _winter_look(rng: np.random.Generator) -> Look:
+    coats = [
+        (35, 30, 25),
+        (30, 45, 95),
+        (95, 85, 40),
+        (50, 50, 140),
+        (120, 160, 190),
+        (25, 25, 70),
+        (140, 110, 90),
+        (60, 140, 210),
+        (100, 40, 40),
+        (75, 95, 85),
+    ]
+    hairs = [(35, 75, 145), (20, 20, 25), (110, 150, 190), (45, 45, 50), (60, 110, 200)]
+    skins = [(150, 180, 225), (110, 145, 195), (80, 110, 160), (60, 80, 120), (170, 195, 235)]
+    jitter = rng.integers(-20, 21, size=3)
+    coat = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(coats[rng.integers(len(coats))], jitter, strict=True))
+    hat = tuple(int(v) for v in rng.integers(20, 240, size=3)) if rng.random() < 0.6 else None
+    backpack = tuple(int(v) for v in rng.integers(20, 200, size=3)) if rng.random() < 0.35 else None
+    return Look(
+        shirt=coat,  # type: ignore[arg-type]
+        hair=hairs[rng.integers(len(hairs))],
+        skin=skins[rng.integers(len(skins))],
+        cap=hat,  # type: ignore[arg-type]
+        long_sleeves=True,
+        coat=True,
+        backpack=backpack,  # type: ignore[arg-type]
     )
 
 
@@ -225,7 +262,7 @@ def plan_video(
     free_from = 0  # the first frame at which the next shopper may act
     previous_x: float | None = None
     while t < frame_count:
-        person = Person(len(people) + 1, random_look(rng), random_body(rng, u))
+        person = Person(len(people) + 1, random_look(rng, preset.store.shoppers), random_body(rng, u))
         people.append(person)
         last_action_end, stand_x = _plan_shopper(
             person, t, free_from, previous_x, geom, slots, items, occupant, events, preset, rng, fps
@@ -264,16 +301,19 @@ def _plan_shopper(
     tempo = float(rng.uniform(*preset.tempo))
     body_y = geom.shelf_edge + float(rng.uniform(38, 50)) * u
     margin = dims.shoulder_w + 12 * u
-    stand_x = float(rng.uniform(margin, geom.width - margin))
+    # Shoppers act where the camera sees them; they walk in and out across the edges of its view.
+    left, right = geom.visible_x(body_y)
+    middle = (left + right) / 2
+    stand_x = float(rng.uniform(left + margin, right - margin))
     if avoid_x is not None and abs(stand_x - avoid_x) < 0.3 * geom.width:
         # Keep clear of the shopper who is still there.
         stand_x = float(
-            np.clip(avoid_x + (0.35 if avoid_x < geom.width / 2 else -0.35) * geom.width, margin, geom.width - margin)
+            np.clip(avoid_x + (0.35 if avoid_x < middle else -0.35) * geom.width, left + margin, right - margin)
         )
     # Most shoppers come in from the nearer side of the view.
-    nearer_left = stand_x < geom.width / 2
+    nearer_left = stand_x < middle
     from_left = nearer_left if rng.random() < 0.75 else not nearer_left
-    start_x = -1.5 * dims.shoulder_w if from_left else geom.width + 1.5 * dims.shoulder_w
+    start_x = left - 1.5 * dims.shoulder_w if from_left else right + 1.5 * dims.shoulder_w
     walk_speed = float(rng.uniform(4.0, 6.5)) * u * 30.0 / fps  # pixels per frame
     p = _ShopperPlanner(person, t0, _standing((start_x, body_y), 0.0 if from_left else math.pi, dims), rng, fps, tempo)
     swing = 7 * u
@@ -294,7 +334,7 @@ def _plan_shopper(
         slot_i, pos_i, hand = target
         side = SIDES[hand]
         unit_xy = np.asarray(slots[slot_i].positions[pos_i])
-        want_x = float(np.clip(unit_xy[0] - side * dims.shoulder_w * 0.8, margin, geom.width - margin))
+        want_x = float(np.clip(unit_xy[0] - side * dims.shoulder_w * 0.8, left + margin, right - margin))
         if abs(want_x - p.pose.body[0]) > 4 * u:
             walk_to(want_x, -math.pi / 2)
             p.go(Action.NO_ACTION, p.frames(0.1, 0.4))
@@ -341,7 +381,7 @@ def _plan_shopper(
             p.go(Action.RETRACT_FROM_SHELF, p.frames(0.3, 0.7), stand)
         last_action_end = p.t
         p.go(Action.NO_ACTION, p.frames(0.2, 1.5))
-    exit_x = -1.5 * dims.shoulder_w if p.pose.body[0] < geom.width / 2 else geom.width + 1.5 * dims.shoulder_w
+    exit_x = left - 1.5 * dims.shoulder_w if p.pose.body[0] < middle else right + 1.5 * dims.shoulder_w
     exit_angle = math.pi if exit_x < p.pose.body[0] else 0.0
     p.go(Action.NO_ACTION, p.frames(0.25, 0.5), _standing(p.pose.body, exit_angle, dims))
     walk_to(exit_x, exit_angle)
@@ -440,10 +480,14 @@ def _plan_passersby(
     expected = preset.passersby_per_min * frame_count / (60 * fps)
     u = geom.unit
     for _ in range(int(rng.poisson(expected))):
-        person = Person(len(people) + 1, random_look(rng), random_body(rng, u), passerby=True, has_cart=False)
-        y = float(rng.uniform(0.86, 0.97)) * geom.height
+        person = Person(
+            len(people) + 1, random_look(rng, preset.store.shoppers), random_body(rng, u), passerby=True, has_cart=False
+        )
+        top, bottom = geom.visible_y()
+        y = top + float(rng.uniform(0.86, 0.97)) * (bottom - top)
+        left, right = geom.visible_x(y)
         from_left = bool(rng.random() < 0.5)
-        x0, x1 = (-60 * u, geom.width + 60 * u) if from_left else (geom.width + 60 * u, -60 * u)
+        x0, x1 = (left - 60 * u, right + 60 * u) if from_left else (right + 60 * u, left - 60 * u)
         angle = 0.0 if from_left else math.pi
         speed = float(rng.uniform(2.5, 4.5)) * u * 30.0 / fps
         n = max(3, round(abs(x1 - x0) / speed))

@@ -1,7 +1,8 @@
 // The dashboard's shopper-behaviour charts, drawn from central's /insights endpoints (the caller's token decides
 // which stores: a store's token its own, a chain-wide one every store): the engagement funnel per SKU with its
 // put-back rate, traffic and dwell by hour over the last 24 hours, and shelf attention without sales. Plain
-// divs sized in percent: no chart library, nothing fetched from elsewhere. Redrawn every minute.
+// divs sized in percent: no chart library, nothing fetched from elsewhere. Redrawn when the dashboard's live
+// stream brings a new visit, and every minute.
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
@@ -36,7 +37,7 @@
     $("no-insights").hidden = rows.length > 0;
     const bySku = new Map();
     for (const r of rows) {  // one row per SKU (and store, for a chain-wide token): add them up per SKU
-      const s = bySku.get(r.sku) || { sku: r.sku, reached: 0, inspected: 0, picked: 0, kept: 0, picked_units: 0,
+      const s = bySku.get(r.sku) || { sku: r.sku, name: r.name, reached: 0, inspected: 0, picked: 0, kept: 0, picked_units: 0,
         put_back_units: 0, kept_s: r.inspect_median_kept_s, back_s: r.inspect_median_put_back_s };
       for (const k of ["reached", "inspected", "picked", "kept", "picked_units", "put_back_units"]) s[k] += r[k];
       bySku.set(r.sku, s);
@@ -47,11 +48,14 @@
       const card = el("div", null, "funnel-sku");
       card.dataset.sku = s.sku;
       const back = s.picked_units ? s.put_back_units / s.picked_units : null;
-      card.append(el("h3", s.sku),
-        bar(s.reached, max, "reached", "reached for"), bar(s.inspected, max, "inspected", "inspected"),
-        bar(s.picked, max, "picked", "picked"), bar(s.kept, max, "kept", "kept"),
-        el("p", `put back ${pct(back)} · inspected ${secs(s.kept_s)} when kept, ${secs(s.back_s)} when put back`,
-          "hint"));
+      const title = el("h3", s.name || s.sku);
+      if (s.name && s.name !== s.sku) title.append(" ", el("span", s.sku, "code"));
+      card.append(title,
+        el("p", "shoppers (visits) who…", "hint"),
+        bar(s.reached, max, "reached", "reached for it"), bar(s.inspected, max, "inspected", "inspected it"),
+        bar(s.picked, max, "picked", "picked it"), bar(s.kept, max, "kept", "kept it"),
+        el("p", `units: ${s.picked_units} picked, ${s.put_back_units} put back (${pct(back)}) · inspected ` +
+          `${secs(s.kept_s)} when kept, ${secs(s.back_s)} when put back`, "hint units"));
       box.append(card);
     }
   }
@@ -78,7 +82,8 @@
       const fill = el("div", null, "column-fill");
       fill.style.height = `${(100 * h.shoppers) / max}%`;
       col.append(el("span", h.shoppers ? String(h.shoppers) : "", "column-value"), fill,
-        el("span", `${when.getHours()}h`, "column-label"));
+        // Hours of the day, every third one labelled: 24 labels side by side do not fit a phone.
+        el("span", when.getHours() % 3 === 0 ? `${String(when.getHours()).padStart(2, "0")}:00` : "", "column-label"));
       box.append(col);
     }
   }
@@ -115,4 +120,14 @@
   }
   refresh();
   setInterval(refresh, REFRESH_MS);
+  // The dashboard's live stream (dashboard.js) says when events arrive: a visit not seen before changes the funnel,
+  // the traffic and the attention, so they are fetched again at once rather than at the next minute.
+  const visits = new Set();
+  let first = true;
+  document.addEventListener("shelfwatch:feed", (e) => {
+    let fresh = false;
+    for (const ev of e.detail) if (ev.kind === "visit" && !visits.has(ev.event_id)) { visits.add(ev.event_id); fresh = true; }
+    if (fresh && !first) refresh();
+    first = false;
+  });
 })();

@@ -1,6 +1,7 @@
 // The action timeline under the video: one lane per action class, one per shopper (their actions in the class
 // colours, their picks ▼ and put-backs ▲), and one for every pick and put-back. A playhead follows playback;
-// clicking a segment or a mark seeks the video to it.
+// clicking a segment or a mark seeks the video to it. Stretches the familiarity guard found unlike the model's
+// training are shaded across every lane.
 "use strict";
 (function () {
   const a = JSON.parse(document.getElementById("analysis").textContent);
@@ -35,7 +36,8 @@
     el.style.left = pct(s.start);
     el.style.width = pct(s.end - s.start);
     Object.assign(el.dataset, { action: s.action, start: s.start, end: s.end, shopper: s.shopper ?? "" });
-    el.title = `${label(s.action)}: ${secs(s.start)}–${secs(s.end)} s` + (s.shopper != null ? `, shopper ${s.shopper}` : "") + ` (confidence ${s.confidence})`;
+    el.title = `${label(s.action)}: ${secs(s.start)}–${secs(s.end)} s` + (s.shopper != null ? `, shopper ${s.shopper}` : "") + ` (confidence ${s.confidence})` + (s.familiar === false ? " · unfamiliar footage: not sure" : "");
+    if (s.familiar === false) el.dataset.familiar = "false";
     el.addEventListener("click", () => seek(s.start));
     track.append(el);
   }
@@ -46,7 +48,8 @@
     el.style.left = pct(c.frame);
     el.textContent = c.kind === "pick" ? "▼" : "▲";
     Object.assign(el.dataset, { kind: c.kind, frame: c.frame, sku: c.sku });
-    el.title = `${c.kind === "pick" ? "pick" : "put-back"} of ${c.quantity}× ${c.name} at ${secs(c.frame)} s` + (c.shopper != null ? ` by shopper ${c.shopper}` : "");
+    el.title = `${c.kind === "pick" ? "pick" : "put-back"} of ${c.quantity}× ${c.name} at ${secs(c.frame)} s` + (c.shopper != null ? ` by shopper ${c.shopper}` : "") + (c.familiar === false ? " · unfamiliar footage: not sure" : "");
+    if (c.familiar === false) el.dataset.familiar = "false";
     el.addEventListener("click", () => seek(c.frame));
     track.append(el);
   }
@@ -69,14 +72,31 @@
 
   const axis = document.createElement("div");
   axis.className = "axis";
-  const step = a.frames / a.fps > 120 ? 30 : a.frames / a.fps > 30 ? 10 : 2;
-  for (let t = 0; t <= a.frames / a.fps; t += step) {
-    const tick = document.createElement("span");
-    tick.style.left = pct(t * a.fps);
-    tick.textContent = `${t}s`;
-    axis.append(tick);
-  }
   root.append(axis);
+  // Seconds marked as often as the tracks' width allows a legible label (about 44 px each): every 2 s on a
+  // laptop, fewer on a phone, where a fixed step ran the labels together.
+  function ticks() {
+    const width = root.querySelector(".track").offsetWidth, seconds = frames / a.fps;
+    const step = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800].find((s) => (seconds / s) * 44 <= width) || 3600;
+    axis.replaceChildren();
+    for (let t = 0; t <= seconds; t += step) {
+      const tick = document.createElement("span");
+      tick.style.left = pct(t * a.fps);
+      tick.textContent = `${t}s`;
+      axis.append(tick);
+    }
+  }
+  ticks();
+  window.addEventListener("resize", ticks);
+  const shades = [];
+  for (const st of (a.familiarity ? a.familiarity.stretches : [])) {
+    const el = document.createElement("div");
+    el.className = "shade";
+    Object.assign(el.dataset, { start: st.start, end: st.end });
+    el.title = `unlike the model's training: ${secs(st.start)}–${secs(st.end)} s`;
+    root.append(el);
+    shades.push(el);
+  }
   const head = document.createElement("div");
   head.className = "playhead";
   head.id = "playhead";
@@ -88,6 +108,10 @@
     const left = track.offsetLeft, width = track.offsetWidth;
     const f = Math.min(1, video.currentTime * a.fps / frames);
     head.style.left = `${left + f * width}px`;
+    for (const el of shades) {  // over the tracks, like the playhead
+      el.style.left = `${left + (+el.dataset.start / frames) * width}px`;
+      el.style.width = `${Math.max(2, ((+el.dataset.end - +el.dataset.start) / frames) * width)}px`;
+    }
     head.dataset.frame = Math.round(video.currentTime * a.fps);
     root.querySelectorAll(".seg.now").forEach((el) => el.classList.remove("now"));
     const now = video.currentTime * a.fps;

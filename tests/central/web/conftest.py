@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import shelfwatch_command
+from tests.conftest import free_port, shelfwatch_command
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -45,8 +45,8 @@ def page(browser) -> Iterator:
 class Server:
     """A `shelfwatch` server process; `url` is the address it printed."""
 
-    def __init__(self, *args: object, pattern: str, cwd: Path, timeout: float = 30) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+    def __init__(self, *args: object, pattern: str, cwd: Path, timeout: float = 30, env: dict | None = None) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
         self.proc = subprocess.Popen(shelfwatch_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, cwd=cwd, env=env)  # fmt: skip
         self.output: list[str] = []
@@ -85,3 +85,21 @@ def web_config(folder: Path, **settings: object) -> Path:
 def screenshot(page, name: str) -> None:
     if SCREENSHOTS:
         page.screenshot(path=str(REPO / SCREENSHOTS / name), full_page=True)
+
+
+def central_with_pages(folder: Path, broker_port: int, stores: tuple[str, ...] = ("s1",), **settings: object) -> Server:
+    """`shelfwatch central run` serving the pages with `settings` as its web config, and an API token for each of
+    `stores` (`server.tokens`); its temporary files go to `folder/tmp`."""
+    from central import auth
+    from central.db import connect
+
+    db = f"sqlite:///{folder / 'central.db'}"
+    engine = connect(db)  # what `shelfwatch central token create` does, without a process start per token
+    tokens = {store: auth.create(engine, store, "tests")[1] for store in stores}
+    engine.dispose()
+    (folder / "tmp").mkdir(exist_ok=True)
+    server = Server("central", "run", "--mqtt", f"mqtt://127.0.0.1:{broker_port}", "--db", db, "--http",
+                    f"127.0.0.1:{free_port()}", "--web-config", web_config(folder, **settings),
+                    pattern=r"pages at (http://\S+/)", cwd=folder, env={"TMPDIR": str(folder / "tmp")})  # fmt: skip
+    server.tokens, server.folder = tokens, folder
+    return server

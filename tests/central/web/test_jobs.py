@@ -103,8 +103,9 @@ def test_without_a_bundle_the_page_says_so(tmp_path):
         assert not (tmp_path / "w").exists()  # nothing made until something is uploaded
     finally:
         jobs.close()
-    with pytest.raises(ShelfWatchError, match="no model bundle there"):
-        create_web_app(WebConfig(default_bundle=tmp_path / "none", work_dir=tmp_path / "w"))
+    with pytest.raises(ShelfWatchError, match=r"no model bundle at .*none .nor in .*empty.: set default_bundle"):
+        create_web_app(WebConfig(bundles_dir=tmp_path / "empty", default_bundle=tmp_path / "none",
+                                 work_dir=tmp_path / "w"))  # fmt: skip
 
 
 def test_shelfwatch_web_serves_the_network_only_with_a_token(shelfwatch, tmp_path):
@@ -178,3 +179,79 @@ def test_one_stores_staff_see_only_their_stores_analyses(tmp_path, short_clip):
         assert "aisle.mp4" in as_["s1"].get("/analyse").text and "aisle.mp4" not in as_["s2"].get("/analyse").text
     finally:
         jobs.close()
+
+
+def test_symbolic_links_lead_nowhere_outside_their_folders(tmp_path, short_clip, shelfwatch):
+    """Issue 21.8: a link in clips_dir, bundles_dir or configs_dir was followed out of it, and so was a link among a
+    bundle's files. None is offered or loaded now; a plain clip and bundle beside them still are."""
+    import shutil
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(short_clip, outside / "elsewhere.mp4")
+    (outside / "other.yaml").write_text("store: s9\nbox: b9\ncamera: {source: '0'}\nbundle: x\n")
+    shutil.copytree(REPO / "models" / "demo", outside / "bundle")
+    clips, bundles, configs = tmp_path / "clips", tmp_path / "bundles", tmp_path / "configs"
+    for folder in (clips, bundles, configs):
+        folder.mkdir()
+    shutil.copy(short_clip, clips / "plain.mp4")
+    (clips / "linked.mp4").symlink_to(outside / "elsewhere.mp4")
+    (configs / "linked.yaml").symlink_to(outside / "other.yaml")
+    (bundles / "linked").symlink_to(outside / "bundle")
+    shutil.copytree(REPO / "models" / "demo", bundles / "one-file-out")  # a real folder, one file a link out of it
+    detector = bundles / "one-file-out" / "detector.onnx"
+    detector.unlink()
+    detector.symlink_to(outside / "bundle" / "detector.onnx")  # the same bytes: its sha256 matches
+    cfg = config(tmp_path).model_copy(update={"clips_dir": clips, "bundles_dir": bundles, "configs_dir": configs})
+    app, jobs = create_web_app(cfg)
+    try:
+        client = TestClient(app)
+        page = client.get("/analyse").text
+        assert "plain.mp4" in page and "linked" not in page
+        for form, refused in [
+            ({"clip": "linked.mp4"}, "no recent clip named 'linked.mp4'"),
+            ({"clip": "plain.mp4", "bundle": "linked"}, "no model bundle named 'linked'"),
+            ({"clip": "plain.mp4", "box_config": "linked"}, "no box config named 'linked'"),
+        ]:
+            answer = client.post("/web/api/analyses/clip", data=form)
+            assert answer.status_code == 400 and answer.json()["detail"] == refused, answer.text
+        assert client.post("/web/api/analyses/clip", data={"clip": "plain.mp4"}).status_code == 202
+    finally:
+        jobs.close()
+    result = shelfwatch("edge", "run", "--bundle", bundles / "one-file-out", "--source", clips / "plain.mp4",
+                        "--outbox", tmp_path / "outbox.sqlite", timeout=120)  # fmt: skip
+    said = f"{bundles / 'one-file-out'}: detector.onnx is a symbolic link; a bundle's files are plain files in it"
+    assert result.returncode == 2 and result.stderr == f"shelfwatch: error: {said}\n"
+
+
+def test_a_clip_too_small_is_named_by_its_name_never_by_the_servers_path(tmp_path):
+    """Issue 21.8: a 1x1 video's error once printed where the server keeps uploads. Whatever refuses it (the upload's
+    check, or the analysis), the user reads the clip's name."""
+    from tests.edge.test_video import write_grey_video
+
+    tiny = tmp_path / "tiny.avi"
+    write_grey_video(tiny, (1, 1))
+    cfg = config(tmp_path)
+    app, jobs = create_web_app(cfg)
+    try:
+        client = TestClient(app)
+        with tiny.open("rb") as f:
+            answer = client.post("/web/api/analyses", files={"file": ("tiny.avi", f, "video/x-msvideo")})
+        said = answer.json()["detail"] if answer.status_code != 202 else None
+        deadline = time.monotonic() + 60
+        while said is None and time.monotonic() < deadline:
+            view = client.get(f"/web/api/analyses/{answer.json()['id']}").json()
+            said = view["error"] if view["state"] == "failed" else None
+            time.sleep(0.2)
+        assert said is not None and "its frames are 1x1, too small to watch a shelf" in said, said
+        assert said.startswith("tiny.avi: ") and str(cfg.work_dir.resolve()) not in said and "upload" not in said, said
+    finally:
+        jobs.close()
+    # What the analysis itself says about its files goes through the same rule.
+    from central.web.worker import JobSpec, private
+
+    job = cfg.work_dir / "0123456789abcdef"
+    spec = JobSpec(video=job / "upload.avi", name="tiny.avi", bundle=REPO / "models" / "demo", fps=30, frames=30,
+                   width=1, height=1)  # fmt: skip
+    assert private(f"{job / 'upload.avi'}: its frames are 1x1; {REPO / 'models' / 'demo'}: no", spec, job) == (
+        "tiny.avi: its frames are 1x1; demo: no")  # fmt: skip

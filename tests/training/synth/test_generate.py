@@ -16,7 +16,7 @@ from training.labels import make_labels, read_label_file
 from training.synth.catalog import CATALOG, SKU_INDEX, render_sprite
 from training.synth.generate import Rendered, VideoSpec, plan_segments, render_video, write_video
 from training.synth.presets import PRESETS
-from training.synth.scene import Geometry, make_layout
+from training.synth.scene import make_geometry, make_layout
 from training.synth.script import plan_video
 
 
@@ -60,7 +60,7 @@ def test_mat_and_json_labels_describe_the_same_frames(tmp_path):
     assert read_label_file(json_path).video == f"{spec.name}.mp4"
 
 
-@pytest.mark.parametrize("preset", ["easy", "standard", "hard"])
+@pytest.mark.parametrize("preset", list(PRESETS))
 def test_a_held_product_lies_at_the_hand_holding_it(preset):
     labels = rendered(preset).labels
     held_frames = 0
@@ -77,7 +77,7 @@ def test_a_held_product_lies_at_the_hand_holding_it(preset):
     assert held_frames > 20  # the check above has to have run
 
 
-@pytest.mark.parametrize("preset", ["easy", "standard", "hard"])
+@pytest.mark.parametrize("preset", list(PRESETS))
 def test_ledger_events_happen_where_the_actions_say(preset):
     labels = rendered(preset).labels
     classes = labels.frame_classes
@@ -93,7 +93,7 @@ def test_ledger_events_happen_where_the_actions_say(preset):
     assert any(e.kind == "take" for e in labels.ledger)
 
 
-@pytest.mark.parametrize("preset", ["easy", "standard", "hard"])
+@pytest.mark.parametrize("preset", list(PRESETS))
 def test_shelf_stock_follows_the_ledger_and_baskets_sum_it(preset):
     labels = rendered(preset).labels
     initial = Counter(p.sku for p in labels.frames[0].products if p.place == "shelf")
@@ -127,12 +127,12 @@ def test_actions_follow_the_shopping_grammar():
 
 def test_every_preset_plans_one_actor_at_a_time_across_many_seeds():
     """Two shoppers acting at once would make overlapping segments: the labels would have to resolve frames."""
-    geom = Geometry(320, 240)
     saw_two_shoppers = saw_nobody = False
     for preset in PRESETS.values():
         for seed in range(12):
             rng = np.random.default_rng(seed)
-            plan = plan_video(geom, make_layout(geom, rng), preset, rng, 1800, 30.0)
+            geom = make_geometry(320, 240, preset.store, rng)
+            plan = plan_video(geom, make_layout(geom, rng, preset.store), preset, rng, 1800, 30.0)
             assert make_labels(plan_segments(plan, 1800), 1800, 30.0).overlaps.frames == 0
             shoppers = [p for p in plan.people if not p.passerby]
             present = np.zeros(1800, int)

@@ -1,0 +1,78 @@
+"""Shoppers' visits against the truth: the agent watches generated videos of both presets, and each video's visit
+events (the units each visit says were picked and put back, per SKU) are compared with the video's ledger.
+
+    python bench/visits.py                     # 10 standard + 10 hard videos, 900 frames each (~15 min on 2 cores)
+    python bench/visits.py --videos 2 --frames 240 --size 320x240   # the smoke's size
+    python bench/visits.py --seed 2000         # the tuning videos: look at these while changing the box
+
+The videos are fixed up front, never chosen by their results (training/visit_eval.py: the held-out seed 1000,
+indices 0, 1, 2, ... of each preset). A (video, SKU) pair is exact when the visits' units picked and units put
+back of that SKU both equal the ledger's takes and returns. The box's own pick and put-back events are scored the
+same way beside them: a visit is made of them, and says what they say. Visits split over several events (a visit
+over the 1 KB limit) are summed; products left out of every event (`products_left_out`) are counted, and are none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from training.bundle_eval import run_box  # noqa: E402
+from training.labels import read_label_file  # noqa: E402
+from training.synth.generate import write_video  # noqa: E402
+from training.visit_eval import PRESETS, SEED, TUNING_SEED, VisitScore, score, video_specs  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path, default=ROOT / "models" / "demo")
+    parser.add_argument("--videos", type=int, default=10, help="videos per preset (default 10: 20 in all)")
+    parser.add_argument("--first", type=int, default=0, help="the first video index (default 0)")
+    parser.add_argument("--frames", type=int, default=900)
+    parser.add_argument("--seed", type=int, default=SEED,
+                        help=f"default {SEED}: the reported videos; {TUNING_SEED}: videos to tune on")  # fmt: skip
+    parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT")
+    args = parser.parse_args()
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--size {args.size!r}: give WIDTHxHEIGHT, e.g. 640x480")
+    if args.videos < 1 or args.first < 0 or args.frames < 30 or width < 64 or height < 48:
+        parser.error("--videos at least 1, --first at least 0, --frames at least 30, --size at least 64x48")
+    if not (args.bundle / "manifest.json").is_file():
+        parser.error(f"{args.bundle}: no model bundle there (no manifest.json)")
+    scores: list[VisitScore] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in video_specs(args.videos, args.frames, width, height, args.first, args.seed):
+            work = Path(tmp) / spec.name
+            labels_path, _ = write_video(spec, work)
+            video = labels_path.with_name(f"{spec.name}.mp4")
+            events, _, _ = run_box(args.bundle, video, work, threads=0)
+            s = score(spec.name, events, read_label_file(labels_path).ledger)
+            scores.append(s)
+            print(f"{s.name}: {s.visits} visit event(s), {s.pairs} SKU(s): visits exact {s.visits_exact}, "
+                  f"pick events exact {s.events_exact}, visits agree with them: {'yes' if s.agree else 'NO'}, "
+                  f"products left out {s.left_out}"
+                  + "".join(f"\n    wrong: {w}" for w in s.wrong), flush=True)  # fmt: skip
+    pairs = sum(s.pairs for s in scores)
+    exact = sum(s.visits_exact for s in scores)
+    events_exact = sum(s.events_exact for s in scores)
+    last = args.first + args.videos - 1
+    tuning = "" if args.seed == SEED else ", tuning videos, not the reported ones"
+    print(f"\n{len(scores)} videos (indices {args.first}..{last} of each preset: {', '.join(PRESETS)}; "
+          f"seed {args.seed}{tuning}), {pairs} (video, SKU) pairs")  # fmt: skip
+    print(f"visits exact: {exact}/{pairs} = {exact / max(1, pairs):.3f}")
+    print(f"pick and put-back events exact: {events_exact}/{pairs} = {events_exact / max(1, pairs):.3f}")
+    print(
+        f"videos whose visits agree with their pick and put-back events: {sum(s.agree for s in scores)}/{len(scores)}"
+    )
+    print(f"products left out of visit events: {sum(s.left_out for s in scores)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""`shelfwatch train adapt`: a tiny trained model fine-tuned on a few store-b clips. It starts from the given weights
+(what is frozen stays bit for bit, what trains moves), takes timestamp labels, and its run exports as any run does,
+into a bundle whose manifest carries the checkpoint's digest and from which one can adapt again; bad input is one
+line."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edge.bundle import CHECKPOINT, load_bundle, sha256_of
+from edge.errors import ShelfWatchError
+from tests.conftest import shelfwatch_command
+from tests.export.conftest import TINY_ACTION
+from training.action_model import ActionModel
+from training.adapt import adapt, encoder_parts
+from training.label_files import read_labels, write_as_timestamps
+from training.options import AdaptOptions, ModelConfig
+from training.synth.generate import VideoSpec, write_video
+from training.timestamps import stamp_runs
+
+ADAPT = "--steps 4 --eval-every 2 --clip-len 16 --batch 4".split()
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny action run on the demo store's videos, and store-b clips (full labels, and the same as timestamps)."""
+    root = tmp_path_factory.mktemp("adapt")
+    for i in range(3):
+        write_video(VideoSpec(seed=3, index=i, frames=120, width=160, height=120), root / "train")
+    (root / "stamps").mkdir()
+    for i in range(3):  # 10 s each: shoppers reach the shelf within them
+        spec = VideoSpec(seed=11, index=i, frames=300, width=160, height=120, preset="store-b")
+        write_video(spec, root / "store_b")
+        shutil.copy(root / "store_b" / f"{spec.name}.mp4", root / "stamps")
+        write_as_timestamps(root / "store_b" / f"{spec.name}.labels.json", root / "stamps" / f"{spec.name}.labels.json")
+    command = shelfwatch_command("train", "action", root / "train", "--out", root / "source", *TINY_ACTION)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+def weights(path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+
+
+@pytest.mark.parametrize("train", ["head", "last-blocks"])
+def test_it_starts_from_the_given_weights_and_moves_only_what_it_trains(tiny, shelfwatch, tmp_path, train):
+    result = shelfwatch("train", "adapt", "--from", tiny / "source", "--data", tiny / "store_b", "--replay",
+                        tiny / "train", "--out", tmp_path / "run", "--train", train, "--blocks", 1, *ADAPT)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "2 clip(s) train, 1 held out for early stopping; 3 replay videos" in result.stdout
+    before, after = weights(tiny / "source" / "best.pt"), weights(tmp_path / "run" / "last.pt")
+    assert before.keys() == after.keys()
+    # resnet18-slim's blocks: the stem, then stages.0-7; --blocks 1 trains stages.7 (its BN statistics stay).
+    moves = ("lstm.", "classifier.") + (("encoder.stages.7.",) if train == "last-blocks" else ())
+    for name, tensor in before.items():
+        statistics = name.endswith(("running_mean", "running_var", "num_batches_tracked"))
+        assert torch.equal(tensor, after[name]) != (name.startswith(moves) and not statistics), name
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["source"]["sha256"] == sha256_of(tiny / "source" / "best.pt")
+    assert metrics["checkpoint"]["sha256"] == sha256_of(tmp_path / "run" / "best.pt")
+    assert metrics["history"][0]["step"] == 0 and metrics["history"][-1]["step"] <= 4
+    assert metrics["commands"][0].startswith("shelfwatch train action") and "train adapt" in metrics["commands"][1]
+    # best.pt is the held-out winner: the source's weights at step 0, else those of a later scoring.
+    best = weights(tmp_path / "run" / "best.pt")
+    if metrics["best_step"] == 0:
+        assert all(torch.equal(best[k], before[k]) for k in before)
+    # videos/: the clips it trained on and the replay videos (links), for export's --calibration.
+    linked = sorted(p.name for p in (tmp_path / "run" / "videos").glob("*.mp4"))
+    assert len(linked) == 2 + 3 and sum(n.startswith("synth_store-b") for n in linked) == 2
+
+
+@pytest.mark.long  # about 20 s: two adaptations and an export
+def test_timestamp_labels_adapt_and_the_run_exports_with_its_checkpoint_digest(tiny, shelfwatch, tmp_path):
+    result = shelfwatch("train", "adapt", "--from", tiny / "source", "--data", tiny / "stamps", "--out",
+                        tmp_path / "run", *ADAPT)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "timestamp labels: 2 training, 1 held-out clips" in result.stdout
+    assert "no replay (--replay)" in result.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert len(metrics["timestamp_labels"]["train"]) == 2
+
+    exported = shelfwatch("export", tmp_path / "bundle", "--action", tmp_path / "run", "--calibration",
+                          tmp_path / "run" / "videos", "--calibration-frames", 16, "--precision", "fp32")  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    manifest = load_bundle(tmp_path / "bundle")
+    digest = sha256_of(tmp_path / "run" / "best.pt")
+    assert manifest.provenance.checkpoint_sha256 == digest == metrics["checkpoint"]["sha256"]
+    assert sha256_of(tmp_path / "bundle" / CHECKPOINT) == digest and CHECKPOINT not in manifest.files
+    commands = manifest.provenance.commands
+    assert [c.split()[1] for c in commands] == ["train", "train", "export"] and "adapt" in commands[1]
+    # The familiarity guard is fitted on the run's videos: the store's clips it trained on.
+    assert manifest.familiarity is not None and "videos" in manifest.familiarity.fitted_on.source
+
+    # A bundle leads back to its weights: adapt again from the bundle itself.
+    again = shelfwatch("train", "adapt", "--from", tmp_path / "bundle", "--data", tiny / "store_b", "--out",
+                       tmp_path / "again", "--steps", 1, "--eval-every", 1, "--clip-len", 16)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    chained = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert chained["source"]["sha256"] == digest and chained["commands"][:3] == commands
+
+
+def test_one_clip_is_split_in_time(tiny, shelfwatch, tmp_path):
+    (tmp_path / "one").mkdir()
+    for path in sorted((tiny / "store_b").glob("synth_store-b_s11_0000.*")):
+        shutil.copy(path, tmp_path / "one")
+    result = shelfwatch("train", "adapt", "--from", tiny / "source", "--data", tmp_path / "one", "--out",
+                        tmp_path / "run", *ADAPT)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    split = json.loads((tmp_path / "run" / "metrics.json").read_text())["split"]
+    assert split == {"train": ["synth_store-b_s11_0000 frames 0-210"], "val": ["synth_store-b_s11_0000 frames 210-300"]}
+
+
+def test_bad_input_is_one_line(tiny, shelfwatch, tmp_path):
+    result = shelfwatch("train", "adapt", "--from", REPO / "models" / "demo", "--data", tiny / "store_b", "--out",
+                        tmp_path / "run")  # fmt: skip
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "models/demo: this bundle has no checkpoint.pt beside its manifest" in result.stderr
+    result = shelfwatch("train", "adapt", "--from", tiny / "source", "--data", tiny / "store_b", "--out",
+                        tmp_path / "run", "--replay-share", 1)  # fmt: skip
+    assert result.returncode == 2 and result.stderr.strip() == "shelfwatch: error: --replay-share must be less than 1"
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("source, data, message", [
+    ("nothing", "store_b", "no such training run, model bundle or checkpoint"),
+    ("source", "nothing", "no such data folder"),
+    ("source", "empty", "no labelled videos"),
+    ("source/frame.pt", "store_b", "a frame head; train adapt adapts the streaming CNN-LSTM"),
+    ("source", "store_b/synth_store-b_s11_0000.mp4", "no such data folder"),
+])  # fmt: skip
+def test_what_it_refuses(tiny, tmp_path, source, data, message):
+    (tmp_path / "empty").mkdir()
+    where = {name: (tiny if (tiny / name.split("/")[0]).exists() else tmp_path) / name for name in (source, data)}
+    with pytest.raises(ShelfWatchError, match=message):
+        adapt(where[source], where[data], tmp_path / "run", AdaptOptions())
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_bundle_whose_checkpoint_is_not_its_own_is_refused(tiny, tmp_path):
+    """A checkpoint.pt that is not the one the manifest's sha256 names (replaced, or put into an older bundle)."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(REPO / "models" / "demo", bundle)
+    shutil.copy(tiny / "source" / "best.pt", bundle / CHECKPOINT)
+    with pytest.raises(ShelfWatchError, match="not the checkpoint this bundle was exported from"):
+        adapt(bundle, tiny / "store_b", tmp_path / "run", AdaptOptions())
+
+
+@pytest.mark.parametrize("config", [ModelConfig(width=4), ModelConfig(encoder="mobilenet_v3_small")])
+def test_the_encoder_splits_into_a_frozen_trunk_and_a_trained_tail(config):
+    encoder = ActionModel(config).encoder.eval()
+    x = torch.randn(2, config.input.channels, config.input.height, config.input.width)
+    for blocks in (0, 1, 2):
+        trunk, tail = encoder_parts(encoder, blocks)
+        with torch.no_grad():
+            assert torch.allclose(tail(trunk(x)), encoder(x), atol=1e-6)
+        assert sum(p.numel() for p in tail.parameters()) > 0 or blocks == 0
+
+
+def test_timestamps_from_full_labels_mark_the_middle_of_every_run(tiny):
+    classes = [0, 0, 0, 1, 1, 3, 3, 3, 3, 0]
+    assert [(t.frame, t.label) for t in stamp_runs(classes)] == [(1, 0), (3, 1), (6, 3), (9, 0)]
+    name = "synth_store-b_s11_0000"
+    full = read_labels(tiny / "store_b" / f"{name}.labels.json")
+    stamped = read_labels(tiny / "stamps" / f"{name}.labels.json")
+    assert stamped.partial and not full.partial
+    assert all(full.frame_classes[t.frame] == t.label for t in stamped.timestamps)
+    assert (
+        np.count_nonzero(stamped.frame_classes >= 0) == len(stamped.timestamps) == len(stamp_runs(full.frame_classes))
+    )

@@ -1,0 +1,32 @@
+"""Visits against the truth on the first video of each preset (training/visit_eval.py: seed 1000, index 0, fixed
+before anything was run, as bench/visits.py's 20): the visits' units picked and put back per SKU are the box's own
+pick and put-back events', no product is left out of a visit event, and the pairs the ledger holds are scored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.bundle_eval import run_box
+from training.labels import read_label_file
+from training.synth.generate import write_video
+from training.visit_eval import score, units, video_specs
+
+DEMO_BUNDLE = Path(__file__).resolve().parents[2] / "models" / "demo"
+
+
+def test_units_sum_picks_and_putbacks_per_sku():
+    assert units([("pick", "a", 1), ("pick", "a", 2), ("putback", "a", 1), ("putback", "b", 1), ("pick", "c", 0)]) == {
+        "a": (3, 1), "b": (0, 1)}  # fmt: skip
+
+
+@pytest.mark.long  # two 60 s videos through the box (1-2 min of CPU)
+@pytest.mark.parametrize("spec", video_specs(1), ids=lambda s: s.name)
+def test_a_videos_visits_agree_with_its_events_and_leave_nothing_out(spec, tmp_path):
+    labels_path, _ = write_video(spec, tmp_path)
+    events, _, _ = run_box(DEMO_BUNDLE, labels_path.with_name(f"{spec.name}.mp4"), tmp_path, threads=0)
+    s = score(spec.name, events, read_label_file(labels_path).ledger)
+    assert s.agree, s  # a visit says what the box's pick and put-back events say
+    assert s.left_out == 0 and s.visits >= 1, s
+    assert s.pairs >= 1 and s.visits_exact == s.events_exact, s

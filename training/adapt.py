@@ -1,0 +1,378 @@
+"""`shelfwatch train adapt`: a trained action model fine-tuned on a store's verified clips, without forgetting the
+domain it was trained on.
+
+- From: a training run (its `best.pt`), a checkpoint file, or a model bundle whose `checkpoint.pt` (left there by
+  `export`) has the sha256 its manifest records. The model keeps its shape (input, encoder, hidden size, delay).
+- What learns (`--train`): `head`, the LSTM and the classifier on the frozen encoder's features (each frame is
+  encoded once, so a step costs next to nothing); or `last-blocks`, the encoder's last `--blocks` blocks too. The
+  frames are run once through the frozen part of the encoder and its output is kept, so the trained blocks see the
+  same (unaugmented) activations every step; their batch-norm statistics stay as trained (a few clips are too few
+  to estimate them). Everything else is left bit for bit as it was.
+- Replay (`--replay DIR`): `--replay-share` of each batch's clips come from the original domain's videos, so the
+  model keeps what it knew (rehearsal, the simplest defence against catastrophic forgetting).
+- Early stopping: the verified clips are split by clip, deterministically (`--val-fraction`, `--seed`; a single clip
+  gives its last `--val-fraction` of frames); the held-out part is scored every `--eval-every` steps through the
+  agent's own segmentation step, the source model first, and the best scoring weights are kept: if nothing beats the
+  source, the run says so and keeps the source's weights.
+- Labels: full labels, or timestamp labels (`training.timestamps`): training clips' timestamps are spread to the
+  boundaries the source encoder's features give, held-out clips' to the midpoints (fixed, so the model never grades
+  its own boundaries).
+
+The run folder is one `shelfwatch export` takes as it is: `best.pt` (the checkpoint format `train action` writes,
+plus where it came from), `metrics.json` (the scores, the commands that made the source and this run, the
+checkpoint's sha256), and `videos/` (links to the clips it trained on and the replay videos, for export's
+`--calibration` and `--familiarity-fit`, so that the new bundle's familiarity guard knows the store).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from edge.bundle import CHECKPOINT, MANIFEST, load_bundle, sha256_of
+from edge.errors import ShelfWatchError
+from edge.preprocess import to_input
+from training.action_data import FeatureClipSampler, Video, class_weights, find_videos, load_videos
+from training.action_model import ActionModel, SlimResNet18
+from training.evaluate import ENCODE_BATCH, encode_video, evaluate_videos
+from training.options import AdaptOptions
+from training.provenance import command_line, run_commands
+from training.splits import split_by_video
+from training.timestamps import spread_to_boundaries, spread_to_midpoints
+from training.train_action import _loss, _schedule, checkpoint_entry, load_model, save_atomic
+
+
+@dataclass(frozen=True)
+class Source:
+    """The checkpoint an adaptation starts from."""
+
+    checkpoint: Path
+    sha256: str
+    commands: list[str]  # what made it, as far as it was recorded
+
+
+def find_source(path: Path) -> Source:
+    """A run folder, a checkpoint file or a bundle -> its checkpoint; ShelfWatchError in one line otherwise."""
+    if not path.exists():
+        raise ShelfWatchError(f"{path}: no such training run, model bundle or checkpoint")
+    if path.is_file():
+        return Source(path, sha256_of(path), run_commands(path.parent))
+    if (path / MANIFEST).is_file():
+        manifest = load_bundle(path)
+        checkpoint = path / CHECKPOINT
+        if not checkpoint.is_file():
+            raise ShelfWatchError(f"{path}: this bundle has no {CHECKPOINT} beside its manifest (exported before "
+                                  "export kept it); adapt from the training run it was exported from")  # fmt: skip
+        recorded = manifest.provenance.checkpoint_sha256
+        digest = sha256_of(checkpoint)
+        if recorded is None or digest != recorded:
+            raise ShelfWatchError(f"{checkpoint}: not the checkpoint this bundle was exported from (its sha256 is not "
+                                  "the manifest's provenance.checkpoint_sha256)")  # fmt: skip
+        return Source(checkpoint, digest, list(manifest.provenance.commands))
+    checkpoint = path / "best.pt"
+    if not checkpoint.is_file():
+        raise ShelfWatchError(f"{path}: neither a training run (best.pt), a model bundle ({MANIFEST}) nor a "
+                              "checkpoint")  # fmt: skip
+    digest = sha256_of(checkpoint)
+    metrics = path / "metrics.json"
+    try:
+        recorded = json.loads(metrics.read_text()).get("checkpoint") if metrics.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        recorded = None  # what the run recorded is unreadable: the checkpoint's own digest stands
+    if isinstance(recorded, dict) and recorded.get("sha256") not in (None, digest):
+        raise ShelfWatchError(f"{checkpoint}: changed since its run recorded it (sha256 differs from metrics.json)")
+    return Source(checkpoint, digest, run_commands(path))
+
+
+def encoder_parts(encoder: nn.Module, blocks: int) -> tuple[nn.Module, nn.Module]:
+    """(frozen trunk, trained tail): the encoder split before its last `blocks` blocks (0: all trunk); the tail
+    ends with the pooling, so tail(trunk(x)) is the encoder's output."""
+    if isinstance(encoder, SlimResNet18):
+        layers, pool = [encoder.stem, *encoder.stages], nn.AdaptiveAvgPool2d(1)
+    else:  # torchvision bodies: Sequential(features, pool) (MobileNets) or ResNet's children ending in its pool
+        body = encoder.body
+        if len(body) == 2 and isinstance(body[0], nn.Sequential):
+            layers, pool = list(body[0]), body[1]
+        else:
+            layers, pool = list(body)[:-1], body[-1]
+    if blocks >= len(layers):
+        raise ShelfWatchError(f"--blocks {blocks}: this encoder has {len(layers)} blocks; train fewer than all")
+    cut = len(layers) - blocks
+    return nn.Sequential(*layers[:cut]), nn.Sequential(*layers[cut:], pool, nn.Flatten(1))
+
+
+@torch.no_grad()
+def run_trunk(trunk: nn.Module, model: ActionModel, video: Video) -> np.ndarray:
+    """The frozen trunk's output for every frame (float16: the activations of a minute of video in tens of MB)."""
+    trunk.eval()
+    out = []
+    for s in range(0, len(video.frames), ENCODE_BATCH):
+        before = video.frames[s - 1] if s > 0 else None
+        x = torch.from_numpy(to_input(video.frames[s : s + ENCODE_BATCH], before, model.config.input))
+        out.append(trunk(x).to(torch.float16))
+    return torch.cat(out).numpy()
+
+
+@torch.no_grad()
+def run_tail(tail: nn.Module, activations: np.ndarray) -> np.ndarray:
+    tail.eval()
+    return np.concatenate([tail(torch.from_numpy(activations[s : s + ENCODE_BATCH]).float()).numpy()
+                           for s in range(0, len(activations), ENCODE_BATCH)])  # fmt: skip
+
+
+@dataclass
+class _Domain:
+    """Videos as training reads them: the frozen part's output and every frame's class."""
+
+    names: list[str]
+    inputs: list[np.ndarray]  # per video: (T, F) features, or (T, C, H, W) trunk activations
+    labels: list[np.ndarray]
+
+
+def _labelled(videos: list[Video], features: list[np.ndarray], held_out: bool) -> list[np.ndarray]:
+    """Every frame's class: timestamps spread to the encoder's boundaries (training) or to the midpoints (held out)."""
+    if held_out:
+        return [spread_to_midpoints(v.timestamps, len(v.labels)) if v.partial else v.labels for v in videos]
+    pairs = zip(videos, features, strict=True)
+    return [spread_to_boundaries(f, v.timestamps) if v.partial else v.labels for v, f in pairs]
+
+
+def _split(names: list[str], options: AdaptOptions) -> tuple[list[str], list[str]]:
+    if len(names) == 1:
+        return names, names  # one clip: split in time below
+    split = split_by_video(names, options.val_fraction, options.seed)
+    if not split.train:
+        raise ShelfWatchError(f"--val-fraction {options.val_fraction} leaves none of {len(names)} clips to train on")
+    return list(split.train), list(split.val)
+
+
+def _cut(video: Video, labels: np.ndarray, start: int, end: int) -> Video:
+    return Video(video.name, video.frames[start:end], labels[start:end])
+
+
+def adapt(
+    source_path: Path, data_dir: Path, run_dir: Path, options: AdaptOptions, replay_dir: Path | None = None
+) -> dict:
+    """Fine-tune; write RUN_DIR/best.pt, metrics.json and videos/; return the metrics."""
+    torch.set_num_threads(os.cpu_count() or 1)
+    source = find_source(source_path)
+    names = sorted(find_videos(data_dir))  # one line for a missing folder or one without labelled clips
+    replay_names = _replay_names(replay_dir, options) if replay_dir is not None else []
+    model, ckpt = load_model(source.checkpoint)
+    if model.config.head != "lstm":
+        raise ShelfWatchError(f"{source.checkpoint}: a {model.config.head} head; train adapt adapts the streaming "
+                              "CNN-LSTM (a run's best.pt)")  # fmt: skip
+    if options.clip_len <= model.config.delay:
+        raise ShelfWatchError(f"--clip-len ({options.clip_len}) must be more than the model's delay "
+                              f"({model.config.delay})")  # fmt: skip
+    blocks = options.blocks if options.train == "last-blocks" else 0
+    trunk, tail = encoder_parts(model.encoder, blocks)
+    spec = model.config.input
+    torch.manual_seed(options.seed)
+    started = time.perf_counter()
+
+    train_names, val_names = _split(names, options)
+    print(f"adapting {source.checkpoint} (sha256 {source.sha256[:12]}): {options.train}; {len(names)} verified clips "
+          f"from {data_dir}", flush=True)  # fmt: skip
+    videos = {v.name: v for v in load_videos(data_dir, spec, names)}
+    print("encoding the clips with the source encoder", flush=True)
+    features = {n: encode_video(model, v) for n, v in videos.items()}
+    train_labels = dict(zip(names, _labelled(list(videos.values()), list(features.values()), False), strict=True))
+    val_labels = dict(zip(names, _labelled(list(videos.values()), [], True), strict=True))
+    if len(names) == 1:  # its first frames train, its last are held out
+        n = names[0]
+        cut = round(len(videos[n].labels) * (1 - options.val_fraction))
+        if not 0 < cut < len(videos[n].labels) - 1:
+            raise ShelfWatchError(f"{data_dir}: one clip of {len(videos[n].labels)} frames cannot be split in time")
+        train_videos = [_cut(videos[n], train_labels[n], 0, cut)]
+        val_videos = [_cut(videos[n], val_labels[n], cut, len(val_labels[n]))]
+        trunk_of = {n: (features[n] if not blocks else run_trunk(trunk, model, videos[n]))}
+        train_inputs, val_inputs = [trunk_of[n][:cut]], [trunk_of[n][cut:]]
+        split = {"train": [f"{n} frames 0-{cut}"], "val": [f"{n} frames {cut}-{len(val_labels[n])}"]}
+    else:
+        train_videos = [Video(n, videos[n].frames, train_labels[n]) for n in train_names]
+        val_videos = [Video(n, videos[n].frames, val_labels[n]) for n in val_names]
+        train_inputs = [features[n] if not blocks else run_trunk(trunk, model, videos[n]) for n in train_names]
+        val_inputs = [features[n] if not blocks else run_trunk(trunk, model, videos[n]) for n in val_names]
+        split = {"train": train_names, "val": val_names}
+    verified = _Domain([v.name for v in train_videos], train_inputs, [v.labels for v in train_videos])
+    stamped = {
+        "train": [n for n in train_names if videos[n].partial],
+        "val": [n for n in val_names if videos[n].partial],
+    }
+    replay = _load_replay(replay_dir, replay_names, model, trunk, blocks) if replay_names else None
+    share = options.replay_share if replay is not None else 0.0
+    said = f"{len(verified.names)} clip(s) train, {len(val_videos)} held out for early stopping"
+    if replay is not None:
+        said += f"; {len(replay.names)} replay videos from {replay_dir}, {share:.0%} of each batch"
+    else:
+        said += "; no replay (--replay): nothing guards the original domain"
+    if stamped["train"] or stamped["val"]:
+        said += f"; timestamp labels: {len(stamped['train'])} training, {len(stamped['val'])} held-out clips"
+    print(said, flush=True)
+
+    # What moves: the LSTM and the classifier, and with --train last-blocks the tail's weights (not its BN statistics).
+    model.requires_grad_(False)
+    trained = [model.lstm, model.classifier, *([tail] if blocks else [])]
+    for module in trained:
+        module.requires_grad_(True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    domains = [verified, *([replay] if replay is not None else [])]
+    weights = torch.from_numpy(class_weights([Video(n, np.empty(0), lab) for d in domains
+                                              for n, lab in zip(d.names, d.labels, strict=True)]))  # fmt: skip
+    samplers = [FeatureClipSampler(d.inputs, d.labels, options.clip_len, seed=options.seed * 104_729 + i)
+                for i, d in enumerate(domains)]  # fmt: skip
+    n_replay = round(options.batch * share) if replay is not None else 0
+    counts = [options.batch - n_replay, n_replay]
+
+    def sample() -> tuple[torch.Tensor, torch.Tensor]:
+        parts = [s.sample(k) for s, k in zip(samplers, counts, strict=False) if k]
+        n = min(x.shape[1] for x, _ in parts)
+        x = np.concatenate([x[:, :n] for x, _ in parts])
+        y = np.concatenate([y[:, :n] for _, y in parts])
+        return torch.from_numpy(x).float(), torch.from_numpy(y)
+
+    def head_scores(x: torch.Tensor) -> torch.Tensor:
+        if blocks:
+            b, t = x.shape[:2]
+            x = tail(x.flatten(0, 1)).view(b, t, -1)
+        return model.head(x)
+
+    def score() -> dict[str, float]:
+        feats = val_inputs if not blocks else [run_tail(tail, a) for a in val_inputs]
+        return evaluate_videos(model, val_videos, feats)[0]
+
+    optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=1e-4)
+    schedule = _schedule(optimizer, options.steps)
+    first = score()
+    best = {"step": 0, "score": _merit(first), "val": first, "state": copy.deepcopy(model.state_dict())}
+    history = [{"step": 0, "train_loss": None, "val": first, "seconds": time.perf_counter() - started}]
+    _report(0, None, first, history[-1]["seconds"], "the source model")
+    losses: list[float] = []
+    waited = 0
+    step = 0
+    for step in range(1, options.steps + 1):
+        model.train()
+        tail.eval()  # batch-norm statistics as trained; dropout in the head still active
+        x, y = sample()
+        loss = _loss(model, head_scores(x), y, weights)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+        if step % options.eval_every == 0 or step == options.steps:
+            val = score()
+            seconds = time.perf_counter() - started
+            history.append({"step": step, "train_loss": float(np.mean(losses[-options.eval_every :])), "val": val,
+                            "seconds": seconds})  # fmt: skip
+            _report(step, history[-1]["train_loss"], val, seconds)
+            if _merit(val) > best["score"]:
+                best = {"step": step, "score": _merit(val), "val": val, "state": copy.deepcopy(model.state_dict())}
+                waited = 0
+            else:
+                waited += 1
+                if waited >= options.patience:
+                    print(f"early stop: {waited} scorings without a better held-out score", flush=True)
+                    break
+    seconds = time.perf_counter() - started
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    origin = {"checkpoint": str(source.checkpoint), "sha256": source.sha256}
+    saved = {"config": model.config.to_dict(), "options": ckpt.get("options", {}), "split": split,
+             "adapt": options.to_dict(), "source": origin}  # fmt: skip
+    # best.pt: the weights early stopping chose (the source's when no step beat them); last.pt: where training ended.
+    save_atomic({**saved, "model": best["state"], "step": best["step"]}, run_dir / "best.pt")
+    save_atomic({**saved, "model": model.state_dict(), "step": step}, run_dir / "last.pt")
+    linked = _link_videos(run_dir / "videos", data_dir, train_names, replay_dir, replay_names)
+    metrics = {
+        "model": model.config.to_dict(),
+        "adapt": options.to_dict(),
+        "source": origin,
+        "data": str(data_dir),
+        "replay": {"folder": str(replay_dir), "videos": replay_names} if replay_dir is not None else None,
+        "split": split,
+        "timestamp_labels": stamped,
+        "best_step": best["step"],
+        "steps_run": step,
+        "improved": best["step"] > 0,
+        "val": {"source": first, "adapted": best["val"]},
+        "history": history,
+        "train_seconds": seconds,
+        "command": command_line(),
+        "commands": [*source.commands, command_line()],
+        "checkpoint": checkpoint_entry(run_dir / "best.pt"),
+        "videos": linked,
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _merit(val: dict[str, float]) -> float:
+    """What early stopping maximises: frame accuracy and F1@50 (in percent), as `train action` picks its best."""
+    return val["frame_accuracy"] + val["f1@50"] / 100
+
+
+def _report(step: int, loss: float | None, val: dict[str, float], seconds: float, note: str = "") -> None:
+    shown = "     -" if loss is None else f"{loss:.3f}"
+    print(f"step {step:>5}  loss {shown}  held-out frame acc {val['frame_accuracy']:.3f}  F1@50 {val['f1@50']:.1f}  "
+          f"({seconds / 60:.1f} min){'  ' + note if note else ''}", flush=True)  # fmt: skip
+
+
+def _replay_names(replay_dir: Path, options: AdaptOptions) -> list[str]:
+    names = sorted(find_videos(replay_dir))
+    if len(names) > options.replay_videos:
+        picked = np.random.default_rng(options.seed).choice(len(names), options.replay_videos, replace=False)
+        names = [names[i] for i in sorted(picked)]
+    return names
+
+
+def _load_replay(folder: Path, names: list[str], model: ActionModel, trunk: nn.Module, blocks: int) -> _Domain:
+    print(f"encoding {len(names)} replay videos from {folder}", flush=True)
+    videos = load_videos(folder, model.config.input, names)
+    features = [encode_video(model, v) for v in videos]
+    labels = _labelled(videos, features, held_out=False)
+    inputs = features if not blocks else [run_trunk(trunk, model, v) for v in videos]
+    return _Domain(names, inputs, labels)
+
+
+def _link_videos(folder: Path, data_dir: Path, names: list[str], replay_dir: Path | None,
+                 replay_names: list[str]) -> int:  # fmt: skip
+    """Links to the videos (and labels) the run trained on: the domain the new bundle's familiarity guard describes."""
+    shutil.rmtree(folder, ignore_errors=True)  # an earlier run's links into this folder are not this run's videos
+    folder.mkdir(parents=True)
+    count = 0
+    for source_dir, chosen in ((data_dir, names), (replay_dir, replay_names)):
+        if source_dir is None:
+            continue
+        found = find_videos(source_dir)
+        for name in chosen:
+            for path in found[name]:
+                if not (folder / path.name).is_symlink():  # a clip both verified and replayed is linked once
+                    (folder / path.name).symlink_to(path.resolve())
+            count += 1
+    return count
+
+
+def summary_lines(metrics: dict) -> list[str]:
+    """What the command prints at the end."""
+    before, after = metrics["val"]["source"], metrics["val"]["adapted"]
+    held = len(metrics["split"]["val"])
+    lines = [
+        f"held-out verified clips ({held}): frame accuracy {before['frame_accuracy']:.3f} -> "
+        f"{after['frame_accuracy']:.3f}, F1@50 {before['f1@50']:.1f} -> {after['f1@50']:.1f} "
+        f"(best at step {metrics['best_step']} of {metrics['steps_run']}; {metrics['train_seconds'] / 60:.1f} min)"
+    ]
+    if not metrics["improved"]:
+        lines.append("no step beat the source model on the held-out clips: best.pt keeps the source's weights")
+    return lines
