@@ -109,7 +109,8 @@ class Consumer:
     # -- connection -----------------------------------------------------------------------------------------
 
     def start(self, connect_timeout: float = 30.0, session_expiry_s: int = SESSION_EXPIRY_S) -> None:
-        """Connect (retrying while the broker is unreachable), resume or create the session, subscribe.
+        """Connect (retrying while the broker is unreachable), resume or create the session, subscribe; returns once
+        the broker confirmed the subscription (from then on every event published is this consumer's).
         Raises ShelfWatchError for what no retry fixes: a refused password, an untrusted certificate; anything
         else is retried (a line every `connect_timeout` seconds says it is still waiting)."""
         self._writer.start()
@@ -143,6 +144,15 @@ class Consumer:
         if self._refusal:
             self._halt()
             raise ShelfWatchError(self._refusal)
+        # Consuming starts at the broker's SUBACK: until then a new session has no subscription, and what a box
+        # publishes meanwhile is nobody's (found by a test publishing right after "consuming" on a busy machine).
+        while not self.subscribed.wait(0.2):
+            if self.failed:
+                self._halt()
+                raise ShelfWatchError(self.failed)
+            if self._interrupted.is_set():
+                self._halt()
+                raise Interrupted("stopped before the broker confirmed central's subscription")
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:

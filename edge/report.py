@@ -162,6 +162,18 @@ class Reporter:
             return self.latest_familiar is not False
         return all(seen)
 
+    def _familiar_change(self, change: ShelfChange) -> bool | None:
+        """A pick or put-back is as familiar as what it took from the action model: the hand's visits into the shelf.
+        What the shopper did between visits (looking at a product) and the detector's recount of the shelf at rest are
+        not the model's to vouch for. `hands` holds the frames the label came out on; with the model's delay, a label
+        out at frame t is about frame t - delay and was made from the frames between. Without recorded visits (a
+        caller that does not say), every frame of its disturbance."""
+        if change.hands:
+            seen = [self.familiar_between(max(0, a - self.delay), b) for a, b in change.hands]
+            return None if None in seen else all(seen)
+        since = change.since if change.since is not None else change.frame
+        return self.familiar_between(since, change.frame + 1)
+
     def _send(self, kind: str, familiar: bool | None, **fields: object) -> bool:
         """Emit an action, pick or put-back unless the policy drops what is unfamiliar; True if it went out."""
         if familiar is False and self.policy == "drop":
@@ -209,8 +221,7 @@ class Reporter:
                     self.withheld["putback_end_of_file"] += change.quantity
                     continue
             when = self._time_of(change.frame)
-            since = change.since if change.since is not None else change.frame
-            familiar = self.familiar_between(since, change.frame + 1)
+            familiar = self._familiar_change(change)
             # The visit is the nearest shopper's even where the basket is nobody's: they did put a product back.
             visitor = owner if owner not in (None, NOBODY) else nearest_id
             if visitor is not None and familiar is not False:

@@ -14,7 +14,8 @@ The zone keeps its units (SKU and box), not just counts per SKU, which is the li
 - a hand takes or returns one product per visit (a reach into the shelf);
 - a unit still there at the recount, but missing from its place on the detections made while the hand was out of
   the shelf between two of its visits (retracting, looking at a product), was taken and put back: the shelf at
-  rest cannot show a product that came back before the hand left it for good;
+  rest cannot show a product that came back before the hand left it for good; where the stream ends first, it is
+  back only if the hand had left the shelf (a hand still in it may hold it over its place: taken);
 - products in a hand at the shelf's edge are remembered from the detections made while a hand is at the
   shelf: one still in the hand after its last visit left the shelf, even where the shelf cannot show it.
 """
@@ -69,6 +70,9 @@ class ShelfChange:
     frame: int
     confidence: float
     since: int | None = None  # the first frame of the disturbance it settles (the hand's visit began there or later)
+    # The frames [start, end) a hand was recognised going into the shelf during that disturbance: all the count took
+    # from the action model (that a hand was there, and how often); the count itself is the detector's, at rest.
+    hands: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -81,6 +85,7 @@ class Unit:
     misses: int = 0  # recounts in a row that did not see it, while no hand was near
     away: int = 0  # detections in a row that missed it while a hand was out of the shelf between visits
     was_away: bool = False  # away for AWAY_RUNS during this disturbance
+    away_after: int = 0  # the hand visits of this disturbance before it was away: only a later one can bring it back
 
 
 @dataclass
@@ -91,6 +96,7 @@ class _ZoneState:
     since: int | None = None  # the frame the current disturbance began
     touched: bool = False  # a hand was recognised at the shelf during this disturbance
     quiet: int = 0
+    hands: list[tuple[int, int]] = field(default_factory=list)  # frames [start, end) a hand was going into the shelf
     hand_visits: int = 0  # hands going into the shelf during this disturbance
     held: list[Detection] = field(default_factory=list)  # products seen in a hand at the shelf since the last visit
     activity: np.ndarray = field(default_factory=lambda: np.zeros(MASK_SIZE[0], np.int64))  # per mask column
@@ -109,6 +115,7 @@ class ShelfCounter:
         self.states = [_ZoneState(z) for z in zones]
         self.previous: int | None = None  # the action recognised on the frame before
         self.frame: int | None = None  # the frame being observed
+        self.last_hand: int | None = None  # the last frame a hand was recognised going into the shelf
         self.quiet_frames, self.motion_fraction, self.min_confidence = quiet_frames, motion_fraction, min_confidence
         self.frame_size = frame_size
         width, height = frame_size
@@ -131,6 +138,11 @@ class ShelfCounter:
         self.previous = action
         self.frame = frame
         recount = self.observe(fg, busy=action in AT_SHELF, hand_in=hand_in)
+        if action in INTO_SHELF:
+            self.last_hand = frame
+            for s in self.states:
+                if s.disturbed:
+                    s.hands[-1:] = _extended(s.hands[-1:], frame)
         if not (recount or look.wanted):
             return []
         detections = look.detections()
@@ -214,7 +226,8 @@ class ShelfCounter:
             here = iou([u.box for u in s.units], boxes).max(axis=1, initial=0) >= SAME_PLACE
             for u, there in zip(s.units, here, strict=True):
                 u.away = 0 if there else u.away + 1
-                u.was_away = u.was_away or u.away >= AWAY_RUNS
+                if not u.was_away and u.away >= AWAY_RUNS:
+                    u.was_away, u.away_after = True, s.hand_visits
 
     def counted(self, frame: int, detections: list[Detection]) -> list[ShelfChange]:
         """A detection made on a frame `observe` asked for; returns the changes it settles."""
@@ -229,18 +242,20 @@ class ShelfCounter:
 
     def finish(self, frame: int, samples: list[list[Detection]]) -> list[ShelfChange]:
         """The stream ends before a zone a hand went into was quiet again (a clip's last second): the zone is counted
-        from the last few frames, SAMPLES of them SPACING apart, never from one. Only picks, and only what no
-        sample shows any more: a hand may still hold a product over the shelf, which is no put-back."""
+        from the last few frames, SAMPLES of them SPACING apart, never from one. A hand may still hold a product over
+        the shelf, so nothing new there is a put-back; a unit seen away from its place between the hand's visits is
+        back only if the hand had left the shelf by the first of those frames (else its return was not seen: a pick)."""
         changes: list[ShelfChange] = []
         if len(samples) < SAMPLES:
             return changes
+        hand_gone = self.last_hand is None or self.last_hand < frame - (SAMPLES - 1) * SPACING
         for s in self.states:
             if s.units is not None and s.disturbed and s.hand_visits:
                 s.samples = [_one_per_place([d for d in sample if self.inside(s.zone, d)]) for sample in samples]
-                changes += self._settle(s, frame, at_rest=False)
+                changes += self._settle(s, frame, at_rest=False, hand_gone=hand_gone)
         return changes
 
-    def _settle(self, s: _ZoneState, frame: int, at_rest: bool = True) -> list[ShelfChange]:
+    def _settle(self, s: _ZoneState, frame: int, at_rest: bool = True, hand_gone: bool = True) -> list[ShelfChange]:
         seen = _places(s.samples)
         front = max(p[1] for p in s.zone.polygon)
         changes: list[ShelfChange] = []
@@ -253,6 +268,8 @@ class ShelfCounter:
             visits = s.hand_visits
             units = sorted(s.units, key=lambda u: -u.confidence)
             same = iou([u.box for u in units], [p.box for p in seen]) >= SAME_PLACE  # (units, places)
+            sure = np.array([p.hits == len(s.samples) and p.min_confidence >= self.min_confidence for p in seen], bool)
+            surely_there = {id(u) for u, row in zip(units, same, strict=True) if (row & sure).any()}
             kept: list[Unit] = []
             back: list[Unit] = []  # seen at their place by this recount
             taken = 0
@@ -270,14 +287,25 @@ class ShelfCounter:
                     if u.misses < ADOPT_AFTER:
                         kept.append(u)
             # Back at its place, but seen away from it while the hand was out between visits: taken and put back,
-            # which takes two of the visits. Not from a clip's last frames: a hand may hold it over its place.
+            # which takes two of the visits. From a clip's last frames only once the hand has left the shelf: a hand
+            # still in it may hold the unit over its place, and until it lets go the unit is taken.
             for u in back:
-                if (u.was_away and at_rest and s.touched and visits - taken >= 2 and u.confidence >= self.min_confidence
-                        and self._near_hand(s, u.box)):  # fmt: skip
+                if not (u.was_away and s.touched and u.confidence >= self.min_confidence and self._near_hand(s, u.box)):
+                    continue
+                if not at_rest and u.away_after == s.hand_visits and id(u) not in surely_there:
+                    # Away since the hand's last visit, and the shopper still there: what a clip's last frames show
+                    # at its place, less than surely, is the held product or the detector's doubt. Taken.
+                    if taken < visits:
+                        taken += 1
+                        changes.append(self._change("pick", u.sku, u.box, u.confidence, s, front, frame))
+                elif hand_gone and visits - taken >= 2:
                     taken += 1
                     visits -= 1
                     for kind in ("pick", "putback"):
                         changes.append(self._change(kind, u.sku, u.box, u.confidence, s, front, frame))  # type: ignore[arg-type]
+                elif not hand_gone and taken < visits:
+                    taken += 1
+                    changes.append(self._change("pick", u.sku, u.box, u.confidence, s, front, frame))
             returned = 0
             for i in sorted(range(len(seen)), key=lambda i: -seen[i].confidence):
                 p = seen[i]
@@ -291,11 +319,12 @@ class ShelfCounter:
                 elif sure and not s.touched:
                     kept.append(Unit(p.sku, p.box, p.confidence))  # there all along, unseen by earlier counts
             for u in kept:
-                u.away, u.was_away = 0, False
+                u.away, u.was_away, u.away_after = 0, False, 0
             s.units = kept
             if s.touched and not changes:
                 changes += self._carried_away(s, front, frame)
         s.disturbed, s.touched, s.hand_visits = False, False, 0
+        s.hands = []
         s.held.clear()
         s.activity[:] = 0
         s.samples.clear()
@@ -324,7 +353,16 @@ class ShelfCounter:
     def _change(kind: Literal["pick", "putback"], sku: str, box: Box,
                 confidence: float, s: _ZoneState, front: float, frame: int) -> ShelfChange:  # fmt: skip
         return ShelfChange(
-            kind, sku, 1, s.zone.name, (box[0] + box[2]) / 2, front, frame, float(np.clip(confidence, 0, 1)), s.since
+            kind,
+            sku,
+            1,
+            s.zone.name,
+            (box[0] + box[2]) / 2,
+            front,
+            frame,
+            float(np.clip(confidence, 0, 1)),
+            s.since,
+            tuple(s.hands),
         )
 
     def counts(self) -> dict[str, Counter]:
@@ -383,8 +421,15 @@ def _merged(changes: list[ShelfChange]) -> list[ShelfChange]:
         k = (c.kind, c.sku)
         if k in out:
             o = out[k]
-            out[k] = ShelfChange(c.kind, c.sku, o.quantity + 1, c.zone, o.x, o.y, o.frame,
-                                 (o.confidence * o.quantity + c.confidence) / (o.quantity + 1), o.since)  # fmt: skip
+            confidence = (o.confidence * o.quantity + c.confidence) / (o.quantity + 1)
+            out[k] = ShelfChange(c.kind, c.sku, o.quantity + 1, c.zone, o.x, o.y, o.frame, confidence, o.since, o.hands)
         else:
             out[k] = c
     return list(out.values())
+
+
+def _extended(last: list[tuple[int, int]], frame: int) -> list[tuple[int, int]]:
+    """The last span of hand frames grown by `frame` where it follows on, else that span and a new one."""
+    if last and last[0][1] == frame:
+        return [(last[0][0], frame + 1)]
+    return [*last, (frame, frame + 1)]

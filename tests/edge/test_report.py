@@ -276,7 +276,24 @@ def test_what_comes_from_unfamiliar_footage_is_flagged_and_changes_no_basket_and
     assert reporter.unsure == {"pick": 1} and reporter.picks == 0 and reporter.open_baskets() == {}
 
 
-def test_a_pick_is_familiar_only_if_its_whole_disturbance_was(tmp_path):
+def test_a_pick_is_as_familiar_as_the_hands_visits_into_the_shelf(tmp_path):
+    """The action model vouches for a hand going into the shelf; the look at the product between two visits and the
+    detector's recount at rest are not its to vouch for, so a long unfamiliar look does not make the pick unsure."""
+    reporter, shoppers, jsonl = guarded(tmp_path)
+    shopper_at(shoppers, 60, 90, ts=0.0)
+    scored(reporter, range(0, 40), familiar=True)
+    scored(reporter, range(40, 80), familiar=False)  # the product looked at, up close
+    scored(reporter, range(80, 200), familiar=True)
+    # Hands recorded at the frames their labels came out; with the delay (2) the label at 82 was made from 80-82.
+    reporter.changes([ShelfChange("pick", "cola", 1, "shelf", 300.0, 170.0, 120, 0.9, since=10,
+                                  hands=((20, 35), (82, 95)))])  # fmt: skip
+    reporter.changes([ShelfChange("pick", "tea", 1, "shelf", 300.0, 170.0, 150, 0.9, since=10,
+                                  hands=((20, 35), (81, 95)))])  # fmt: skip
+    assert [(e["kind"], e.get("sku"), e.get("familiar")) for e in events(jsonl)] == [
+        ("pick", "cola", True), ("basket", None, None), ("pick", "tea", False)]  # fmt: skip
+
+
+def test_a_pick_without_its_hands_is_familiar_only_if_its_whole_disturbance_was(tmp_path):
     reporter, shoppers, jsonl = guarded(tmp_path)
     shopper_at(shoppers, 60, 90, ts=0.0)
     scored(reporter, range(0, 10), familiar=False)

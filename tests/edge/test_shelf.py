@@ -226,6 +226,7 @@ def test_one_call_per_frame_takes_the_action_and_the_frames_detections_and_retur
     assert len(asked) == 1 + SAMPLES  # the quiet shelf asked for its samples, and only those
     [pick] = changes
     assert (pick.kind, pick.sku, pick.quantity) == ("pick", "cola", 1)
+    assert pick.since == 0 and pick.hands == ((0, 10),)  # the frames a hand was recognised going into the shelf
 
 
 def taken_between_visits(c: ShelfCounter, between: Callable[[int], list[Detection]], at_rest: list[Detection]):
@@ -256,6 +257,65 @@ def test_a_unit_missing_from_its_place_between_two_hand_visits_and_back_at_rest_
     changes = taken_between_visits(c, lambda f: front_cola_gone, at_rest=stocked())
     assert sorted((x.kind, x.sku, x.quantity) for x in changes) == [("pick", "cola", 1), ("putback", "cola", 1)]
     assert c.counts()["shelf"] == {"cola": 3, "chips": 2}
+    # What the count took from the action model: the two visits of the hand into the shelf, not the look between.
+    assert {x.hands for x in changes} == {((0, 10), (40, 50))}
+
+
+def ended_after_a_second_visit(c: ShelfCounter, after: list[int]) -> list[ShelfChange]:
+    """The front cola is taken at x=105 and looked at (its place empty on the detections between the visits), the
+    hand goes in again, then the clip ends after the frames `after` (actions) with the cola back at its place."""
+    from edge.classes import Action
+    from edge.schedule import Look
+
+    front_cola_gone = [d for d in stocked() if d.box[1] != 130 - 15 or d.sku != "cola"]
+    hand = [Action.REACH_TO_SHELF] * 5 + [Action.HAND_IN_SHELF] * 5
+    plan = hand + [Action.RETRACT_FROM_SHELF] * 6 + [Action.INSPECT_PRODUCT] * 24 + hand + after
+    changes = []
+    for f, action in enumerate(plan):
+        out = action not in (Action.REACH_TO_SHELF, Action.HAND_IN_SHELF)
+        look = Look(lambda f=f: front_cola_gone if 10 <= f < 40 else stocked(), wanted=out and f % 3 == 0)
+        changes += c.update(f, scene(105), action, look)
+    return changes + c.finish(len(plan) - 1, [stocked()] * SAMPLES)
+
+
+def test_a_clip_ending_once_the_hand_left_the_shelf_counts_the_unit_back_as_taken_and_put_back():
+    from edge.classes import Action
+
+    changes = ended_after_a_second_visit(counter(), after=[Action.RETRACT_FROM_SHELF] * 10)
+    assert sorted((x.kind, x.sku, x.quantity) for x in changes) == [("pick", "cola", 1), ("putback", "cola", 1)]
+
+
+def test_a_clip_ending_with_the_hand_still_in_the_shelf_counts_the_unit_as_taken():
+    """The cola shows at its place again, but the hand is still in the shelf: it may be holding it there, and the
+    shopper has not let go of it yet."""
+    from edge.classes import Action
+
+    late = ended_after_a_second_visit(counter(), after=[Action.RETRACT_FROM_SHELF] * 3)  # left 3 frames before the end
+    assert [(x.kind, x.sku) for x in late] == [("pick", "cola")]
+    assert [(x.kind, x.sku) for x in ended_after_a_second_visit(counter(), after=[])] == [("pick", "cola")]
+
+
+def test_a_clip_ending_while_the_product_taken_is_looked_at_counts_it_taken_unless_every_last_frame_surely_shows_it():
+    """One visit, then the shopper looks at the product until the clip ends: the detections since the hand came out
+    missed it at its place, and only another visit could have brought it back. A faint box there on the last frames
+    (the product held close, or the detector's doubt) does not; every last frame showing it surely does."""
+    from edge.classes import Action
+    from edge.schedule import Look
+
+    front = (85, 115, 115, 145)
+    front_cola_gone = [d for d in stocked() if d.box != front]
+    faint = [*front_cola_gone, product("cola", 100, 130, confidence=0.3)]
+
+    def ended(last: list[list[Detection]]) -> list[ShelfChange]:
+        c = counter()
+        plan = [Action.REACH_TO_SHELF] * 5 + [Action.HAND_IN_SHELF] * 5 + [Action.INSPECT_PRODUCT] * 30
+        for f, action in enumerate(plan):
+            look = Look(lambda: front_cola_gone, wanted=f >= 10 and f % 3 == 0)
+            assert c.update(f, scene(105), action, look) == []
+        return c.finish(len(plan) - 1, last)
+
+    assert [(x.kind, x.sku) for x in ended([faint, front_cola_gone, front_cola_gone])] == [("pick", "cola")]
+    assert ended([stocked()] * SAMPLES) == []
 
 
 def test_a_unit_the_detector_misses_once_between_visits_was_not_taken():
