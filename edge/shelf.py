@@ -15,7 +15,8 @@ The zone keeps its units (SKU and box), not just counts per SKU, which is the li
 - a unit still there at the recount, but missing from its place on the detections made while the hand was out of
   the shelf between two of its visits (retracting, looking at a product), was taken and put back: the shelf at
   rest cannot show a product that came back before the hand left it for good; where the stream ends first, it is
-  back only if the hand had left the shelf (a hand still in it may hold it over its place: taken);
+  back only if the hand had left the shelf, or detections with the hand out after a later visit showed it at its
+  place again (a hand still in the shelf may hold it over its place: taken);
 - products in a hand at the shelf's edge are remembered from the detections made while a hand is at the
   shelf: one still in the hand after its last visit left the shelf, even where the shelf cannot show it.
 """
@@ -86,6 +87,8 @@ class Unit:
     away: int = 0  # detections in a row that missed it while a hand was out of the shelf between visits
     was_away: bool = False  # away for AWAY_RUNS during this disturbance
     away_after: int = 0  # the hand visits of this disturbance before it was away: only a later one can bring it back
+    back_runs: int = 0  # detections in a row, made while the hand was out after a later visit, showing it at its place
+    came_back: bool = False  # back for AWAY_RUNS after a later visit: taken and put back, whatever follows
 
 
 @dataclass
@@ -226,8 +229,10 @@ class ShelfCounter:
             here = iou([u.box for u in s.units], boxes).max(axis=1, initial=0) >= SAME_PLACE
             for u, there in zip(s.units, here, strict=True):
                 u.away = 0 if there else u.away + 1
-                if not u.was_away and u.away >= AWAY_RUNS:
-                    u.was_away, u.away_after = True, s.hand_visits
+                u.back_runs = u.back_runs + 1 if there and u.was_away and s.hand_visits > u.away_after else 0
+                if u.away >= AWAY_RUNS and (not u.was_away or u.came_back):  # taken (again: one return is counted)
+                    u.was_away, u.away_after, u.came_back = True, s.hand_visits, False
+                u.came_back = u.came_back or u.back_runs >= AWAY_RUNS
 
     def counted(self, frame: int, detections: list[Detection]) -> list[ShelfChange]:
         """A detection made on a frame `observe` asked for; returns the changes it settles."""
@@ -287,8 +292,9 @@ class ShelfCounter:
                     if u.misses < ADOPT_AFTER:
                         kept.append(u)
             # Back at its place, but seen away from it while the hand was out between visits: taken and put back,
-            # which takes two of the visits. From a clip's last frames only once the hand has left the shelf: a hand
-            # still in it may hold the unit over its place, and until it lets go the unit is taken.
+            # which takes two of the visits. From a clip's last frames only once the hand has left the shelf, or
+            # where detections made with the hand out after a later visit showed it back: a hand still in the shelf
+            # may hold the unit over its place, and until it lets go the unit is taken.
             for u in back:
                 if not (u.was_away and s.touched and u.confidence >= self.min_confidence and self._near_hand(s, u.box)):
                     continue
@@ -298,7 +304,7 @@ class ShelfCounter:
                     if taken < visits:
                         taken += 1
                         changes.append(self._change("pick", u.sku, u.box, u.confidence, s, front, frame))
-                elif hand_gone and visits - taken >= 2:
+                elif (hand_gone or u.came_back) and visits - taken >= 2:
                     taken += 1
                     visits -= 1
                     for kind in ("pick", "putback"):
@@ -319,7 +325,7 @@ class ShelfCounter:
                 elif sure and not s.touched:
                     kept.append(Unit(p.sku, p.box, p.confidence))  # there all along, unseen by earlier counts
             for u in kept:
-                u.away, u.was_away, u.away_after = 0, False, 0
+                u.away, u.was_away, u.away_after, u.back_runs, u.came_back = 0, False, 0, 0, False
             s.units = kept
             if s.touched and not changes:
                 changes += self._carried_away(s, front, frame)

@@ -295,6 +295,16 @@ def test_a_clip_ending_with_the_hand_still_in_the_shelf_counts_the_unit_as_taken
     assert [(x.kind, x.sku) for x in ended_after_a_second_visit(counter(), after=[])] == [("pick", "cola")]
 
 
+def test_a_unit_seen_back_at_its_place_after_a_later_visit_was_put_back_whatever_the_clip_ends_on():
+    """Taken, looked at, put back on the second visit, and seen at its place while the hand was out again; a third
+    visit is still going on when the clip ends."""
+    from edge.classes import Action
+
+    again = [Action.REACH_TO_SHELF] * 5 + [Action.HAND_IN_SHELF] * 5
+    changes = ended_after_a_second_visit(counter(), after=[Action.RETRACT_FROM_SHELF] * 12 + again)
+    assert sorted((x.kind, x.sku, x.quantity) for x in changes) == [("pick", "cola", 1), ("putback", "cola", 1)]
+
+
 def test_a_clip_ending_while_the_product_taken_is_looked_at_counts_it_taken_unless_every_last_frame_surely_shows_it():
     """One visit, then the shopper looks at the product until the clip ends: the detections since the hand came out
     missed it at its place, and only another visit could have brought it back. A faint box there on the last frames
