@@ -43,6 +43,7 @@ from edge.errors import ShelfWatchError
 from edge.preprocess import to_input
 from training.action_data import FeatureClipSampler, Video, class_weights, find_videos, load_videos
 from training.action_model import ActionModel, SlimResNet18
+from training.device import describe, device_of, resolve_device
 from training.evaluate import ENCODE_BATCH, encode_video, evaluate_videos
 from training.options import AdaptOptions
 from training.provenance import command_line, run_commands
@@ -114,18 +115,20 @@ def encoder_parts(encoder: nn.Module, blocks: int) -> tuple[nn.Module, nn.Module
 def run_trunk(trunk: nn.Module, model: ActionModel, video: Video) -> np.ndarray:
     """The frozen trunk's output for every frame (float16: the activations of a minute of video in tens of MB)."""
     trunk.eval()
+    device = device_of(model)
     out = []
     for s in range(0, len(video.frames), ENCODE_BATCH):
         before = video.frames[s - 1] if s > 0 else None
-        x = torch.from_numpy(to_input(video.frames[s : s + ENCODE_BATCH], before, model.config.input))
-        out.append(trunk(x).to(torch.float16))
+        x = torch.from_numpy(to_input(video.frames[s : s + ENCODE_BATCH], before, model.config.input)).to(device)
+        out.append(trunk(x).to(torch.float16).cpu())
     return torch.cat(out).numpy()
 
 
 @torch.no_grad()
 def run_tail(tail: nn.Module, activations: np.ndarray) -> np.ndarray:
     tail.eval()
-    return np.concatenate([tail(torch.from_numpy(activations[s : s + ENCODE_BATCH]).float()).numpy()
+    device = device_of(tail)
+    return np.concatenate([tail(torch.from_numpy(activations[s : s + ENCODE_BATCH]).to(device).float()).cpu().numpy()
                            for s in range(0, len(activations), ENCODE_BATCH)])  # fmt: skip
 
 
@@ -160,9 +163,16 @@ def _cut(video: Video, labels: np.ndarray, start: int, end: int) -> Video:
 
 
 def adapt(
-    source_path: Path, data_dir: Path, run_dir: Path, options: AdaptOptions, replay_dir: Path | None = None
+    source_path: Path,
+    data_dir: Path,
+    run_dir: Path,
+    options: AdaptOptions,
+    replay_dir: Path | None = None,
+    device: str = "auto",
 ) -> dict:
-    """Fine-tune; write RUN_DIR/best.pt, metrics.json and videos/; return the metrics."""
+    """Fine-tune on `device` (auto: CUDA when there is one); write RUN_DIR/best.pt (CPU tensors, whatever the
+    device), metrics.json and videos/; return the metrics."""
+    where = resolve_device(device)
     torch.set_num_threads(os.cpu_count() or 1)
     source = find_source(source_path)
     names = sorted(find_videos(data_dir))  # one line for a missing folder or one without labelled clips
@@ -174,6 +184,7 @@ def adapt(
     if options.clip_len <= model.config.delay:
         raise ShelfWatchError(f"--clip-len ({options.clip_len}) must be more than the model's delay "
                               f"({model.config.delay})")  # fmt: skip
+    model.to(where)  # trunk and tail below are the model's own modules: they move with it
     blocks = options.blocks if options.train == "last-blocks" else 0
     trunk, tail = encoder_parts(model.encoder, blocks)
     spec = model.config.input
@@ -182,7 +193,7 @@ def adapt(
 
     train_names, val_names = _split(names, options)
     print(f"adapting {source.checkpoint} (sha256 {source.sha256[:12]}): {options.train}; {len(names)} verified clips "
-          f"from {data_dir}", flush=True)  # fmt: skip
+          f"from {data_dir}, on {describe(where)}", flush=True)  # fmt: skip
     videos = {v.name: v for v in load_videos(data_dir, spec, names)}
     print("encoding the clips with the source encoder", flush=True)
     features = {n: encode_video(model, v) for n, v in videos.items()}
@@ -229,6 +240,7 @@ def adapt(
     domains = [verified, *([replay] if replay is not None else [])]
     weights = torch.from_numpy(class_weights([Video(n, np.empty(0), lab) for d in domains
                                               for n, lab in zip(d.names, d.labels, strict=True)]))  # fmt: skip
+    weights = weights.to(where)
     samplers = [FeatureClipSampler(d.inputs, d.labels, options.clip_len, seed=options.seed * 104_729 + i)
                 for i, d in enumerate(domains)]  # fmt: skip
     n_replay = round(options.batch * share) if replay is not None else 0
@@ -239,7 +251,7 @@ def adapt(
         n = min(x.shape[1] for x, _ in parts)
         x = np.concatenate([x[:, :n] for x, _ in parts])
         y = np.concatenate([y[:, :n] for _, y in parts])
-        return torch.from_numpy(x).float(), torch.from_numpy(y)
+        return torch.from_numpy(x).to(where).float(), torch.from_numpy(y).to(where)
 
     def head_scores(x: torch.Tensor) -> torch.Tensor:
         if blocks:
@@ -309,6 +321,7 @@ def adapt(
         "val": {"source": first, "adapted": best["val"]},
         "history": history,
         "train_seconds": seconds,
+        "device": describe(where),
         "command": command_line(),
         "commands": [*source.commands, command_line()],
         "checkpoint": checkpoint_entry(run_dir / "best.pt"),

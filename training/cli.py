@@ -127,6 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_options(action, InputSpec, skip={"width", "height"})
     _add_options(action, TrainOptions)
     action.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt")
+    _device_arg(action)
     action.set_defaults(func=run_train_action)
     adapt = tsub.add_parser(
         "adapt",
@@ -147,6 +148,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="labelled videos of the original training domain to replay (e.g. data/train)")  # fmt: skip
     adapt.add_argument("--out", type=Path, required=True, help="run folder to write")
     _add_options(adapt, AdaptOptions)
+    _device_arg(adapt)
     adapt.set_defaults(func=run_train_adapt)
     products = tsub.add_parser(
         "products",
@@ -236,6 +238,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     eproducts.add_argument("--data", type=Path, required=True, help="the held-out dataset folder (or data.yaml)")
     eproducts.add_argument("--imgsz", type=int, default=320)
     eproducts.set_defaults(func=run_eval_products)
+
+
+def _device_arg(parser: argparse.ArgumentParser) -> None:
+    # Not one of the run's options (training.options): a run is the same run on any device, so its checkpoints and
+    # `--resume` must not depend on where it trained. Checked when the command runs (training.device), in one line.
+    parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda",
+                        help="where to train: auto (cuda when PyTorch sees a CUDA GPU, else cpu), cpu or cuda; "
+                        "checkpoints are saved with CPU tensors either way (default auto)")  # fmt: skip
 
 
 def _held_out_args(parser: argparse.ArgumentParser) -> None:
@@ -392,7 +402,7 @@ def run_train_action(args: argparse.Namespace) -> int:
     from training.train_action import train_action
 
     options = train_options(args)
-    metrics = train_action(args.data_dir, args.out, options, resume=args.resume)
+    metrics = train_action(args.data_dir, args.out, options, resume=args.resume, device=args.device)
     print(f"validation ({len(metrics['split']['val'])} videos), {metrics['train_seconds'] / 60:.1f} min of training:")
     for name, v in metrics["val"].items():
         print(f"  {name:<14} frame accuracy {v['frame_accuracy']:.3f}  F1@50 {v['f1@50']:5.1f}  edit {v['edit']:5.1f}")
@@ -404,7 +414,7 @@ def run_train_adapt(args: argparse.Namespace) -> int:
     from training.adapt import adapt, summary_lines
 
     options = _validated(AdaptOptions, _option_values(AdaptOptions, args))
-    metrics = adapt(args.source, args.data, args.out, options, args.replay)
+    metrics = adapt(args.source, args.data, args.out, options, args.replay, device=args.device)
     for line in summary_lines(metrics):
         print(line)
     print(f"wrote {args.out}/best.pt (sha256 {metrics['checkpoint']['sha256'][:12]}) and metrics.json; export it with "

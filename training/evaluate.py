@@ -11,6 +11,7 @@ from edge.preprocess import to_input
 from edge.segments import ActionSegment, segment_scores, segments_to_frames
 from training.action_data import Video
 from training.action_model import ActionModel
+from training.device import device_of
 from training.metrics import action_runs, class_report, confusion_matrix, detection_report, segment_report
 
 ENCODE_BATCH = 128
@@ -28,13 +29,16 @@ class VideoResult:
 
 @torch.no_grad()
 def encode_video(model: ActionModel, video: Video) -> np.ndarray:
-    """(T, F) encoder features of every frame, as the agent computes them one frame at a time."""
+    """(T, F) encoder features of every frame, as the agent computes them one frame at a time (on the model's
+    device; the features come back to the CPU)."""
     model.eval()
+    device = device_of(model)
     feats = []
     for s in range(0, len(video.frames), ENCODE_BATCH):
         chunk = video.frames[s : s + ENCODE_BATCH]
         before = video.frames[s - 1] if s > 0 else None
-        feats.append(model.encoder(torch.from_numpy(to_input(chunk, before, model.config.input))))
+        x = torch.from_numpy(to_input(chunk, before, model.config.input)).to(device)
+        feats.append(model.encoder(x).cpu())
     return torch.cat(feats).numpy()
 
 
@@ -44,8 +48,8 @@ def predict_probs(model: ActionModel, video: Video, features: np.ndarray | None 
     model.eval()
     if features is None:
         features = encode_video(model, video)
-    scores = model.head(torch.from_numpy(features)[None])[0]
-    probs = torch.softmax(scores, dim=-1).numpy()
+    scores = model.head(torch.from_numpy(features)[None].to(device_of(model)))[0]
+    probs = torch.softmax(scores, dim=-1).cpu().numpy()
     d = model.config.delay
     if d:
         # The output at frame t scores frame t - d; the last d frames keep the final output.

@@ -34,6 +34,7 @@ from edge.bundle import sha256_of
 from edge.errors import ShelfWatchError
 from training.action_data import FeatureClipSampler, FrameSampler, Video, class_weights, find_videos, load_videos
 from training.action_model import ActionModel
+from training.device import describe, device_of, resolve_device, to_cpu
 from training.evaluate import encode_video, evaluate_videos, pooled_confusion
 from training.label_files import read_dataset_manifest
 from training.options import ModelConfig, TrainOptions
@@ -64,9 +65,10 @@ def checkpoint_entry(path: Path) -> dict:
 
 
 def save_atomic(obj: dict, path: Path) -> None:
-    """Write a checkpoint so that a kill at any moment leaves the previous complete one, never half a file."""
+    """Write a checkpoint so that a kill at any moment leaves the previous complete one, never half a file; always
+    with CPU tensors, so that a run trained on a GPU loads wherever the CPU tools run."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
+    torch.save(to_cpu(obj), tmp)
     os.replace(tmp, path)
 
 
@@ -74,7 +76,7 @@ def _loss(model: ActionModel, scores: torch.Tensor, labels: torch.Tensor, weight
     d = model.config.delay
     if d and scores.dim() == 3:
         scores, labels = scores[:, d:], labels[:, :-d]  # the output at t answers for frame t - d
-    return torch.nn.functional.cross_entropy(scores.flatten(0, -2), labels.flatten(), weight=weights)
+    return torch.nn.functional.cross_entropy(scores.flatten(0, -2), labels.flatten(), weight=weights.to(scores.device))
 
 
 def _schedule(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -185,9 +187,10 @@ def _optimise(
     losses: dict[str, list[float]] = {k: [] for k in models}
     bar = tqdm(range(start, steps), desc=stage, leave=False, disable=None, initial=start, total=steps)
     began = time.perf_counter()
+    device = device_of(next(iter(models.values())))
     for step in bar:
         x, y = sample()
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
         total = 0.0
         for k, m in models.items():
             m.train()
@@ -208,7 +211,12 @@ def _optimise(
             began = time.perf_counter()
 
 
-def train_action(data_dir: Path, run_dir: Path, options: TrainOptions, resume: bool = False) -> dict:
+def train_action(
+    data_dir: Path, run_dir: Path, options: TrainOptions, resume: bool = False, device: str = "auto"
+) -> dict:
+    """Train both stages on `device` (auto: CUDA when there is one). The device is not one of the run's options:
+    checkpoints hold CPU tensors and `--resume` continues a run on whichever device is at hand."""
+    where = resolve_device(device)
     torch.set_num_threads(os.cpu_count() or 1)
     run_dir.mkdir(parents=True, exist_ok=True)
     names = sorted(find_videos(data_dir))
@@ -230,7 +238,8 @@ def train_action(data_dir: Path, run_dir: Path, options: TrainOptions, resume: b
     if not split.train or not split.val:
         raise ShelfWatchError(f"{data_dir}: {len(names)} video(s) cannot be split into training and validation")
     spec = options.model.input
-    print(f"loading {len(split.train)} training and {len(split.val)} validation videos from {data_dir}", flush=True)
+    print(f"loading {len(split.train)} training and {len(split.val)} validation videos from {data_dir}; training on "
+          f"{describe(where)}", flush=True)  # fmt: skip
     train, val = load_videos(data_dir, spec, list(split.train)), load_videos(data_dir, spec, list(split.val))
     val = [midpoints(v) for v in val]
     stamped = {"train": [v.name for v in train if v.partial], "val": [v.name for v in val if v.partial]}
@@ -250,7 +259,7 @@ def train_action(data_dir: Path, run_dir: Path, options: TrainOptions, resume: b
     torch.manual_seed(options.seed)
     pretrained = Path(options.pretrained) if options.pretrained else None
     # One frame cannot look back, so the per-frame head has no delay.
-    frame = ActionModel(replace(options.model, head="frame", delay=0), pretrained)
+    frame = ActionModel(replace(options.model, head="frame", delay=0), pretrained).to(where)
 
     # Stage 1: the encoder, one frame at a time (or one already trained, from another run).
     if options.encoder_from:
@@ -269,11 +278,12 @@ def train_action(data_dir: Path, run_dir: Path, options: TrainOptions, resume: b
         )
         saved = None
     frame, _ = load_model(run_dir / "frame.pt")
+    frame.to(where)
 
     # Stage 2: the temporal heads on frozen features.
     temporal = {
-        "best": ActionModel(options.model),
-        "window": ActionModel(replace(options.model, head="window")),
+        "best": ActionModel(options.model).to(where),
+        "window": ActionModel(replace(options.model, head="window")).to(where),
     }
     for m in temporal.values():
         m.encoder.load_state_dict(frame.encoder.state_dict())
@@ -303,7 +313,7 @@ def train_action(data_dir: Path, run_dir: Path, options: TrainOptions, resume: b
         lambda k, step, loss: run.record(k, temporal[k], step, loss, evaluate_videos(temporal[k], val, val_feats)[0]),
         saved,
     )
-    return finish_run(run, val, val_feats)
+    return finish_run(run, val, val_feats, where)
 
 
 def dataset_split(data_dir: Path, names: list[str]) -> Split:
@@ -339,11 +349,12 @@ def _adopt_encoder(source: Path, run_dir: Path, model: ModelConfig) -> None:
     print(f"stage 1 skipped: the encoder comes from {source}", flush=True)
 
 
-def finish_run(run: _Run, val: list[Video], val_feats: list[np.ndarray]) -> dict:
+def finish_run(run: _Run, val: list[Video], val_feats: list[np.ndarray], device: torch.device) -> dict:
     """Score the best checkpoint of each head; they share the frozen encoder, so its features serve all."""
     results_by_head, summary = {}, {}
     for name in ("best", "frame", "window"):
         model, _ = load_model(run.dir / f"{name}.pt")
+        model.to(device)
         summary[name], results_by_head[name] = evaluate_videos(model, val, val_feats)
     best_ckpt = torch.load(run.dir / "best.pt", map_location="cpu", weights_only=False)
     metrics = {
@@ -352,6 +363,7 @@ def finish_run(run: _Run, val: list[Video], val_feats: list[np.ndarray]) -> dict
         "split": run.split,
         "timestamp_labels": run.timestamps,
         "train_seconds": run.seconds,
+        "device": describe(device),
         "val": {"cnn_lstm": summary["best"], "per_frame_cnn": summary["frame"], "window_clip": summary["window"]},
         "history": run.history,
         "command": command_line(),

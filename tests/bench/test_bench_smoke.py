@@ -8,6 +8,7 @@ import ast
 import json
 import re
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -422,3 +423,54 @@ def test_adapt(bench, tiny, tmp_path):
             (minutes,) = grab(rf"^adapted with {n} {labels}-labelled clip\(s\) in ({NUMBER}) min$", out)
             trained = json.loads((tmp_path / f"run_{labels}_{n}" / "metrics.json").read_text())["train_seconds"]
             assert trained / 60 <= num(minutes) + 0.005, out
+
+
+def test_gpu_recipe(bench, tmp_path):
+    """The GPU recipe's whole chain at its smallest, on the CPU: rendered data, a MobileNetV2 run, its bundle with
+    models/demo's detector, the learning curve from that run; then called again, which keeps what was finished (about 3
+    minutes on 2 cores)."""
+    out = bench("gpu_recipe.py", "--tiny", "--work", tmp_path, "--jobs", 2, "--device", "cpu", timeout=900)
+    assert grab(r"^python \S+, torch \S+, CUDA GPU: .+; --device (\w+); (\w+) size; work in ", out) == ("cpu", "tiny")
+    metrics = json.loads((tmp_path / "action" / "metrics.json").read_text())
+    assert metrics["model"]["encoder"] == "mobilenet_v2" and metrics["device"] == "cpu"
+    minutes, lstm_acc, lstm_f1, frame_acc = grab(
+        rf"^trained on cpu: ({NUMBER}) min of training; validation CNN-LSTM frame accuracy ({NUMBER}), F1@50 "
+        rf"({NUMBER}); per-frame CNN ({NUMBER})$",
+        out,
+    )
+    assert is_quotient(minutes, metrics["train_seconds"], 60.0), out
+    assert num(lstm_acc) == pytest.approx(metrics["val"]["cnn_lstm"]["frame_accuracy"], abs=5e-4)
+    assert 0 <= num(lstm_f1) <= 100 and 0 <= num(frame_acc) <= 1
+    # The new bundle: this run's action model, models/demo's detector file as it is.
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    detector = manifest["detector"]["model"]
+    assert (tmp_path / "bundle" / detector).read_bytes() == (DEMO_BUNDLE / detector).read_bytes()
+    assert manifest["provenance"]["checkpoint_sha256"] == metrics["checkpoint"]["sha256"]
+    assert grab(r"^exported (\S+) \((\w+) asked; held-out frame accuracy through ONNX: fp32 ", out) == (
+        str(tmp_path / "bundle"),
+        "fp32",
+    )
+    # The learning curve, with that bundle as the shipped one and the run as the source.
+    rows = re.findall(rf"^(shipped|adapted, full)\s+(-|\d+)\s+(-|{NUMBER})\s+({NUMBER})\s", out, re.MULTILINE)
+    assert [(r[0], r[1]) for r in rows] == [("shipped", "-"), ("adapted, full", "1")], out
+    adapted = json.loads((tmp_path / "adapt" / "run_full_1" / "metrics.json").read_text())
+    assert adapted["source"]["sha256"] == metrics["checkpoint"]["sha256"] and adapted["device"] == "cpu"
+    assert grab(r"^adaptations ran on: (.+)$", out) == ("cpu",)
+    steps = dict(re.findall(rf"(synth train|synth test|train action|export|learning curve) ({NUMBER})", out))
+    assert list(steps) == ["synth train", "synth test", "train action", "export", "learning curve"], out
+    (total,) = grab(rf"^minutes: .*; all ({NUMBER})$", out)
+    assert sum(num(v) for v in steps.values()) <= num(total) + 0.05 * len(steps), out
+    # Called again (a GPU call cut short by its time limit): what was finished is kept, only the curve runs again.
+    again = bench("gpu_recipe.py", "--tiny", "--work", tmp_path, "--jobs", 2, "--device", "cpu", timeout=900)
+    assert re.findall(rf"(synth train|synth test|train action|export|learning curve) {NUMBER}", again) == [
+        "learning curve"
+    ], again
+    assert json.loads((tmp_path / "action" / "metrics.json").read_text()) == metrics
+
+
+def test_gpu_recipe_refuses_cuda_where_there_is_none(bench_env):
+    env = dict(bench_env, CUDA_VISIBLE_DEVICES="")  # no GPU for PyTorch, also on a machine that has one
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_recipe.py"), "--device", "cuda", "--tiny"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert re.fullmatch(r"gpu_recipe: --device cuda: PyTorch \S+ sees no CUDA GPU here", done.stderr.strip())

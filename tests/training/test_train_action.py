@@ -57,7 +57,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, shelfwatch):
     assert before["stage"] == "encoder" and 3 <= before["step"] < 60
     changed = shelfwatch(*args[:-1], "4", "--resume")  # another --temporal-steps: not the same run
     assert changed.returncode == 2 and "other options" in changed.stderr
-    resumed = shelfwatch(*args, "--resume")
+    resumed = shelfwatch(*args, "--resume", "--device", "cpu")  # where it trains is not one of the run's options
     assert resumed.returncode == 0, resumed.stderr
     assert f"encoder stage, step {before['step']}" in resumed.stdout
     history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
