@@ -117,7 +117,8 @@ class Reporter:
         self.frame_motion: dict[int, dict[str, tuple[float, float]]] = {}  # zone -> (motion share, x) per frame
         self.now_ts: float | None = None  # the latest frame's time
         self.visits: dict[int, _Visit] = {}
-        self.shelf_x: float | None = None  # where the shelf last moved: an action is credited to the nearest shopper
+        self.shelf_x: float | None = None  # where the shelf moved in the last second (the annotated video's "touching")
+        self.shelf_x_frame = 0
         self.actions_seen: Counter = Counter()
         self.picks = self.putbacks = 0
         self.final_baskets: dict[int, dict[str, int]] = {}
@@ -135,7 +136,9 @@ class Reporter:
             self.frame_motion[frame.index] = moved
         xs = [x for x in fg.zone_x.values() if x is not None]
         if xs:
-            self.shelf_x = float(statistics.mean(xs))
+            self.shelf_x, self.shelf_x_frame = float(statistics.mean(xs)), frame.index
+        elif frame.index - self.shelf_x_frame > self.fps:  # a still hand in the shelf is still there for a moment
+            self.shelf_x = None
 
     def shoppers_left(self, gone: list[int]) -> None:
         for shopper in gone:
@@ -188,8 +191,17 @@ class Reporter:
                 continue
             familiar = self.familiar_between(seg.start, seg.end + self.delay)
             self.actions_seen[ACTION_CLASSES[seg.label]] += 1
-            nearest = self.shoppers.nearest(self.shelf_x)
-            zone, x = self._where(seg, nearest.centre[0] if nearest else None)
+            # The shopper nearest to where the shelf moved during this action; where it did not move, or for a look
+            # at the shelf (which moves nothing on it: motion there is someone else's, or noise), the one standing
+            # closest to the shelf's front. Not where the shelf moved last: by the time an action is reported, that
+            # can be another shopper's, or a moment of noise long before.
+            motion = self._motion(seg) if seg.label != Action.INSPECT_SHELF else None
+            nearest = (
+                self.shoppers.nearest(motion[1], self._front(motion[0]))
+                if motion
+                else self.shoppers.nearest(None, self._front(None))
+            )
+            zone, x = self._where(seg, motion, nearest.centre[0] if nearest else None)
             sku, sure = self._product(seg, zone, x)
             start_ts, end_ts = self._time_of(seg.start), self._time_of(seg.end - 1)
             self._send("action", familiar, ts=end_ts, action=ACTION_CLASSES[seg.label], start=seg.start, end=seg.end,
@@ -322,20 +334,34 @@ class Reporter:
         """Every basket: those of shoppers who left and those still open."""
         return {**self.final_baskets, **{s: self.baskets.snapshot(s) for s in list(self.baskets.items)}}
 
-    def _where(self, seg: ActionSegment, shopper_x: float | None) -> tuple[str | None, float | None]:
-        """The zone an action was at and where along it (frame pixels): the zone that moved most during the
-        segment; with no motion in any (a shopper looking at the shelf), the zone in front of the shopper."""
-        if self.shelf is None or not self.shelf.states:
-            return None, None
+    def _motion(self, seg: ActionSegment) -> tuple[str, float] | None:
+        """The zone that moved most during the segment and where along it (frame pixels); None where none moved."""
         moved: Counter = Counter()
         xs: dict[str, list[float]] = {}
         for i in range(seg.start, seg.end):
             for zone, (share, x) in self.frame_motion.get(i, {}).items():
                 moved[zone] += share
                 xs.setdefault(zone, []).append(x)
-        if moved:
-            zone = moved.most_common(1)[0][0]
-            return zone, float(statistics.median(xs[zone]))
+        if not moved:
+            return None
+        zone = moved.most_common(1)[0][0]
+        return zone, float(statistics.median(xs[zone]))
+
+    def _front(self, zone: str | None) -> float | None:
+        """A zone's front edge in the picture (its lowest point); of every zone, the lowest, for None."""
+        if self.shelf is None or not self.shelf.states:
+            return None
+        return max(p[1] for s in self.shelf.states if zone in (None, s.zone.name) for p in s.zone.polygon)
+
+    def _where(
+        self, seg: ActionSegment, motion: tuple[str, float] | None, shopper_x: float | None
+    ) -> tuple[str | None, float | None]:
+        """The zone an action was at and where along it (frame pixels): the zone that moved most during the
+        segment; with no motion in any (a shopper looking at the shelf), the zone in front of the shopper."""
+        if self.shelf is None or not self.shelf.states:
+            return None, None
+        if motion is not None:
+            return motion
         zones = [s.zone for s in self.shelf.states]
         if shopper_x is None or len(zones) == 1:
             return zones[0].name, None

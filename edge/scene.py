@@ -230,12 +230,15 @@ class ShopperTracker:
 
     def nearest(self, x: float | None, y: float | None = None) -> Shopper | None:
         """The shopper blob that reaches closest to where the shelf was touched, (x, y) in frame pixels (y: the
-        shelf's front edge); the longest-seen one when the place is unknown. A shopper reaching into the
-        shelf is nearer than someone walking past behind them. A shopper reaching moves, so a dormant one (standing
-        still, learned into the background) is nearest only when nobody else is in view."""
+        shelf's front edge); with only y, the one standing closest to the shelf's front; the longest-seen one when
+        the place is unknown. A shopper reaching into the shelf is nearer than someone walking past behind them. A
+        shopper reaching moves, so a dormant one (standing still, learned into the background) is nearest only
+        when nobody else is in view."""
         live = list(self.tracks.values()) or list(self.dormant.values())
         if not live:
             return None
+        if x is None and y is not None:
+            return min(live, key=lambda t: (max(0.0, t.box[1] - y), -t.frames))
         if x is None:
             return max(live, key=lambda t: t.frames)
         if y is None:

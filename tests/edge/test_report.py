@@ -71,12 +71,47 @@ def test_an_action_is_credited_to_the_shopper_nearest_where_the_shelf_moved_and_
     shopper_at(shoppers, 110, 150, ts=0.0)
     image = np.zeros((480, 640, 3), np.uint8)
     for i in range(10):
-        reporter.saw(Frame(i, 1_700_000_000.0 + i / 30, image), foreground(520.0 if i > 5 else None))
+        reporter.saw(Frame(i, 1_700_000_000.0 + i / 30, image), foreground(520.0, 0.01) if i > 5 else foreground(None))
     reporter.actions([ActionSegment(Action.NO_ACTION, 0, 3, 0.9), ActionSegment(Action.REACH_TO_SHELF, 3, 9, 0.8)])
     [e] = events(jsonl)  # no action is no event
     assert (e["action"], e["start"], e["end"], e["shopper"]) == ("reach_to_shelf", 3, 9, 2)
     assert e["start_ts"].startswith("2023-11-14T22:13:20.1") and e["end_ts"].startswith("2023-11-14T22:13:20.2")
     assert reporter.actions_seen == {"reach_to_shelf": 1}
+
+
+def test_an_action_goes_to_the_shopper_where_the_shelf_moved_during_it_or_else_to_the_one_closest_to_the_shelf(
+    tmp_path,
+):
+    """Not to where the shelf moved last: a reach into the shelf on the right, by the shopper further back there, then
+    the shopper on the left, standing at the shelf, looks at it (no shelf motion); a look at the shelf is the nearest
+    shopper's even while something moves on the shelf elsewhere."""
+    from edge.config import Zone
+    from edge.shelf import ShelfCounter
+
+    outbox = Outbox(tmp_path / "outbox.sqlite", 100, 3600)
+    shoppers = ShopperTracker((640, 480), AISLE)
+    shelf = ShelfCounter([Zone(name="shelf", polygon=[(0, 0), (640, 0), (640, 170), (0, 170)])], 15, 0.01, 0.5,
+                         (640, 480))  # fmt: skip
+    jsonl = tmp_path / "events.jsonl"
+    reporter = Reporter(Emitter("store-1", "box-a", outbox, jsonl), shoppers, 30.0, 0.5, shelf)
+    at_shelf, passing = np.zeros((H, W), np.uint8), np.zeros((H, W), np.uint8)
+    at_shelf[45:80, 10:40] = 255  # just below the shelf's front edge (y 170 in the frame, 42 in the mask)
+    passing[80:115, 110:150] = 255  # further back in the aisle
+    image = np.zeros((480, 640, 3), np.uint8)
+    for i in range(60):
+        both = at_shelf | passing
+        shoppers.update(both, i / 30, both > 0)
+        reporter.saw(Frame(i, 1_700_000_000.0 + i / 30, image), foreground(520.0, 0.05) if i < 10 else foreground(None))
+    reporter.actions(
+        [
+            ActionSegment(Action.REACH_TO_SHELF, 0, 10, 0.9),
+            ActionSegment(Action.INSPECT_SHELF, 20, 60, 0.9),
+            ActionSegment(Action.INSPECT_SHELF, 0, 10, 0.9),
+        ]
+    )
+    right, left = (t.id for t in sorted(shoppers.tracks.values(), key=lambda t: -t.centre[0]))
+    reach, look, look_while_moving = events(jsonl)
+    assert (reach["shopper"], look["shopper"], look_while_moving["shopper"]) == (right, left, left)
 
 
 def test_a_shopper_who_leaves_closes_their_basket(tmp_path):
