@@ -394,7 +394,7 @@ def build_stages(
     schedule = DetectionSchedule(detector, max(1, round(t.detect_every_s * fps)),
                                  {s.detector_class: s.sku for s in config.catalog})  # fmt: skip
     shelf = ShelfCounter(zones, max(1, round(t.shelf_quiet_s * fps)), t.motion_fraction, t.detector_confidence,
-                         size)  # fmt: skip
+                         size, delay=recognizer.delay)  # fmt: skip
     return Stages(
         source=source,
         motion=motion,

@@ -16,7 +16,7 @@ The zone keeps its units (SKU and box), not just counts per SKU, which is the li
   the shelf between two of its visits (retracting, looking at a product), was taken and put back: the shelf at
   rest cannot show a product that came back before the hand left it for good; where the stream ends first, it is
   back only if the hand had left the shelf, or detections with the hand out after a later visit showed it at its
-  place again (a hand still in the shelf may hold it over its place: taken);
+  place again (a hand still in the shelf may be holding it there or have just let go: neither is counted);
 - products in a hand at the shelf's edge are remembered from the detections made while a hand is at the
   shelf: one still in the hand after its last visit left the shelf, even where the shelf cannot show it.
 """
@@ -88,6 +88,7 @@ class Unit:
     was_away: bool = False  # away for AWAY_RUNS during this disturbance
     away_after: int = 0  # the hand visits of this disturbance before it was away: only a later one can bring it back
     back_runs: int = 0  # detections in a row, made while the hand was out after a later visit, showing it at its place
+    clear_runs: int = 0  # detections in a row missing it, made while the hand was clear of the shelf (not retracting)
     came_back: bool = False  # back for AWAY_RUNS after a later visit: taken and put back, whatever follows
 
 
@@ -114,8 +115,10 @@ class ShelfCounter:
         motion_fraction: float,
         min_confidence: float,
         frame_size: tuple[int, int],
+        delay: int = 0,
     ) -> None:
         self.states = [_ZoneState(z) for z in zones]
+        self.delay = delay  # the action model labels frame t - delay at frame t: a label is that late
         self.previous: int | None = None  # the action recognised on the frame before
         self.frame: int | None = None  # the frame being observed
         self.last_hand: int | None = None  # the last frame a hand was recognised going into the shelf
@@ -151,7 +154,7 @@ class ShelfCounter:
         detections = look.detections()
         self.handled(detections)
         if action is not None and action not in INTO_SHELF:
-            self.glimpsed(detections)
+            self.glimpsed(detections, clear=action != Action.RETRACT_FROM_SHELF)
         return self.counted(frame, detections) if recount else []
 
     def observe(self, fg: Foreground, busy: bool = False, hand_in: bool = False) -> bool:
@@ -219,7 +222,7 @@ class ShelfCounter:
             if s.disturbed and s.hand_visits:
                 s.held += [d for d in detections if d.confidence >= self.min_confidence and self.in_hand(s.zone, d)]
 
-    def glimpsed(self, detections: list[Detection]) -> None:
+    def glimpsed(self, detections: list[Detection], clear: bool = True) -> None:
         """A detection made while no hand is in the shelf, during a disturbance a hand went into: which units are
         not at their place (at any confidence the detector reports). Only a later visit can bring one back."""
         for s in self.states:
@@ -229,6 +232,7 @@ class ShelfCounter:
             here = iou([u.box for u in s.units], boxes).max(axis=1, initial=0) >= SAME_PLACE
             for u, there in zip(s.units, here, strict=True):
                 u.away = 0 if there else u.away + 1
+                u.clear_runs = 0 if there else u.clear_runs + clear  # a retracting arm can hide a neighbour
                 u.back_runs = u.back_runs + 1 if there and u.was_away and s.hand_visits > u.away_after else 0
                 if u.away >= AWAY_RUNS and (not u.was_away or u.came_back):  # taken (again: one return is counted)
                     u.was_away, u.away_after, u.came_back = True, s.hand_visits, False
@@ -253,7 +257,8 @@ class ShelfCounter:
         changes: list[ShelfChange] = []
         if len(samples) < SAMPLES:
             return changes
-        hand_gone = self.last_hand is None or self.last_hand < frame - (SAMPLES - 1) * SPACING
+        # The hand's last label came `delay` frames late: it was about frame last_hand - delay.
+        hand_gone = self.last_hand is None or self.last_hand - self.delay < frame - (SAMPLES - 1) * SPACING
         for s in self.states:
             if s.units is not None and s.disturbed and s.hand_visits:
                 s.samples = [_one_per_place([d for d in sample if self.inside(s.zone, d)]) for sample in samples]
@@ -294,13 +299,15 @@ class ShelfCounter:
             # Back at its place, but seen away from it while the hand was out between visits: taken and put back,
             # which takes two of the visits. From a clip's last frames only once the hand has left the shelf, or
             # where detections made with the hand out after a later visit showed it back: a hand still in the shelf
-            # may hold the unit over its place, and until it lets go the unit is taken.
+            # may be holding the unit over its place or have just let go of it, which no frame tells apart.
             for u in back:
                 if not (u.was_away and s.touched and u.confidence >= self.min_confidence and self._near_hand(s, u.box)):
                     continue
-                if not at_rest and u.away_after == s.hand_visits and id(u) not in surely_there:
-                    # Away since the hand's last visit, and the shopper still there: what a clip's last frames show
-                    # at its place, less than surely, is the held product or the detector's doubt. Taken.
+                if (not at_rest and u.away_after == s.hand_visits and u.clear_runs >= AWAY_RUNS
+                        and id(u) not in surely_there):  # fmt: skip
+                    # Away since the hand's last visit (seen so with the hand clear of the shelf), and the shopper
+                    # still there: what a clip's last frames show at its place, less than surely, is the held
+                    # product or the detector's doubt. Taken.
                     if taken < visits:
                         taken += 1
                         changes.append(self._change("pick", u.sku, u.box, u.confidence, s, front, frame))
@@ -309,9 +316,6 @@ class ShelfCounter:
                     visits -= 1
                     for kind in ("pick", "putback"):
                         changes.append(self._change(kind, u.sku, u.box, u.confidence, s, front, frame))  # type: ignore[arg-type]
-                elif not hand_gone and taken < visits:
-                    taken += 1
-                    changes.append(self._change("pick", u.sku, u.box, u.confidence, s, front, frame))
             returned = 0
             for i in sorted(range(len(seen)), key=lambda i: -seen[i].confidence):
                 p = seen[i]
@@ -325,7 +329,7 @@ class ShelfCounter:
                 elif sure and not s.touched:
                     kept.append(Unit(p.sku, p.box, p.confidence))  # there all along, unseen by earlier counts
             for u in kept:
-                u.away, u.was_away, u.away_after, u.back_runs, u.came_back = 0, False, 0, 0, False
+                u.away, u.was_away, u.away_after, u.back_runs, u.came_back, u.clear_runs = 0, False, 0, 0, False, 0
             s.units = kept
             if s.touched and not changes:
                 changes += self._carried_away(s, front, frame)
