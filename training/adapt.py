@@ -45,11 +45,12 @@ from training.action_data import FeatureClipSampler, Video, class_weights, find_
 from training.action_model import ActionModel, SlimResNet18
 from training.device import describe, device_of, resolve_device
 from training.evaluate import ENCODE_BATCH, encode_video, evaluate_videos
+from training.label_files import read_dataset_manifest
 from training.options import AdaptOptions
 from training.provenance import command_line, run_commands
 from training.splits import split_by_video
 from training.timestamps import spread_to_boundaries, spread_to_midpoints
-from training.train_action import _loss, _schedule, checkpoint_entry, load_model, save_atomic
+from training.train_action import _loss, _schedule, checkpoint_entry, dataset_split, load_model, save_atomic
 
 
 @dataclass(frozen=True)
@@ -149,9 +150,15 @@ def _labelled(videos: list[Video], features: list[np.ndarray], held_out: bool) -
     return [spread_to_boundaries(f, v.timestamps) if v.partial else v.labels for v, f in pairs]
 
 
-def _split(names: list[str], options: AdaptOptions) -> tuple[list[str], list[str]]:
+def _split(names: list[str], options: AdaptOptions, data_dir: Path) -> tuple[list[str], list[str]]:
     if len(names) == 1:
         return names, names  # one clip: split in time below
+    if options.split == "dataset" or (options.split == "auto" and read_dataset_manifest(data_dir) is not None):
+        split = dataset_split(data_dir, names)  # the export's split by clip and day
+        if not split.train or not split.val:
+            raise ShelfWatchError(f"{data_dir}: its manifest.json puts {len(split.train)} clip(s) in train and "
+                                  f"{len(split.val)} in val; adapting needs both (or --split random)")  # fmt: skip
+        return list(split.train), list(split.val)
     split = split_by_video(names, options.val_fraction, options.seed)
     if not split.train:
         raise ShelfWatchError(f"--val-fraction {options.val_fraction} leaves none of {len(names)} clips to train on")
@@ -191,7 +198,7 @@ def adapt(
     torch.manual_seed(options.seed)
     started = time.perf_counter()
 
-    train_names, val_names = _split(names, options)
+    train_names, val_names = _split(names, options, data_dir)
     print(f"adapting {source.checkpoint} (sha256 {source.sha256[:12]}): {options.train}; {len(names)} verified clips "
           f"from {data_dir}, on {describe(where)}", flush=True)  # fmt: skip
     videos = {v.name: v for v in load_videos(data_dir, spec, names)}

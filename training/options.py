@@ -148,6 +148,14 @@ class AdaptOptions:
             "gives its last share of frames)",
         ),
     ] = 0.3
+    split: Annotated[
+        Literal["auto", "random", "dataset"],
+        Field(
+            description="dataset: the split of the manifest.json `shelfwatch dataset export` wrote (by clip and day, "
+            "so a held-out day judges the model); random: --val-fraction of the clips, drawn with --seed; auto: "
+            "dataset where the folder has that manifest, else random"
+        ),
+    ] = "auto"
     eval_every: Annotated[int, Field(ge=1, description="score the held-out clips every N steps")] = 25
     patience: Annotated[
         int, Field(ge=1, description="stop after this many scorings in a row without a better held-out score")

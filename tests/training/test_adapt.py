@@ -117,6 +117,48 @@ def test_one_clip_is_split_in_time(tiny, shelfwatch, tmp_path):
     assert split == {"train": ["synth_store-b_s11_0000 frames 0-210"], "val": ["synth_store-b_s11_0000 frames 210-300"]}
 
 
+def exported(folder: Path, source: Path, splits: dict[str, str]) -> None:
+    """The clips of `source` as `shelfwatch dataset export` writes a folder: the files and a manifest.json with
+    each clip's split (`splits`: name -> train or val)."""
+    from datetime import date, datetime, timezone
+
+    from training.label_files import DATASET_MANIFEST, DatasetClip, DatasetManifest
+
+    folder.mkdir()
+    clips = []
+    for n, (name, part) in enumerate(sorted(splits.items())):
+        files = [p.name for p in sorted(source.glob(f"{name}.*"))]
+        for f in files:
+            shutil.copy(source / f, folder / f)
+        now = datetime.now(timezone.utc)
+        clips.append(DatasetClip(name=name, split=part, labels="segments", files=files, clip=f"a{n}", store="store-b",
+                                 day=date(2026, 12, 1 + n), source=f"{name}.mp4", video_sha256="0" * 64, version=2,
+                                 saved_by="t1", saved_at=now, verified_by="t1", verified_at=now,
+                                 prediction="d25da62392d694b3"))  # fmt: skip
+    manifest = DatasetManifest(store="store-b", exported_at=datetime.now(timezone.utc), split_rule="by day",
+                               clips=clips)  # fmt: skip
+    (folder / DATASET_MANIFEST).write_text(manifest.model_dump_json())
+
+
+def test_a_folder_from_dataset_export_is_split_as_its_manifest_says(tiny, shelfwatch, tmp_path):
+    names = [f"synth_store-b_s11_000{i}" for i in range(3)]
+    exported(tmp_path / "store", tiny / "store_b", {names[0]: "train", names[1]: "val", names[2]: "val"})
+    result = shelfwatch("train", "adapt", "--from", tiny / "source", "--data", tmp_path / "store", "--out",
+                        tmp_path / "run", *ADAPT)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    split = json.loads((tmp_path / "run" / "metrics.json").read_text())["split"]
+    assert split == {"train": [names[0]], "val": names[1:]}  # --val-fraction 0.3 would hold out one clip, not two
+    exported(tmp_path / "all_train", tiny / "store_b", dict.fromkeys(names, "train"))
+    result = shelfwatch("train", "adapt", "--from", tiny / "source", "--data", tmp_path / "all_train", "--out",
+                        tmp_path / "run2", *ADAPT)  # fmt: skip
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "puts 3 clip(s) in train and 0 in val" in result.stderr
+    result = shelfwatch("train", "adapt", "--from", tiny / "source", "--data", tmp_path / "all_train", "--out",
+                        tmp_path / "run3", "--split", "random", *ADAPT)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads((tmp_path / "run3" / "metrics.json").read_text())["split"]["val"]) == 1
+
+
 def test_bad_input_is_one_line(tiny, shelfwatch, tmp_path):
     result = shelfwatch("train", "adapt", "--from", REPO / "models" / "demo", "--data", tiny / "store_b", "--out",
                         tmp_path / "run")  # fmt: skip
