@@ -88,11 +88,18 @@ def laptop(tmp_path):
     server.stop()
 
 
+def ready(page) -> None:
+    """The editor has fetched its layout and listens (window.zoneEditor is set last): a file chosen before that would
+    go unseen (a test is faster than any installer; one CI run on a loaded machine chose it first)."""
+    page.wait_for_function("window.zoneEditor !== undefined")
+
+
 def test_an_installer_draws_zones_on_an_uploaded_still_and_saves_them(laptop, page, tmp_path):
     still = tmp_path / "aisle.jpg"
     cv2.imwrite(str(still), np.full((480, 640, 3), 140, np.uint8))
     page.goto(f"{laptop.url}/zones")
     page.click(f"a[href='{EDITOR}']")
+    ready(page)
     page.set_input_files("#upload", str(still))
     page.wait_for_function("document.getElementById('picture').naturalWidth === 640")
     assert page.locator("#snapshot").is_disabled()  # a laptop has no box to ask
@@ -146,6 +153,7 @@ def test_on_a_tablet_zones_are_drawn_by_touch_with_the_buttons_alone(laptop, bro
     try:
         page = context.new_page()
         page.goto(f"{laptop.url}{EDITOR}")
+        ready(page)
         page.set_input_files("#upload", str(still))
         page.wait_for_function("document.getElementById('picture').naturalWidth === 640")
         assert page.evaluate("matchMedia('(pointer: coarse)').matches")  # the page is seen as a touch screen
