@@ -253,7 +253,7 @@ class ShelfCounter:
         """The stream ends before a zone a hand went into was quiet again (a clip's last second): the zone is counted
         from the last few frames, SAMPLES of them SPACING apart, never from one. A hand may still hold a product over
         the shelf, so nothing new there is a put-back; a unit seen away from its place between the hand's visits is
-        back only if the hand had left the shelf by the first of those frames (else its return was not seen: a pick)."""
+        back only if the hand had left the shelf by the first of those frames (a hand still in it: neither counted)."""
         changes: list[ShelfChange] = []
         if len(samples) < SAMPLES:
             return changes
