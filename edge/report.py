@@ -26,7 +26,7 @@ from edge.events import MAX_INT, MAX_PAYLOAD_BYTES, MAX_VISIT_PARTS, MAX_VISIT_Z
 from edge.scene import Foreground, ShopperTracker
 from edge.schedule import DetectionSchedule
 from edge.segments import ActionSegment
-from edge.shelf import INTO_SHELF, ShelfChange, ShelfCounter
+from edge.shelf import INTO_SHELF, ShelfChange, ShelfCounter, front_edge
 from edge.times import from_epoch
 from edge.video import Frame
 
@@ -196,11 +196,8 @@ class Reporter:
             # closest to the shelf's front. Not where the shelf moved last: by the time an action is reported, that
             # can be another shopper's, or a moment of noise long before.
             motion = self._motion(seg) if seg.label != Action.INSPECT_SHELF else None
-            nearest = (
-                self.shoppers.nearest(motion[1], self._front(motion[0]))
-                if motion
-                else self.shoppers.nearest(None, self._front(None))
-            )
+            zone_moved, x_moved = motion if motion else (None, None)
+            nearest = self.shoppers.nearest(x_moved, self._front(zone_moved))
             zone, x = self._where(seg, motion, nearest.centre[0] if nearest else None)
             sku, sure = self._product(seg, zone, x)
             start_ts, end_ts = self._time_of(seg.start), self._time_of(seg.end - 1)
@@ -351,7 +348,7 @@ class Reporter:
         """A zone's front edge in the picture (its lowest point); of every zone, the lowest, for None."""
         if self.shelf is None or not self.shelf.states:
             return None
-        return max(p[1] for s in self.shelf.states if zone in (None, s.zone.name) for p in s.zone.polygon)
+        return max(front_edge(s.zone) for s in self.shelf.states if zone in (None, s.zone.name))
 
     def _where(
         self, seg: ActionSegment, motion: tuple[str, float] | None, shopper_x: float | None

@@ -267,7 +267,7 @@ class ShelfCounter:
 
     def _settle(self, s: _ZoneState, frame: int, at_rest: bool = True, hand_gone: bool = True) -> list[ShelfChange]:
         seen = _places(s.samples)
-        front = max(p[1] for p in s.zone.polygon)
+        front = front_edge(s.zone)
         changes: list[ShelfChange] = []
         if s.units is None:  # the first count: what most samples agree on
             s.units = [Unit(p.sku, p.box, p.confidence) for p in seen if p.hits * 2 > len(s.samples)]
@@ -436,6 +436,11 @@ def _merged(changes: list[ShelfChange]) -> list[ShelfChange]:
         else:
             out[k] = c
     return list(out.values())
+
+
+def front_edge(zone: Zone) -> float:
+    """A zone's front edge in the picture: its lowest point, where shoppers stand and hands come in."""
+    return max(p[1] for p in zone.polygon)
 
 
 def _extended(last: list[tuple[int, int]], frame: int) -> list[tuple[int, int]]:
