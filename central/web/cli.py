@@ -57,10 +57,11 @@ def run_web(args: argparse.Namespace) -> int:
                               "network could otherwise upload and watch store video)")  # fmt: skip
     config = load_web_config(args.web_config)
     app, jobs = create_web_app(config, static_token(token) if token else None)
-    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Listening before the address is printed: a client that reads it may connect at once (a bound socket that
+    # does not listen yet refuses, as one CI run's browser found).
     try:
-        sock.bind((args.host, args.port))
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        sock = socket.create_server((args.host, args.port), family=family)
     except OSError as exc:
         raise ShelfWatchError(f"cannot listen on {args.host}:{args.port} ({exc.strerror})") from None
     host, port = sock.getsockname()[:2]
