@@ -123,6 +123,9 @@ class Reporter:
         self.picks = self.putbacks = 0
         self.final_baskets: dict[int, dict[str, int]] = {}
         self.happenings: deque[Happening] = deque(maxlen=8)  # the latest picks and put-backs, for the annotated video
+        # The hands going into the shelf as reported: (start, end, shopper) of each reach and hand-in-shelf segment,
+        # so that what a disturbance took is the shopper's whose hand went in (a passer-by can stand nearer by then).
+        self.hands_in: deque[tuple[int, int, int]] = deque(maxlen=256)
 
     def saw(self, frame: Frame, fg: Foreground) -> None:
         """Remember when each frame was taken (segments carry their times) and where the shelf moved."""
@@ -177,6 +180,17 @@ class Reporter:
         since = change.since if change.since is not None else change.frame
         return self.familiar_between(since, change.frame + 1)
 
+    def _hand_owner(self, change: ShelfChange) -> int | None:
+        """The shopper credited with most of the hands that went into the shelf during the change's disturbance, if
+        still in view; None where no reported reach or hand-in-shelf overlaps them (then: the one nearest the change).
+        `hands` holds the frames the label came out on, about `delay` frames after the frames it describes."""
+        overlap: Counter = Counter()
+        for a, b in change.hands:
+            for start, end, shopper in self.hands_in:
+                overlap[shopper] += max(0, min(b - self.delay, end) - max(a - self.delay, start))
+        present = [(n, shopper) for shopper, n in overlap.items() if n > 0 and shopper in self.shoppers.present]
+        return max(present)[1] if present else None
+
     def _send(self, kind: str, familiar: bool | None, **fields: object) -> bool:
         """Emit an action, pick or put-back unless the policy drops what is unfamiliar; True if it went out."""
         if familiar is False and self.policy == "drop":
@@ -205,6 +219,8 @@ class Reporter:
                        start_ts=start_ts, end_ts=end_ts, confidence=round(seg.confidence, 4),
                        shopper=nearest.id if nearest else None, zone=zone, sku=sku,
                        sku_confidence=None if sku is None else round(sure, 4))  # fmt: skip
+            if nearest is not None and seg.label in INTO_SHELF:
+                self.hands_in.append((seg.start, seg.end, nearest.id))
             if nearest is not None and familiar is not False:  # what is unfamiliar makes no visit
                 self._visited(nearest.id, seg, zone, sku, start_ts.timestamp(), end_ts.timestamp())
 
@@ -213,12 +229,14 @@ class Reporter:
         # at rest showed; the end-of-file rule for put-backs (a hand still over the shelf) does not split it.
         taken_back = {(c.sku, c.frame) for c in changes if c.kind == "pick"}
         for change in changes:
-            nearest = self.shoppers.nearest(change.x, change.y)
-            nearest_id = nearest.id if nearest else None
+            credited = self._hand_owner(change)
+            if credited is None:
+                nearest = self.shoppers.nearest(change.x, change.y)
+                credited = nearest.id if nearest else None
             if change.kind == "pick":
-                owner = nearest_id if nearest_id is not None else NOBODY
+                owner = credited if credited is not None else NOBODY
             else:
-                owner = self.baskets.owner_of_putback(change.sku, nearest_id, self.shoppers.present)
+                owner = self.baskets.owner_of_putback(change.sku, credited, self.shoppers.present)
                 # A put-back of an item nobody was seen taking still counts for the shelf, but is nobody's: no
                 # basket goes below zero (a checkout cross-check would read a negative count as nonsense). With
                 # only the detector to vouch for it, one it is less sure of than its floor is not reported.
@@ -231,8 +249,8 @@ class Reporter:
                     continue
             when = self._time_of(change.frame)
             familiar = self._familiar_change(change)
-            # The visit is the nearest shopper's even where the basket is nobody's: they did put a product back.
-            visitor = owner if owner not in (None, NOBODY) else nearest_id
+            # The visit is the credited shopper's even where the basket is nobody's: they did put a product back.
+            visitor = owner if owner not in (None, NOBODY) else credited
             if visitor is not None and familiar is not False:
                 product = self._visit(visitor, when.timestamp()).products.setdefault(change.sku, _Product(change.zone))
                 if change.kind == "pick":

@@ -224,13 +224,19 @@ class ShelfCounter:
 
     def glimpsed(self, detections: list[Detection], clear: bool = True) -> None:
         """A detection made while no hand is in the shelf, during a disturbance a hand went into: which units are
-        not at their place (at any confidence the detector reports). Only a later visit can bring one back."""
+        not at their place (nothing there at any confidence the detector reports) and which are (seen there at least
+        as surely as a recount takes). A doubtful detection at a place says neither: the detector half-sees an empty
+        place as often as a full one. Only a later visit can bring one back."""
         for s in self.states:
             if not (s.disturbed and s.hand_visits and s.units):
                 continue
-            boxes = [d.box for d in detections if self._share(s.zone, d, grown=False) > 0]
-            here = iou([u.box for u in s.units], boxes).max(axis=1, initial=0) >= SAME_PLACE
-            for u, there in zip(s.units, here, strict=True):
+            found = [d for d in detections if self._share(s.zone, d, grown=False) > 0]
+            units = [u.box for u in s.units]
+            anything = iou(units, [d.box for d in found]).max(axis=1, initial=0) >= SAME_PLACE
+            sure = iou(units, [d.box for d in found if d.confidence >= self.min_confidence]).max(axis=1, initial=0)
+            for u, there, doubt in zip(s.units, sure >= SAME_PLACE, anything, strict=True):
+                if doubt and not there:
+                    continue
                 u.away = 0 if there else u.away + 1
                 u.clear_runs = 0 if there else u.clear_runs + clear  # a retracting arm can hide a neighbour
                 u.back_runs = u.back_runs + 1 if there and u.was_away and s.hand_visits > u.away_after else 0
@@ -253,7 +259,8 @@ class ShelfCounter:
         """The stream ends before a zone a hand went into was quiet again (a clip's last second): the zone is counted
         from the last few frames, SAMPLES of them SPACING apart, never from one. A hand may still hold a product over
         the shelf, so nothing new there is a put-back; a unit seen away from its place between the hand's visits is
-        back only if the hand had left the shelf by the first of those frames (a hand still in it: neither counted)."""
+        back only if the hand had left the shelf by the first of those frames, or detections made after a later visit
+        showed it back (a hand still in it: taken, and not yet seen put back)."""
         changes: list[ShelfChange] = []
         if len(samples) < SAMPLES:
             return changes
@@ -303,15 +310,18 @@ class ShelfCounter:
             for u in back:
                 if not (u.was_away and s.touched and u.confidence >= self.min_confidence and self._near_hand(s, u.box)):
                     continue
-                if (not at_rest and u.away_after == s.hand_visits and u.clear_runs >= AWAY_RUNS
-                        and id(u) not in surely_there):  # fmt: skip
-                    # Away since the hand's last visit (seen so with the hand clear of the shelf), and the shopper
-                    # still there: what a clip's last frames show at its place, less than surely, is the held
-                    # product or the detector's doubt. Taken.
+                released = hand_gone or u.came_back
+                held_since = u.away_after == s.hand_visits and id(u) not in surely_there
+                if not at_rest and u.clear_runs >= AWAY_RUNS and (not released or held_since):
+                    # Last seen away with the hand clear of the shelf. Away since the hand's last visit, and the
+                    # shopper still there: what a clip's last frames show at its place, less than surely, is the held
+                    # product or the detector's doubt. A later visit with the hand still in the shelf: the unit at
+                    # its place may still be in the hand, and no frame shows the hand let go of it. Taken; a put-back
+                    # nobody saw finish is not reported (as a put-back in a file's last second is not).
                     if taken < visits:
                         taken += 1
                         changes.append(self._change("pick", u.sku, u.box, u.confidence, s, front, frame))
-                elif (hand_gone or u.came_back) and visits - taken >= 2:
+                elif released and visits - taken >= 2:
                     taken += 1
                     visits -= 1
                     for kind in ("pick", "putback"):

@@ -114,6 +114,30 @@ def test_an_action_goes_to_the_shopper_where_the_shelf_moved_during_it_or_else_t
     assert (reach["shopper"], look["shopper"], look_while_moving["shopper"]) == (right, left, left)
 
 
+def test_a_pick_is_the_shopper_whose_hand_went_into_the_shelf_not_whoever_stands_nearest_when_it_settles(tmp_path):
+    """By the time the shelf settles, a passer-by can stand nearer the emptied place than the shopper who took from
+    it; the pick (and the visit it makes) is the shopper credited with the hands that went in during the disturbance.
+    A change whose hands nobody was credited with goes to the nearest shopper, as before."""
+    reporter, shoppers, jsonl = setup(tmp_path)
+    shopper_at(shoppers, 10, 40, ts=0.0)  # the shopper, on the left
+    shopper_at(shoppers, 110, 150, ts=0.0)  # a passer-by, on the right
+    left, right = (t.id for t in sorted(shoppers.tracks.values(), key=lambda t: t.centre[0]))
+    image = np.zeros((480, 640, 3), np.uint8)
+    for i in range(60):  # the shelf moves on the left while the hand is in it
+        reporter.saw(Frame(i, 1_700_000_000.0 + i / 30, image), foreground(80.0, 0.05) if i < 30 else foreground(None))
+    reporter.actions([ActionSegment(Action.REACH_TO_SHELF, 0, 10, 0.9),
+                      ActionSegment(Action.HAND_IN_SHELF, 10, 30, 0.9)])  # fmt: skip
+    # The unit's place is nearer the passer-by (x 560) when the recount settles it.
+    reporter.changes([ShelfChange("pick", "cola", 1, "shelf", 560.0, 170.0, 50, 0.9, since=0, hands=((0, 30),))])
+    reporter.changes([ShelfChange("pick", "tea", 1, "shelf", 560.0, 170.0, 55, 0.9, since=40, hands=((40, 50),))])
+    reporter.finish()
+    picks = {e["sku"]: e["shopper"] for e in events(jsonl) if e["kind"] == "pick"}
+    assert picks == {"cola": left, "tea": right}
+    visits = {e["shopper"]: [p["sku"] for p in e["products"] if p["picked"]] for e in events(jsonl)
+              if e["kind"] == "visit"}  # fmt: skip
+    assert visits[left] == ["cola"]
+
+
 def test_a_shopper_who_leaves_closes_their_basket(tmp_path):
     reporter, shoppers, jsonl = setup(tmp_path)
     shopper_at(shoppers, 60, 90, ts=0.0)
