@@ -393,14 +393,15 @@ def build_stages(
         telemetry.total = min(telemetry.total or options.max_frames, options.max_frames)
     schedule = DetectionSchedule(detector, max(1, round(t.detect_every_s * fps)),
                                  {s.detector_class: s.sku for s in config.catalog})  # fmt: skip
+    segmenter = Segmenter()
     shelf = ShelfCounter(zones, max(1, round(t.shelf_quiet_s * fps)), t.motion_fraction, t.detector_confidence,
-                         size, delay=recognizer.delay)  # fmt: skip
+                         size, delay=recognizer.delay, settle=segmenter.latency)  # fmt: skip
     return Stages(
         source=source,
         motion=motion,
         shoppers=shoppers,
         gate=MotionGate(t.motion_fraction, max(1, round(t.motion_hold_s * fps))),
-        actions=ActionStream(recognizer, Segmenter(), still_frames=round(STILL_CARRY_S * fps)),
+        actions=ActionStream(recognizer, segmenter, still_frames=round(STILL_CARRY_S * fps)),
         familiarity=familiarity,
         schedule=schedule,
         shelf=shelf,

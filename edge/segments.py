@@ -45,6 +45,8 @@ class Segmenter:
             raise ValueError("window and min_frames must be at least 1")
         self.window, self.min_frames = window, min_frames
         self.lag = (window - 1) // 2  # how late the causal mean sees a sharp change
+        # How many frames after a change of action the label can still be the old one (the candidate must last).
+        self.latency = self.lag + min_frames - 1
         self._recent: deque[np.ndarray] = deque(maxlen=window)
         self._current: _Run | None = None
         self._candidate: _Run | None = None

@@ -23,7 +23,7 @@ The zone keeps its units (SKU and box), not just counts per SKU, which is the li
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -107,6 +107,17 @@ class _ZoneState:
     samples: list[list[Detection]] = field(default_factory=list)
 
 
+@dataclass
+class _Look:
+    """Detections made on a frame, and what the labels of that frame said (see ShelfCounter._judge_looks)."""
+
+    frame: int
+    detections: list[Detection]
+    scored: bool = False  # the action model scored the frame
+    into: bool = False  # a hand going into the shelf, by any of its labels
+    retract: bool = False  # an arm coming out of the shelf, by any of them
+
+
 class ShelfCounter:
     def __init__(
         self,
@@ -116,12 +127,15 @@ class ShelfCounter:
         min_confidence: float,
         frame_size: tuple[int, int],
         delay: int = 0,
+        settle: int = 0,
     ) -> None:
         self.states = [_ZoneState(z) for z in zones]
         self.delay = delay  # the action model labels frame t - delay at frame t: a label is that late
         self.previous: int | None = None  # the action recognised on the frame before
         self.frame: int | None = None  # the frame being observed
         self.last_hand: int | None = None  # the last frame a hand was recognised going into the shelf
+        self.settle = settle  # frames a change of action takes to become the label (edge.segments.Segmenter)
+        self.looks: deque[_Look] = deque()  # detections waiting for the labels of their frame
         self.quiet_frames, self.motion_fraction, self.min_confidence = quiet_frames, motion_fraction, min_confidence
         self.frame_size = frame_size
         width, height = frame_size
@@ -149,13 +163,28 @@ class ShelfCounter:
             for s in self.states:
                 if s.disturbed:
                     s.hands[-1:] = _extended(s.hands[-1:], frame)
-        if not (recount or look.wanted):
-            return []
-        detections = look.detections()
-        self.handled(detections)
-        if action is not None and action not in INTO_SHELF:
-            self.glimpsed(detections, clear=action != Action.RETRACT_FROM_SHELF)
-        return self.counted(frame, detections) if recount else []
+        detections = look.detections() if recount or look.wanted else None
+        if detections is not None:
+            self.handled(detections)
+            self.looks.append(_Look(frame, detections))
+        self._judge_looks(frame, action)
+        return self.counted(frame, detections) if recount and detections is not None else []
+
+    def _judge_looks(self, frame: int, action: int | None) -> None:
+        """A look is judged by the labels of the frame it was made on: the label out `delay` frames later, and those
+        out while a change of action could still be confirmed (`settle` frames more). Judged by the label out when
+        it was made, a look at a hand already reaching back in (the product over its place) passed for one with the
+        hand out of the shelf, and showed the unit back."""
+        for waiting in self.looks:
+            if waiting.frame + self.delay == frame:
+                waiting.scored = action is not None
+            if waiting.frame + self.delay <= frame:
+                waiting.into |= action in INTO_SHELF
+                waiting.retract |= action == Action.RETRACT_FROM_SHELF
+        while self.looks and self.looks[0].frame + self.delay + self.settle <= frame:
+            done = self.looks.popleft()
+            if done.scored and not done.into:
+                self.glimpsed(done.detections, clear=not done.retract)
 
     def observe(self, fg: Foreground, busy: bool = False, hand_in: bool = False) -> bool:
         """Follow each zone's activity; True when a recount wants a detection on this frame.
@@ -224,16 +253,19 @@ class ShelfCounter:
 
     def glimpsed(self, detections: list[Detection], clear: bool = True) -> None:
         """A detection made while no hand is in the shelf, during a disturbance a hand went into: which units are
-        not at their place (nothing there at any confidence the detector reports) and which are (seen there at least
-        as surely as a recount takes). A doubtful detection at a place says neither: the detector half-sees an empty
-        place as often as a full one. Only a later visit can bring one back."""
+        not at their place (nothing there at any confidence the detector reports) and which are (seen there on the
+        shelf, at least as surely as a recount takes). A doubtful detection at a place says neither: the detector
+        half-sees an empty place as often as a full one, and a product held over it is in a hand. Only a later visit
+        can bring one back."""
         for s in self.states:
             if not (s.disturbed and s.hand_visits and s.units):
                 continue
             found = [d for d in detections if self._share(s.zone, d, grown=False) > 0]
             units = [u.box for u in s.units]
             anything = iou(units, [d.box for d in found]).max(axis=1, initial=0) >= SAME_PLACE
-            sure = iou(units, [d.box for d in found if d.confidence >= self.min_confidence]).max(axis=1, initial=0)
+            # On the shelf: a product held over its place, mostly past the shelf's edge, is in a hand, not back.
+            on_shelf = [d.box for d in found if d.confidence >= self.min_confidence and self.inside(s.zone, d)]
+            sure = iou(units, on_shelf).max(axis=1, initial=0)
             for u, there, doubt in zip(s.units, sure >= SAME_PLACE, anything, strict=True):
                 if doubt and not there:
                     continue
@@ -261,6 +293,9 @@ class ShelfCounter:
         the shelf, so nothing new there is a put-back; a unit seen away from its place between the hand's visits is
         back only if the hand had left the shelf by the first of those frames, or detections made after a later visit
         showed it back (a hand still in it: taken, and not yet seen put back)."""
+        # The looks still waiting for labels take the last one, as the stream's last frames do (edge.action).
+        for last in range(frame + 1, frame + 1 + self.delay + self.settle):
+            self._judge_looks(last, self.previous)
         changes: list[ShelfChange] = []
         if len(samples) < SAMPLES:
             return changes

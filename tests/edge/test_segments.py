@@ -48,6 +48,17 @@ def test_a_change_seen_late_through_the_smoothing_window_is_dated_back_to_where_
     assert [(s.label, s.start, s.end) for s in segments] == [(0, 0, 10), (4, 10, 20)]
 
 
+def test_a_sharp_change_becomes_the_label_latency_frames_after_it_happened():
+    """What the shelf counter waits for before it trusts the label of a frame (edge.shelf: looks are judged by their
+    own frames' labels)."""
+    segmenter = Segmenter()
+    labels = []
+    for row in one_hot([0] * 10 + [1] * 10):
+        segmenter.push(row)
+        labels.append(segmenter.current[0])
+    assert labels.index(1) == 10 + segmenter.latency
+
+
 def test_skipped_frames_close_the_segment_and_keep_frame_numbers():
     segmenter = Segmenter(window=2, min_frames=1)
     for row in one_hot([5, 5, 5]):
