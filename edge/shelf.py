@@ -108,7 +108,7 @@ class _ZoneState:
 
 
 @dataclass
-class _Look:
+class _PendingLook:
     """Detections made on a frame, and what the labels of that frame said (see ShelfCounter._judge_looks)."""
 
     frame: int
@@ -135,7 +135,7 @@ class ShelfCounter:
         self.frame: int | None = None  # the frame being observed
         self.last_hand: int | None = None  # the last frame a hand was recognised going into the shelf
         self.settle = settle  # frames a change of action takes to become the label (edge.segments.Segmenter)
-        self.looks: deque[_Look] = deque()  # detections waiting for the labels of their frame
+        self.looks: deque[_PendingLook] = deque()  # detections waiting for the labels of their frame
         self.quiet_frames, self.motion_fraction, self.min_confidence = quiet_frames, motion_fraction, min_confidence
         self.frame_size = frame_size
         width, height = frame_size
@@ -166,7 +166,7 @@ class ShelfCounter:
         detections = look.detections() if recount or look.wanted else None
         if detections is not None:
             self.handled(detections)
-            self.looks.append(_Look(frame, detections))
+            self.looks.append(_PendingLook(frame, detections))
         self._judge_looks(frame, action)
         return self.counted(frame, detections) if recount and detections is not None else []
 
