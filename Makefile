@@ -70,6 +70,8 @@ lint: $(VENV)/.test-deps
 # familiarity` fits the guard as models/demo's was fitted, and export now records the reference clip itself. The export
 # leaves the action checkpoint in the bundle (checkpoint.pt, its sha256 in the manifest) for `train adapt --from`.
 # About 1 h 45 min on 2 CPU cores (measured 6 December 2026); each step's numbers are in the README.
+# It does not give back the committed models/demo bit for bit (the renderer changed since), and that rebuild made
+# shelf actions on the real walkers clip: see the README, "models/demo has no checkpoint", before committing its output.
 SW := $(VENV)/bin/shelfwatch
 models: $(VENV)/.test-deps
 	$(SW) synth data/train --videos 100 --seed 1 --jobs 2
