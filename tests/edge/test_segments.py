@@ -56,7 +56,8 @@ def test_a_sharp_change_becomes_the_label_latency_frames_after_it_happened():
     for row in one_hot([0] * 10 + [1] * 10):
         segmenter.push(row)
         labels.append(segmenter.current[0])
-    # The default window (5) sees a change 2 frames late, and the candidate must last 4 frames: 5 in all.
+    # The default window (5) sees a change 2 frames late (frame 12), and the new label must last 4 frames, that one
+    # and 3 more: 2 + 3 = 5 frames late.
     assert labels.index(1) == 15 == 10 + segmenter.latency
 
 
