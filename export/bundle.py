@@ -206,7 +206,8 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
         files = {p.name: FileEntry(sha256=sha256_of(p), bytes=p.stat().st_size) for p in sorted(staging.iterdir())}
         commands = [*run_commands(checkpoint.parent), *(run_commands(products_run) if products_run else [])]
         if kept is not None:
-            commands += [c for c in kept.provenance.commands if c.startswith("shelfwatch train products")]
+            commands += [c for c in kept.provenance.commands
+                         if c.startswith("shelfwatch train products") and c not in commands]  # fmt: skip
         commands.append(command_line())
         manifest = Manifest(
             bundle_id="",  # sealed below, over the manifest's own content

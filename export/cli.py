@@ -1,5 +1,6 @@
 """`shelfwatch export`: trained runs -> a model bundle for the edge; `shelfwatch bundle keygen|sign|verify`: its
-signature; `shelfwatch bundle reference`: its reference clip."""
+signature; `shelfwatch bundle reference`: its reference clip; `shelfwatch bundle recover`: its action model as a
+checkpoint."""
 
 from __future__ import annotations
 
@@ -127,6 +128,18 @@ def register_bundle(sub: argparse._SubParsersAction) -> None:
     fam.add_argument("--window-s", type=float, default=1.0, help="seconds the score is averaged over (default 1)")
     fam.add_argument("--max-frames", type=int, default=None, help="read at most N frames of each video")
     fam.set_defaults(func=run_familiarity)
+    recover = bsub.add_parser(
+        "recover",
+        help="write a bundle's action model back as a PyTorch checkpoint (bundles exported without checkpoint.pt)",
+        description="Rebuild a training run folder (OUT/best.pt, OUT/metrics.json) from BUNDLE's action graphs, for "
+        "`train adapt --from` and `export`: the FP32 step graph's LSTM and classifier exactly, the encoder's "
+        "convolutions with their batch norms folded in (as exported) and, from an INT8 encoder, dequantized: the "
+        "weights the box runs, not the FP32 ones they were rounded from. For bundles made before export kept "
+        "checkpoint.pt; a bundle that has one needs none of this.",
+    )
+    recover.add_argument("bundle", type=Path, help="the bundle folder")
+    recover.add_argument("--out", type=Path, required=True, help="the run folder to write (best.pt, metrics.json)")
+    recover.set_defaults(func=run_recover)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -205,6 +218,22 @@ def run_familiarity(args: argparse.Namespace) -> int:
     if unsigned:
         print("its signature no longer held (the manifest changed) and was removed: sign it again with `shelfwatch "
               "bundle sign`")  # fmt: skip
+    return 0
+
+
+def run_recover(args: argparse.Namespace) -> int:
+    from edge.bundle import load_bundle
+
+    manifest = load_bundle(args.bundle)  # before PyTorch is imported: a wrong folder costs a second
+
+    from export.recover import recover
+
+    metrics = recover(args.bundle, args.out)
+    print(
+        f"bundle {manifest.bundle_id}: action model -> {args.out / 'best.pt'} "
+        f"(sha256 {metrics['checkpoint']['sha256'][:12]}; {metrics['model']['encoder']} width "
+        f"{metrics['model']['width']}, hidden {metrics['model']['hidden']}, delay {metrics['model']['delay']})"
+    )
     return 0
 
 

@@ -73,7 +73,8 @@ def find_source(path: Path) -> Source:
         checkpoint = path / CHECKPOINT
         if not checkpoint.is_file():
             raise ShelfWatchError(f"{path}: this bundle has no {CHECKPOINT} beside its manifest (exported before "
-                                  "export kept it); adapt from the training run it was exported from")  # fmt: skip
+                                  f"export kept it); `shelfwatch bundle recover {path} --out RUN` makes one from its "
+                                  "graphs, or adapt from the training run it was exported from")  # fmt: skip
         recorded = manifest.provenance.checkpoint_sha256
         digest = sha256_of(checkpoint)
         if recorded is None or digest != recorded:
@@ -176,6 +177,7 @@ def adapt(
     options: AdaptOptions,
     replay_dir: Path | None = None,
     device: str = "auto",
+    guard_dir: Path | None = None,
 ) -> dict:
     """Fine-tune on `device` (auto: CUDA when there is one); write RUN_DIR/best.pt (CPU tensors, whatever the
     device), metrics.json and videos/; return the metrics."""
@@ -184,6 +186,7 @@ def adapt(
     source = find_source(source_path)
     names = sorted(find_videos(data_dir))  # one line for a missing folder or one without labelled clips
     replay_names = _replay_names(replay_dir, options) if replay_dir is not None else []
+    guard_names = _guard_names(guard_dir, names, replay_names) if guard_dir is not None else []
     model, ckpt = load_model(source.checkpoint)
     if model.config.head != "lstm":
         raise ShelfWatchError(f"{source.checkpoint}: a {model.config.head} head; train adapt adapts the streaming "
@@ -228,12 +231,17 @@ def adapt(
         "val": [n for n in val_names if videos[n].partial],
     }
     replay = _load_replay(replay_dir, replay_names, model, trunk, blocks) if replay_names else None
+    guard = _load_guard(guard_dir, guard_names, model, trunk, blocks) if guard_dir is not None else None
     share = options.replay_share if replay is not None else 0.0
     said = f"{len(verified.names)} clip(s) train, {len(val_videos)} held out for early stopping"
     if replay is not None:
         said += f"; {len(replay.names)} replay videos from {replay_dir}, {share:.0%} of each batch"
     else:
-        said += "; no replay (--replay): nothing guards the original domain"
+        said += "; no replay (--replay)"
+    if guard is not None:
+        said += f"; {len(guard.names)} guard videos from {guard_dir} (at most {options.max_forgetting:g} points lost)"
+    elif replay is None:
+        said += ": nothing guards the original domain"
     if stamped["train"] or stamped["val"]:
         said += f"; timestamp labels: {len(stamped['train'])} training, {len(stamped['val'])} held-out clips"
     print(said, flush=True)
@@ -268,11 +276,22 @@ def adapt(
 
     def score() -> dict[str, float]:
         feats = val_inputs if not blocks else [run_tail(tail, a) for a in val_inputs]
-        return evaluate_videos(model, val_videos, feats)[0]
+        val = evaluate_videos(model, val_videos, feats)[0]
+        if guard is not None:  # the original domain's held-out videos, scored the same way
+            feats = guard.inputs if not blocks else [run_tail(tail, a) for a in guard.inputs]
+            guard_videos = [Video(n, np.empty(0), lab) for n, lab in zip(guard.names, guard.labels, strict=True)]
+            val["guard_frame_accuracy"] = evaluate_videos(model, guard_videos, feats)[0]["frame_accuracy"]
+        return val
 
     optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=1e-4)
     schedule = _schedule(optimizer, options.steps)
     first = score()
+    # A step may not cost the original domain more than --max-forgetting: the constraint `eval compare` applies.
+    floor = first["guard_frame_accuracy"] - options.max_forgetting / 100 if guard is not None else None
+
+    def keeps_the_original(val: dict[str, float]) -> bool:
+        return floor is None or val["guard_frame_accuracy"] >= floor - 1e-9
+
     best = {"step": 0, "score": _merit(first), "val": first, "state": copy.deepcopy(model.state_dict())}
     history = [{"step": 0, "train_loss": None, "val": first, "seconds": time.perf_counter() - started}]
     _report(0, None, first, history[-1]["seconds"], "the source model")
@@ -296,7 +315,9 @@ def adapt(
             history.append({"step": step, "train_loss": float(np.mean(losses[-options.eval_every :])), "val": val,
                             "seconds": seconds})  # fmt: skip
             _report(step, history[-1]["train_loss"], val, seconds)
-            if _merit(val) > best["score"]:
+            if _merit(val) > best["score"] and not keeps_the_original(val):
+                print(f"  not kept: the guard videos lost more than {options.max_forgetting:g} points", flush=True)
+            if _merit(val) > best["score"] and keeps_the_original(val):
                 best = {"step": step, "score": _merit(val), "val": val, "state": copy.deepcopy(model.state_dict())}
                 waited = 0
             else:
@@ -320,6 +341,14 @@ def adapt(
         "source": origin,
         "data": str(data_dir),
         "replay": {"folder": str(replay_dir), "videos": replay_names} if replay_dir is not None else None,
+        "guard": None
+        if guard_dir is None
+        else {
+            "folder": str(guard_dir),
+            "videos": guard_names,
+            "max_forgetting_points": options.max_forgetting,
+            "floor": floor,
+        },
         "split": split,
         "timestamp_labels": stamped,
         "best_step": best["step"],
@@ -345,8 +374,9 @@ def _merit(val: dict[str, float]) -> float:
 
 def _report(step: int, loss: float | None, val: dict[str, float], seconds: float, note: str = "") -> None:
     shown = "     -" if loss is None else f"{loss:.3f}"
-    print(f"step {step:>5}  loss {shown}  held-out frame acc {val['frame_accuracy']:.3f}  F1@50 {val['f1@50']:.1f}  "
-          f"({seconds / 60:.1f} min){'  ' + note if note else ''}", flush=True)  # fmt: skip
+    guard = f"  guard frame acc {val['guard_frame_accuracy']:.3f}" if "guard_frame_accuracy" in val else ""
+    print(f"step {step:>5}  loss {shown}  held-out frame acc {val['frame_accuracy']:.3f}  F1@50 {val['f1@50']:.1f}"
+          f"{guard}  ({seconds / 60:.1f} min){'  ' + note if note else ''}", flush=True)  # fmt: skip
 
 
 def _replay_names(replay_dir: Path, options: AdaptOptions) -> list[str]:
@@ -355,6 +385,22 @@ def _replay_names(replay_dir: Path, options: AdaptOptions) -> list[str]:
         picked = np.random.default_rng(options.seed).choice(len(names), options.replay_videos, replace=False)
         names = [names[i] for i in sorted(picked)]
     return names
+
+
+def _guard_names(folder: Path, verified: list[str], replay: list[str]) -> list[str]:
+    names = sorted(find_videos(folder))
+    trained = sorted(set(names) & (set(verified) | set(replay)))
+    if trained:
+        raise ShelfWatchError(f"{folder}: --guard videos must be held out, but {trained[0]} is also in --data or "
+                              "--replay")  # fmt: skip
+    return names
+
+
+def _load_guard(folder: Path, names: list[str], model: ActionModel, trunk: nn.Module, blocks: int) -> _Domain:
+    print(f"encoding {len(names)} guard videos from {folder}", flush=True)
+    videos = load_videos(folder, model.config.input, names)
+    inputs = [encode_video(model, v) if not blocks else run_trunk(trunk, model, v) for v in videos]
+    return _Domain(names, inputs, _labelled(videos, [], held_out=True))
 
 
 def _load_replay(folder: Path, names: list[str], model: ActionModel, trunk: nn.Module, blocks: int) -> _Domain:
@@ -393,6 +439,11 @@ def summary_lines(metrics: dict) -> list[str]:
         f"{after['frame_accuracy']:.3f}, F1@50 {before['f1@50']:.1f} -> {after['f1@50']:.1f} "
         f"(best at step {metrics['best_step']} of {metrics['steps_run']}; {metrics['train_seconds'] / 60:.1f} min)"
     ]
+    guard = metrics.get("guard")
+    if guard is not None:
+        lines.append(f"guard videos ({len(guard['videos'])}, {guard['folder']}): frame accuracy "
+                     f"{before['guard_frame_accuracy']:.3f} -> {after['guard_frame_accuracy']:.3f} (kept only steps "
+                     f"at or above {guard['floor']:.3f})")  # fmt: skip
     if not metrics["improved"]:
         lines.append("no step beat the source model on the held-out clips: best.pt keeps the source's weights")
     return lines

@@ -136,7 +136,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "export left in it (checkpoint.pt, checked against the manifest's sha256); fine-tune the LSTM and the "
         "classifier (--train head) or also the encoder's last blocks (--train last-blocks) on the verified clips "
         "in --data (full or timestamp labels), with --replay-share of each batch from the original domain's "
-        "videos (--replay); stop early on held-out verified clips. Writes RUN_DIR/best.pt, metrics.json and "
+        "videos (--replay); stop early on held-out verified clips, keeping no step that loses more than "
+        "--max-forgetting on held-out original-domain videos (--guard). Writes RUN_DIR/best.pt, metrics.json and "
         "videos/ (links to the clips trained on, for export's --calibration and --familiarity-fit); `shelfwatch "
         "export` takes RUN_DIR as it is.",
     )
@@ -146,6 +147,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="the store's verified clips: NAME.mp4 + NAME.labels.json (full or timestamps)")  # fmt: skip
     adapt.add_argument("--replay", type=Path, default=None, metavar="DIR",
                        help="labelled videos of the original training domain to replay (e.g. data/train)")  # fmt: skip
+    adapt.add_argument("--guard", type=Path, default=None, metavar="DIR",
+                       help="held-out labelled videos of the original domain, never trained on (e.g. data/calib): "
+                       "a step that loses more than --max-forgetting on them is not kept")  # fmt: skip
     adapt.add_argument("--out", type=Path, required=True, help="run folder to write")
     _add_options(adapt, AdaptOptions)
     _device_arg(adapt)
@@ -414,7 +418,7 @@ def run_train_adapt(args: argparse.Namespace) -> int:
     from training.adapt import adapt, summary_lines
 
     options = _validated(AdaptOptions, _option_values(AdaptOptions, args))
-    metrics = adapt(args.source, args.data, args.out, options, args.replay, device=args.device)
+    metrics = adapt(args.source, args.data, args.out, options, args.replay, device=args.device, guard_dir=args.guard)
     for line in summary_lines(metrics):
         print(line)
     print(f"wrote {args.out}/best.pt (sha256 {metrics['checkpoint']['sha256'][:12]}) and metrics.json; export it with "

@@ -156,6 +156,15 @@ class AdaptOptions:
             "dataset where the folder has that manifest, else random"
         ),
     ] = "auto"
+    max_forgetting: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=100,
+            description="with --guard: the most frame accuracy (points) the guard videos may lose against the source "
+            "model; a step that loses more is never kept (default 1: what `eval compare` tolerates on the first store)",
+        ),
+    ] = 1.0
     eval_every: Annotated[int, Field(ge=1, description="score the held-out clips every N steps")] = 25
     patience: Annotated[
         int, Field(ge=1, description="stop after this many scorings in a row without a better held-out score")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from central.files import pack_bundle
-from edge.bundle import MANIFEST, load_bundle, seal
+from edge.bundle import CHECKPOINT, MANIFEST, load_bundle, seal
 from edge.config import BoxConfig, Camera, Zone
 from edge.events import MAX_PAYLOAD_BYTES, StatusEvent, encode
 from edge.signing import load_trusted_keys
@@ -133,7 +133,9 @@ def tar_of(tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path
 def test_a_tar_with_links_paths_repeats_or_unlisted_files_is_refused_and_writes_nothing_outside_the_slot(tmp_path):
     slots = new_slots(tmp_path)
     bundle = demo_variant(tmp_path / "new")
-    files = [(tarfile.TarInfo(p.name), p.read_bytes()) for p in sorted(bundle.iterdir())]
+    # What pack_bundle sends: the manifest and the files it lists (not checkpoint.pt, which stays with training).
+    listed = [MANIFEST, *sorted(json.loads((bundle / MANIFEST).read_text())["files"])]
+    files = [(tarfile.TarInfo(name), (bundle / name).read_bytes()) for name in listed]
 
     def link(name: str, kind: bytes, target: str) -> tuple[tarfile.TarInfo, bytes]:
         info = tarfile.TarInfo(name)
@@ -148,6 +150,7 @@ def test_a_tar_with_links_paths_repeats_or_unlisted_files_is_refused_and_writes_
         ([*files, (tarfile.TarInfo("/abs.onnx"), b"x")], "'/abs.onnx': not a plain file name"),
         ([*files, files[0]], "twice"),
         ([*files, (tarfile.TarInfo("extra.onnx"), b"x")], "its manifest does not list: extra.onnx"),
+        ([*files, (tarfile.TarInfo(CHECKPOINT), (bundle / CHECKPOINT).read_bytes())], "does not list: checkpoint.pt"),
         ([f for f in files if f[0].name != "detector.onnx"], "detector.onnx is missing"),
     ]
     for members, message in cases:

@@ -106,6 +106,35 @@ def test_timestamp_labels_adapt_and_the_run_exports_with_its_checkpoint_digest(t
     assert chained["source"]["sha256"] == digest and chained["commands"][:3] == commands
 
 
+def test_no_step_that_forgets_the_original_domain_is_kept(tiny, shelfwatch, tmp_path):
+    """--guard: held-out videos of the first store, scored at every scoring; with --max-forgetting 0 a step that loses
+    any frame accuracy there is never best.pt, however well it does on the store's held-out clips."""
+    for i in range(2):
+        write_video(VideoSpec(seed=5, index=i, frames=120, width=160, height=120), tmp_path / "guard")
+    result = shelfwatch("train", "adapt", "--from", tiny / "source", "--data", tiny / "store_b", "--guard",
+                        tmp_path / "guard", "--max-forgetting", 0, "--out", tmp_path / "run", "--lr", 0.05,
+                        *ADAPT)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "2 guard videos from" in result.stdout and "guard videos (2, " in result.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    floor = metrics["guard"]["floor"]
+    assert floor == metrics["history"][0]["val"]["guard_frame_accuracy"]
+    assert metrics["val"]["adapted"]["guard_frame_accuracy"] >= floor
+    for scoring in metrics["history"][1:]:
+        if scoring["val"]["guard_frame_accuracy"] < floor:
+            assert scoring["step"] != metrics["best_step"]
+    # Guard videos are held out: one that is also replayed (or verified) is refused.
+    with pytest.raises(ShelfWatchError, match="--guard videos must be held out"):
+        adapt(
+            tiny / "source",
+            tiny / "store_b",
+            tmp_path / "again",
+            AdaptOptions(),
+            tiny / "train",
+            guard_dir=tiny / "train",
+        )
+
+
 def test_one_clip_is_split_in_time(tiny, shelfwatch, tmp_path):
     (tmp_path / "one").mkdir()
     for path in sorted((tiny / "store_b").glob("synth_store-b_s11_0000.*")):
@@ -160,10 +189,12 @@ def test_a_folder_from_dataset_export_is_split_as_its_manifest_says(tiny, shelfw
 
 
 def test_bad_input_is_one_line(tiny, shelfwatch, tmp_path):
-    result = shelfwatch("train", "adapt", "--from", REPO / "models" / "demo", "--data", tiny / "store_b", "--out",
-                        tmp_path / "run")  # fmt: skip
+    older = tmp_path / "older"  # a bundle exported before export kept its checkpoint
+    shutil.copytree(REPO / "models" / "demo", older, ignore=shutil.ignore_patterns(CHECKPOINT))
+    result = shelfwatch("train", "adapt", "--from", older, "--data", tiny / "store_b", "--out", tmp_path / "run")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "models/demo: this bundle has no checkpoint.pt beside its manifest" in result.stderr
+    assert f"older: this bundle has no checkpoint.pt beside its manifest (exported before export kept it); " \
+           f"`shelfwatch bundle recover {older} --out RUN` makes one" in result.stderr  # fmt: skip
     result = shelfwatch("train", "adapt", "--from", tiny / "source", "--data", tiny / "store_b", "--out",
                         tmp_path / "run", "--replay-share", 1)  # fmt: skip
     assert result.returncode == 2 and result.stderr.strip() == "shelfwatch: error: --replay-share must be less than 1"
