@@ -20,11 +20,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from training.bundle_compare import DEFAULT_RULES, decide, folder_score, measure  # noqa: E402
 from training.label_files import write_as_timestamps  # noqa: E402
+from training.labels import read_label_file  # noqa: E402
 from training.synth.generate import VideoSpec, write_video  # noqa: E402
 
 
@@ -60,6 +63,13 @@ def verified_folder(folder: Path, pool: Path, names: list[str], labels: str) -> 
         else:
             write_as_timestamps(pool / f"{name}.labels.json", folder / f"{name}.labels.json")
     return folder
+
+
+def silent_accuracy(folder: Path) -> float:
+    """The frame accuracy of a box that reports no action at all (every frame no action): a bundle that goes quiet on a
+    store it does not know scores this, without recognising anything."""
+    classes = np.concatenate([read_label_file(p).frame_classes for p in sorted(folder.glob("*.labels.json"))])
+    return float(np.mean(classes[classes >= 0] == 0))
 
 
 def main() -> None:
@@ -112,6 +122,8 @@ def main() -> None:
     counts = [len(shipped.folders[f].videos) for f in folders]
     print(f"held out: store-b {counts[0]} videos of {args.held_out_frames} frames (seed {args.test_seed}); original "
           f"{counts[1]} videos ({args.original})")  # fmt: skip
+    print(f"a box reporting no action at all scores {silent_accuracy(held):.3f} on store B, "
+          f"{silent_accuracy(args.original):.3f} on the original set (frame accuracy; F1@50 0)")  # fmt: skip
     print(f"{'bundle':<22}{'clips':>6}{'adapt min':>10}{'B acc':>8}{'B F1@50':>9}{'B items':>9}"
           f"{'orig acc':>10}{'orig F1@50':>11}{'orig items':>11}  verdict")  # fmt: skip
     for k, m in enumerate(measured):

@@ -1,7 +1,8 @@
 """The ImageNet MobileNetV2 encoder trained to the shipped model's full budget and adapted to store B, in one call on a
 GPU machine: installs what is missing (from a folder of wheels; nothing can be downloaded there), renders the training
-data, trains `train action --encoder mobilenet_v2`, exports it keeping the shipped bundle's detector, and runs
-bench/adapt.py's learning curve with that run as the source and its bundle as the shipped one; prints the curve.
+data (and held-out videos of its domain, the adaptations' --guard), trains `train action --encoder mobilenet_v2`,
+exports it keeping the shipped bundle's detector, and runs bench/adapt.py's learning curve with that run as the
+source and its bundle as the shipped one; prints the curve.
 
     python bench/gpu_recipe.py --wheels .whl --jobs 16 --work runs/gpu_recipe
     python bench/gpu_recipe.py --tiny --work /tmp/gpu_recipe        # the whole chain in minutes, on any CPU
@@ -55,6 +56,9 @@ TRAIN_VIDEOS = {"full": ["--videos", "100", "--seed", "1"], "tiny": ["--videos",
                 "120", "--size", "160x120"]}  # fmt: skip
 TEST_VIDEOS = {"full": ["--videos", "10", "--seed", "1000"], "tiny": ["--videos", "2", "--seed", "1000", "--frames",
                "90", "--size", "160x120"]}  # fmt: skip
+# Held-out videos of the training domain for `train adapt --guard` (data/calib's recipe: after the training videos).
+GUARD_VIDEOS = {"full": ["--videos", "12", "--seed", "1", "--first", "100"], "tiny": ["--videos", "2", "--seed", "3",
+                "--first", "4", "--frames", "90", "--size", "160x120"]}  # fmt: skip
 TRAIN = {
     "full": "--delay 6 --encoder-steps 4000 --eval-every 500".split(),
     "tiny": "--hidden 8 --size 64x48 --frame-batch 8 --clip-len 16 --batch 2 --delay 2 --eval-every 3 "
@@ -159,10 +163,12 @@ def main() -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
                PYTHONUNBUFFERED="1", YOLO_OFFLINE="1", YOLO_CONFIG_DIR=str(work / "ultralytics"))  # fmt: skip
     train_dir, test_dir, run, bundle = work / "data" / "train", work / "data" / "test", work / "action", work / "bundle"
+    guard_dir = work / "data" / "guard"
     seconds: dict[str, float] = {}
 
     jobs = ["--jobs", str(max(1, args.jobs))]
-    for folder, videos in ((train_dir, TRAIN_VIDEOS[size]), (test_dir, TEST_VIDEOS[size])):
+    for folder, videos in ((train_dir, TRAIN_VIDEOS[size]), (test_dir, TEST_VIDEOS[size]),
+                           (guard_dir, GUARD_VIDEOS[size])):  # fmt: skip
         if not rendered(folder, int(videos[1])):
             seconds[f"synth {folder.name}"] = shelfwatch(env, "synth", folder, *videos, *jobs)
 
@@ -188,7 +194,7 @@ def main() -> None:
     # The learning curve: its table is this script's last lines (bench/adapt.py's stdout passes through).
     curve = [sys.executable, str(ROOT / "bench" / "adapt.py"), "--source", run, "--shipped", bundle, "--replay",
              train_dir, "--original", test_dir, "--work", work / "adapt", *CURVE[size], "--", "--device", args.device,
-             *ADAPT[size]]  # fmt: skip
+             "--guard", guard_dir, *ADAPT[size]]  # fmt: skip
     started = time.perf_counter()
     if subprocess.run([str(c) for c in curve], env=env, cwd=ROOT).returncode != 0:
         sys.exit("gpu_recipe: bench/adapt.py failed")

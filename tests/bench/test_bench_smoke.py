@@ -407,6 +407,11 @@ def test_adapt(bench, tiny, tmp_path):
         "2",
         "2",
     )
+    silent_b, silent_o = grab(rf"^a box reporting no action at all scores ({NUMBER}) on store B, ({NUMBER}) on the "
+                              r"original set", out)  # fmt: skip
+    for shown, folder in ((silent_b, tmp_path / "store_b_held_out"), (silent_o, tiny["test"])):  # no action's share
+        classes = np.concatenate([read_label_file(p).frame_classes for p in folder.glob("*.labels.json")])
+        assert num(shown) == pytest.approx(np.mean(classes[classes >= 0] == 0), abs=5e-4), out
     row = (rf"^(shipped|adapted, full|adapted, timestamps)\s+(-|\d+)\s+(-|{NUMBER})\s+({NUMBER})\s+({NUMBER})\s+"
            rf"(-|{NUMBER})\s+({NUMBER})\s+({NUMBER})\s+(-|{NUMBER})\s+(\S+)$")  # fmt: skip
     rows = re.findall(row, out, re.MULTILINE)
@@ -455,9 +460,11 @@ def test_gpu_recipe(bench, tmp_path):
     assert [(r[0], r[1]) for r in rows] == [("shipped", "-"), ("adapted, full", "1")], out
     adapted = json.loads((tmp_path / "adapt" / "run_full_1" / "metrics.json").read_text())
     assert adapted["source"]["sha256"] == metrics["checkpoint"]["sha256"] and adapted["device"] == "cpu"
+    assert adapted["guard"]["folder"] == str(tmp_path / "data" / "guard") and len(adapted["guard"]["videos"]) == 2
     assert grab(r"^adaptations ran on: (.+)$", out) == ("cpu",)
-    steps = dict(re.findall(rf"(synth train|synth test|train action|export|learning curve) ({NUMBER})", out))
-    assert list(steps) == ["synth train", "synth test", "train action", "export", "learning curve"], out
+    steps = dict(re.findall(rf"(synth train|synth test|synth guard|train action|export|learning curve) ({NUMBER})",
+                            out))  # fmt: skip
+    assert list(steps) == ["synth train", "synth test", "synth guard", "train action", "export", "learning curve"], out
     (total,) = grab(rf"^minutes: .*; all ({NUMBER})$", out)
     assert sum(num(v) for v in steps.values()) <= num(total) + 0.05 * len(steps), out
     # Called again (a GPU call cut short by its time limit): what was finished is kept, only the curve runs again.
