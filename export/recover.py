@@ -1,12 +1,13 @@
 """`shelfwatch bundle recover`: a bundle's action model back as a PyTorch checkpoint, for bundles exported before
 `export` kept the checkpoint they came from (`models/demo` was one).
 
-The step graph is FP32 (export keeps it so when dynamic INT8 is not faster), so the LSTM and the classifier come back
-exactly. The encoder graph has every batch norm folded into the convolution before it (the exporter's eval-mode
-fusion); the convolutions come back with the folded weights and biases and each batch norm as the identity, which
-computes the same function. An INT8 encoder (QOperator or QDQ) comes back with its weights dequantized: the weights
-the box runs, as floats, not the FP32 weights they were rounded from (those are gone); a new export quantizes them
-again onto the same grid, up to the activation scales its calibration frames give.
+An FP32 step graph (export keeps it so when dynamic INT8 is not faster) gives the LSTM and the classifier back
+exactly; a dynamically quantized one gives their INT8 weights dequantized. The encoder graph has every batch norm
+folded into the convolution before it (the exporter's eval-mode fusion); the convolutions come back with the folded
+weights and biases and each batch norm as the identity, which computes the same function. An INT8 encoder (QOperator
+or QDQ) comes back with its weights dequantized: the weights the box runs, as floats, not the FP32 weights they were
+rounded from (those are gone); a new export quantizes them again onto the same grid, up to the activation scales its
+calibration frames give.
 
 The result is a run folder `export` and `train adapt` take as they are: `best.pt` in the format `train action`
 writes and `metrics.json` with the bundle's recorded commands, this command and the checkpoint's sha256.
@@ -135,24 +136,53 @@ def _onnx_lstm_to_torch(w: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.concatenate([i, f, c, o]).copy())
 
 
+def _lstm_weights(g: _Graph, node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(W, R, B) of one direction in ONNX's layout, from an LSTM or a dynamically quantized one (com.microsoft's
+    DynamicQuantizeLSTM keeps W and R transposed, INT8, with a scale and zero point per tensor or per column)."""
+    if node.op_type == "LSTM":
+        w, r, b = (g.const(name)[0] for name in node.input[1:4])
+        return w, r, b
+    w_scale, w_zero, r_scale, r_zero = (g.init[name] for name in node.input[8:12])
+
+    def dequantized(q: np.ndarray, scale: np.ndarray, zero: np.ndarray) -> np.ndarray:
+        columns = (1, 1, -1)  # per direction: one value, or one per column of (features, 4 * hidden)
+        return ((q.astype(np.float32) - zero.reshape(columns)) * scale.reshape(columns))[0].T
+
+    w = dequantized(g.init[node.input[1]], w_scale, w_zero)
+    r = dequantized(g.init[node.input[2]], r_scale, r_zero)
+    return w, r, g.const(node.input[3])[0]
+
+
+def _classifier_weights(g: _Graph) -> tuple[np.ndarray, np.ndarray]:
+    """(weight (classes, features), bias) from a Gemm, or from dynamic quantization's MatMulInteger and its Add."""
+    gemm = [n for n in g.graph.node if n.op_type == "Gemm"]
+    if len(gemm) == 1:
+        weight = g.const(gemm[0].input[1])
+        transposed = next((a.i for a in gemm[0].attribute if a.name == "transB"), 0)
+        return (weight if transposed else weight.T.copy()), g.const(gemm[0].input[2])
+    matmul = [n for n in g.graph.node if n.op_type == "MatMulInteger"]
+    adds = [n for n in g.graph.node if n.op_type == "Add" and any(i in g.init for i in n.input)]
+    if len(matmul) != 1 or len(adds) != 1:
+        raise ShelfWatchError(f"{g.path}: no linear classifier (a Gemm, or a MatMulInteger and its bias) found")
+    base = matmul[0].input[1].removesuffix("_quantized")
+    weight = _dequantize(g.init[matmul[0].input[1]], g.init[f"{base}_scale"], g.init[matmul[0].input[3]], 1)
+    return weight.T.copy(), g.const(next(i for i in adds[0].input if i in g.init))
+
+
 @torch.no_grad()
 def _load_step(model: ActionModel, g: _Graph) -> None:
-    lstm_nodes = [n for n in g.graph.node if n.op_type == "LSTM"]
-    gemm = [n for n in g.graph.node if n.op_type == "Gemm"]
-    if len(lstm_nodes) != 1 or len(gemm) != 1 or model.lstm is None:
-        raise ShelfWatchError(f"{g.path}: not a step graph of one LSTM and a linear classifier (a dynamically "
-                              "quantized step cannot be recovered)")  # fmt: skip
-    node = lstm_nodes[0]
-    w, r, b = (g.const(name)[0] for name in node.input[1:4])
+    lstm_nodes = [n for n in g.graph.node if n.op_type in ("LSTM", "DynamicQuantizeLSTM")]
+    if len(lstm_nodes) != 1 or model.lstm is None:
+        raise ShelfWatchError(f"{g.path}: not a step graph of one LSTM and a linear classifier")
+    w, r, b = _lstm_weights(g, lstm_nodes[0])
     hidden = model.config.hidden
     model.lstm.weight_ih_l0.copy_(_onnx_lstm_to_torch(w))
     model.lstm.weight_hh_l0.copy_(_onnx_lstm_to_torch(r))
     model.lstm.bias_ih_l0.copy_(_onnx_lstm_to_torch(b[: 4 * hidden]))
     model.lstm.bias_hh_l0.copy_(_onnx_lstm_to_torch(b[4 * hidden :]))
-    weight = g.const(gemm[0].input[1])
-    transposed = next((a.i for a in gemm[0].attribute if a.name == "transB"), 0)
-    model.classifier.weight.copy_(torch.from_numpy(weight if transposed else weight.T.copy()))
-    model.classifier.bias.copy_(torch.from_numpy(g.const(gemm[0].input[2])))
+    weight, bias = _classifier_weights(g)
+    model.classifier.weight.copy_(torch.from_numpy(weight))
+    model.classifier.bias.copy_(torch.from_numpy(bias))
 
 
 def model_config(manifest: Manifest, encoder: _Graph) -> ModelConfig:

@@ -1,15 +1,18 @@
 """`shelfwatch bundle recover`: a bundle's action graphs back as a checkpoint that computes what they compute, which
 `export` and `train adapt` take like any training run."""
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
 
 from edge import reference
-from edge.bundle import CHECKPOINT, load_bundle, sha256_of
+from edge.bundle import CHECKPOINT, MANIFEST, load_bundle, seal, sha256_of
 from edge.preprocess import shrink, to_input
 from export.recover import recover
 from tests.export.conftest import run
@@ -63,6 +66,31 @@ def test_from_an_int8_qdq_bundle_it_computes_what_the_box_runs(runs, tmp_path):
     assert np.linalg.norm(features - onnx_features) <= 0.1 * np.linalg.norm(onnx_features)
     assert metrics["checkpoint"]["sha256"] == sha256_of(tmp_path / "recovered" / "best.pt")
     assert metrics["commands"][: len(manifest.provenance.commands)] == manifest.provenance.commands
+
+
+def test_a_dynamically_quantized_step_comes_back_dequantized(runs, fp32_bundle, tmp_path):
+    """Export keeps dynamic INT8 for the step where it runs faster: its LSTM and classifier weights come back within
+    one quantization step of the trained ones, in PyTorch's gate order."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    bundle = tmp_path / "dynamic"
+    shutil.copytree(fp32_bundle, bundle)
+    step = bundle / "action_step.onnx"
+    quantize_dynamic(str(fp32_bundle / "action_step.onnx"), str(step), weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["LSTM", "Gemm", "MatMul"])  # fmt: skip
+    assert {"DynamicQuantizeLSTM", "MatMulInteger"} <= {n.op_type for n in onnx.load(str(step)).graph.node}
+    data = json.loads((bundle / MANIFEST).read_text())
+    data["files"]["action_step.onnx"] = {"sha256": sha256_of(step), "bytes": step.stat().st_size}
+    (bundle / MANIFEST).write_text(json.dumps(seal(data)))
+    recover(bundle, tmp_path / "recovered")
+    trained, _ = load_model(runs["action"] / "best.pt")
+    recovered, _ = load_model(tmp_path / "recovered" / "best.pt")
+    for name, tensor in trained.state_dict().items():
+        if name.startswith(("lstm.weight", "classifier.weight")):
+            step_size = tensor.abs().max() / 127
+            assert (recovered.state_dict()[name] - tensor).abs().max() <= step_size, name
+        elif name.startswith(("lstm.bias", "classifier.bias")):
+            assert torch.equal(recovered.state_dict()[name], tensor), name
 
 
 def test_the_recovered_run_exports_and_the_new_bundle_leads_back_to_it(runs, fp32_bundle, tmp_path):
