@@ -57,9 +57,7 @@ class _Graph:
 
 
 def _dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int) -> np.ndarray:
-    """Per-tensor or per-channel (along `axis`) dequantization: (q - zero) * scale."""
-    if scale.ndim == 0:
-        return ((q.astype(np.float32) - np.float32(zero)) * scale).astype(np.float32)
+    """Per-tensor (one value) or per-channel (along `axis`) dequantization: (q - zero) * scale."""
     shape = [1] * q.ndim
     shape[axis] = -1
     return ((q.astype(np.float32) - zero.reshape(shape).astype(np.float32)) * scale.reshape(shape)).astype(np.float32)
@@ -109,8 +107,7 @@ def _norm_after(conv_name: str) -> str:
 
 
 @torch.no_grad()
-def _load_encoder(encoder: SlimResNet18, g: _Graph) -> None:
-    convs = _conv_weights(g)
+def _load_encoder(encoder: SlimResNet18, convs: dict[str, tuple[np.ndarray, np.ndarray]], g: _Graph) -> None:
     modules = dict(encoder.named_modules())
     wanted = {name: _scope(name) for name, m in modules.items() if isinstance(m, torch.nn.Conv2d)}
     missing = [name for name, scope in wanted.items() if scope not in convs]
@@ -142,14 +139,10 @@ def _lstm_weights(g: _Graph, node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarr
     if node.op_type == "LSTM":
         w, r, b = (g.const(name)[0] for name in node.input[1:4])
         return w, r, b
-    w_scale, w_zero, r_scale, r_zero = (g.init[name] for name in node.input[8:12])
-
-    def dequantized(q: np.ndarray, scale: np.ndarray, zero: np.ndarray) -> np.ndarray:
-        columns = (1, 1, -1)  # per direction: one value, or one per column of (features, 4 * hidden)
-        return ((q.astype(np.float32) - zero.reshape(columns)) * scale.reshape(columns))[0].T
-
-    w = dequantized(g.init[node.input[1]], w_scale, w_zero)
-    r = dequantized(g.init[node.input[2]], r_scale, r_zero)
+    # (directions, features, 4 * hidden), with one scale per direction or per column (axis 2).
+    x = node.input
+    w = _dequantize(g.init[x[1]], g.init[x[8]].reshape(-1), g.init[x[9]].reshape(-1), 2)[0].T
+    r = _dequantize(g.init[x[2]], g.init[x[10]].reshape(-1), g.init[x[11]].reshape(-1), 2)[0].T
     return w, r, g.const(node.input[3])[0]
 
 
@@ -185,9 +178,9 @@ def _load_step(model: ActionModel, g: _Graph) -> None:
     model.classifier.bias.copy_(torch.from_numpy(bias))
 
 
-def model_config(manifest: Manifest, encoder: _Graph) -> ModelConfig:
+def model_config(manifest: Manifest, convs: dict[str, tuple[np.ndarray, np.ndarray]], encoder: _Graph) -> ModelConfig:
     """The checkpoint's shape from the manifest (input, hidden, delay) and the encoder's first convolution (width)."""
-    first = next(iter(_conv_weights(encoder).values()))[0]
+    first = next(iter(convs.values()))[0]
     spec = manifest.action.input
     config = ModelConfig(encoder="resnet18-slim", width=first.shape[0], head="lstm", hidden=manifest.action.hidden,
                          delay=manifest.action.delay,
@@ -202,10 +195,11 @@ def recover(bundle: Path, out: Path) -> dict:
     """Write OUT/best.pt and OUT/metrics.json from BUNDLE's action graphs; return the metrics."""
     manifest = load_bundle(bundle)
     encoder_graph = _Graph(bundle / manifest.action.encoder)
-    config = model_config(manifest, encoder_graph)
+    convs = _conv_weights(encoder_graph)
+    config = model_config(manifest, convs, encoder_graph)
     model = ActionModel(config)
     assert isinstance(model.encoder, SlimResNet18)  # model_config builds no other
-    _load_encoder(model.encoder, encoder_graph)
+    _load_encoder(model.encoder, convs, encoder_graph)
     _load_step(model, _Graph(bundle / manifest.action.step))
     model.eval()
     out.mkdir(parents=True, exist_ok=True)

@@ -232,6 +232,8 @@ def adapt(
     }
     replay = _load_replay(replay_dir, replay_names, model, trunk, blocks) if replay_names else None
     guard = _load_guard(guard_dir, guard_names, model, trunk, blocks) if guard_dir is not None else None
+    guard_videos = [Video(n, np.empty(0), lab) for n, lab in zip(guard.names, guard.labels, strict=True)
+                    ] if guard is not None else []  # fmt: skip
     share = options.replay_share if replay is not None else 0.0
     said = f"{len(verified.names)} clip(s) train, {len(val_videos)} held out for early stopping"
     if replay is not None:
@@ -279,7 +281,6 @@ def adapt(
         val = evaluate_videos(model, val_videos, feats)[0]
         if guard is not None:  # the original domain's held-out videos, scored the same way
             feats = guard.inputs if not blocks else [run_tail(tail, a) for a in guard.inputs]
-            guard_videos = [Video(n, np.empty(0), lab) for n, lab in zip(guard.names, guard.labels, strict=True)]
             val["guard_frame_accuracy"] = evaluate_videos(model, guard_videos, feats)[0]["frame_accuracy"]
         return val
 
@@ -315,9 +316,11 @@ def adapt(
             history.append({"step": step, "train_loss": float(np.mean(losses[-options.eval_every :])), "val": val,
                             "seconds": seconds})  # fmt: skip
             _report(step, history[-1]["train_loss"], val, seconds)
-            if _merit(val) > best["score"] and not keeps_the_original(val):
+            better = _merit(val) > best["score"]
+            if better and not keeps_the_original(val):
                 print(f"  not kept: the guard videos lost more than {options.max_forgetting:g} points", flush=True)
-            if _merit(val) > best["score"] and keeps_the_original(val):
+                better = False
+            if better:
                 best = {"step": step, "score": _merit(val), "val": val, "state": copy.deepcopy(model.state_dict())}
                 waited = 0
             else:

@@ -120,9 +120,9 @@ def test_no_step_that_forgets_the_original_domain_is_kept(tiny, shelfwatch, tmp_
     floor = metrics["guard"]["floor"]
     assert floor == metrics["history"][0]["val"]["guard_frame_accuracy"]
     assert metrics["val"]["adapted"]["guard_frame_accuracy"] >= floor
-    for scoring in metrics["history"][1:]:
-        if scoring["val"]["guard_frame_accuracy"] < floor:
-            assert scoring["step"] != metrics["best_step"]
+    losing = [s["step"] for s in metrics["history"][1:] if s["val"]["guard_frame_accuracy"] < floor]
+    assert losing, "the premise: at this learning rate some step loses on the guard videos"
+    assert metrics["best_step"] not in losing
     # Guard videos are held out: one that is also replayed (or verified) is refused.
     with pytest.raises(ShelfWatchError, match="--guard videos must be held out"):
         adapt(
