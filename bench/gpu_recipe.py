@@ -70,7 +70,11 @@ CURVE = {
     "tiny": "--clips 1 --labels full --frames 120 --held-out 2 --held-out-frames 90 --size 160x120 --precision fp32 "
     "--calibration-frames 16".split(),
 }
-ADAPT = {"full": [], "tiny": "--steps 2 --eval-every 1 --clip-len 16 --batch 2 --replay-videos 2".split()}
+ADAPT = {
+    "full": [],
+    "tiny": "--steps 2 --eval-every 1 --clip-len 16 --batch 2 --replay-videos 2 --encoder-steps 2 "
+    "--frame-batch 4".split(),
+}
 
 
 def missing_modules() -> list[str]:

@@ -114,12 +114,15 @@ class AdaptOptions:
     metrics.json). The model's shape is the source checkpoint's; only what moves and how much is chosen here."""
 
     train: Annotated[
-        Literal["head", "last-blocks"],
+        Literal["head", "last-blocks", "encoder"],
         Field(
             description="what learns: head = the LSTM and the classifier on the frozen encoder's features; "
-            "last-blocks = also the encoder's last --blocks blocks (their batch-norm statistics stay frozen)"
+            "last-blocks = also the encoder's last --blocks blocks (their batch-norm statistics stay frozen); "
+            "encoder = the whole encoder first, one frame at a time (a linear probe, then --encoder-steps of "
+            "fine-tuning at --encoder-lr, its batch-norm statistics kept), then the LSTM and the classifier on its "
+            "features"
         ),
-    ] = "head"
+    ] = "encoder"
     blocks: Annotated[
         int, Field(ge=1, description="with --train last-blocks: how many of the encoder's last blocks")
     ] = 2
@@ -127,6 +130,14 @@ class AdaptOptions:
         int, Field(ge=1, description="at most this many fine-tuning steps (early stopping may end sooner)")
     ] = 400
     lr: Annotated[float, Field(gt=0, description="learning rate (cosine schedule with a short warm-up)")] = 1e-3
+    encoder_steps: Annotated[
+        int, Field(ge=1, description="with --train encoder: steps of fine-tuning the encoder, one frame at a time")
+    ] = 300
+    encoder_lr: Annotated[
+        float,
+        Field(gt=0, description="with --train encoder: its learning rate (a tenth of train action's stage 1)"),
+    ] = 2e-4
+    frame_batch: Annotated[int, Field(ge=1, description="with --train encoder: frames per encoder step")] = 64
     replay_share: Annotated[
         float,
         Field(

@@ -402,7 +402,8 @@ def test_adapt(bench, tiny, tmp_path):
     out = bench("adapt.py", "--source", tiny["action"], "--shipped", tiny["bundle"], "--replay", tiny["train"],
                 "--original", tiny["test"], "--work", tmp_path, "--clips", 1, 2, "--frames", 300, "--held-out", 2,
                 "--held-out-frames", 150, "--size", "160x120", "--precision", "fp32", "--calibration-frames", 16, "--",
-                "--steps", 2, "--eval-every", 1, "--clip-len", 16, "--batch", 2, timeout=900)  # fmt: skip
+                "--steps", 2, "--eval-every", 1, "--clip-len", 16, "--batch", 2, "--encoder-steps", 2,
+                "--frame-batch", 4, timeout=900)  # fmt: skip
     assert grab(r"^held out: store-b (\d+) videos of 150 frames \(seed 3000\); original (\d+) videos", out) == (
         "2",
         "2",

@@ -17,13 +17,14 @@ from edge.errors import ShelfWatchError
 from tests.conftest import shelfwatch_command
 from tests.export.conftest import TINY_ACTION
 from training.action_model import ActionModel
-from training.adapt import adapt, encoder_parts
+from training.adapt import adapt, encoder_parts, forgetting_bound
 from training.label_files import read_labels, write_as_timestamps
 from training.options import AdaptOptions, ModelConfig
 from training.synth.generate import VideoSpec, write_video
 from training.timestamps import stamp_runs
 
-ADAPT = "--steps 4 --eval-every 2 --clip-len 16 --batch 4".split()
+# --train encoder (the default): two encoder steps of four frames keep it tiny.
+ADAPT = "--steps 4 --eval-every 2 --clip-len 16 --batch 4 --encoder-steps 2 --frame-batch 4".split()
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -76,6 +77,33 @@ def test_it_starts_from_the_given_weights_and_moves_only_what_it_trains(tiny, sh
     assert len(linked) == 2 + 3 and sum(n.startswith("synth_store-b") for n in linked) == 2
 
 
+def test_the_whole_encoder_tunes_on_the_store_then_the_head_on_its_features(tiny, shelfwatch, tmp_path):
+    """--train encoder: a linear probe and a few steps of the encoder on single frames (verified and replayed, its
+    batch-norm statistics kept), every clip, replay and guard video encoded again, then the head. The guard
+    is scored on the tuned encoder's features; the source is still the first candidate."""
+    for i in range(2):
+        write_video(VideoSpec(seed=5, index=i, frames=120, width=160, height=120), tmp_path / "guard")
+    result = shelfwatch("train", "adapt", "--from", tiny / "source", "--data", tiny / "stamps", "--replay",
+                        tiny / "train", "--guard", tmp_path / "guard", "--out", tmp_path / "run", "--train", "encoder",
+                        *ADAPT, "--encoder-steps", 3, "--frame-batch", 8, "--patience", 10)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "tuning the encoder: a linear probe, then 3 steps of 8 frames" in result.stdout
+    before, after = weights(tiny / "source" / "best.pt"), weights(tmp_path / "run" / "last.pt")
+    assert before.keys() == after.keys()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert {n for n in before if n.startswith(("lstm.", "classifier."))} <= changed
+    encoder = {n for n in before if n.startswith("encoder.")}
+    statistics = {n for n in encoder if n.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    assert statistics and encoder - statistics <= changed  # every weight of the encoder moves
+    assert not statistics & changed  # its batch-norm statistics stay as trained
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+    source, tuned = history[0], history[1]
+    assert source["step"] == tuned["step"] == 0 and tuned["stage"] == "encoder"
+    # The guard videos were encoded again: the source's LSTM on the tuned features scores them afresh.
+    assert "guard_frame_accuracy" in tuned["val"]
+    assert [h["step"] for h in history[2:]] == [2, 4]
+
+
 @pytest.mark.long  # about 20 s: two adaptations and an export
 def test_timestamp_labels_adapt_and_the_run_exports_with_its_checkpoint_digest(tiny, shelfwatch, tmp_path):
     result = shelfwatch("train", "adapt", "--from", tiny / "source", "--data", tiny / "stamps", "--out",
@@ -100,7 +128,8 @@ def test_timestamp_labels_adapt_and_the_run_exports_with_its_checkpoint_digest(t
 
     # A bundle leads back to its weights: adapt again from the bundle itself.
     again = shelfwatch("train", "adapt", "--from", tmp_path / "bundle", "--data", tiny / "store_b", "--out",
-                       tmp_path / "again", "--steps", 1, "--eval-every", 1, "--clip-len", 16)  # fmt: skip
+                       tmp_path / "again", "--steps", 1, "--eval-every", 1, "--clip-len", 16,
+                       "--train", "head")  # fmt: skip
     assert again.returncode == 0, again.stderr
     chained = json.loads((tmp_path / "again" / "metrics.json").read_text())
     assert chained["source"]["sha256"] == digest and chained["commands"][:3] == commands
@@ -113,16 +142,20 @@ def test_no_step_that_forgets_the_original_domain_is_kept(tiny, shelfwatch, tmp_
         write_video(VideoSpec(seed=5, index=i, frames=120, width=160, height=120), tmp_path / "guard")
     result = shelfwatch("train", "adapt", "--from", tiny / "source", "--data", tiny / "store_b", "--guard",
                         tmp_path / "guard", "--max-forgetting", 0, "--out", tmp_path / "run", "--lr", 0.05,
-                        *ADAPT)  # fmt: skip
+                        *ADAPT, "--train", "head")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "2 guard videos from" in result.stdout and "guard videos (2, " in result.stdout
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    floor = metrics["guard"]["floor"]
-    assert floor == metrics["history"][0]["val"]["guard_frame_accuracy"]
-    assert metrics["val"]["adapted"]["guard_frame_accuracy"] >= floor
-    losing = [s["step"] for s in metrics["history"][1:] if s["val"]["guard_frame_accuracy"] < floor]
+    source = metrics["history"][0]["val"]["guard_frame_accuracy"]
+    assert metrics["guard"]["floor"] == source
+    assert metrics["val"]["adapted"]["guard_frame_accuracy"] >= source
+    losing = [s["step"] for s in metrics["history"][1:] if s["val"]["guard_frame_accuracy"] < source]
     assert losing, "the premise: at this learning rate some step loses on the guard videos"
     assert metrics["best_step"] not in losing
+    # Every scoring records the 95 % bound of its change: the pooled change less a margin for the videos' spread.
+    for s in metrics["history"][1:]:
+        change = (s["val"]["guard_frame_accuracy"] - source) * 100
+        assert s["val"]["guard_bound"] <= change + 1e-9
     # Guard videos are held out: one that is also replayed (or verified) is refused.
     with pytest.raises(ShelfWatchError, match="--guard videos must be held out"):
         adapt(
@@ -135,12 +168,23 @@ def test_no_step_that_forgets_the_original_domain_is_kept(tiny, shelfwatch, tmp_
         )
 
 
-def test_one_clip_is_split_in_time(tiny, shelfwatch, tmp_path):
+def test_the_forgetting_bound_allows_for_the_guard_videos_spread():
+    # Two videos of equal length, each losing 1 point: no spread, the bound is the change.
+    assert forgetting_bound([0.9, 0.8], [0.89, 0.79], [100, 100]) == pytest.approx(-1.0)
+    # The same pooled change of -1 from +1 and -3: the spread widens the bound (SE = 2 points here).
+    assert forgetting_bound([0.9, 0.8], [0.91, 0.77], [100, 100]) == pytest.approx(-1.0 - 1.645 * 2.0)
+    # Frames weigh: a long video's change counts for more; one video is its own change.
+    assert forgetting_bound([0.9, 0.8], [0.9, 0.76], [300, 100]) < -1.0
+    assert forgetting_bound([0.9], [0.88], [50]) == pytest.approx(-2.0)
+
+
+@pytest.mark.parametrize("train", ["head", "encoder"])
+def test_one_clip_is_split_in_time(tiny, shelfwatch, tmp_path, train):
     (tmp_path / "one").mkdir()
     for path in sorted((tiny / "store_b").glob("synth_store-b_s11_0000.*")):
         shutil.copy(path, tmp_path / "one")
     result = shelfwatch("train", "adapt", "--from", tiny / "source", "--data", tmp_path / "one", "--out",
-                        tmp_path / "run", *ADAPT)  # fmt: skip
+                        tmp_path / "run", "--train", train, *ADAPT)  # fmt: skip
     assert result.returncode == 0, result.stderr
     split = json.loads((tmp_path / "run" / "metrics.json").read_text())["split"]
     assert split == {"train": ["synth_store-b_s11_0000 frames 0-210"], "val": ["synth_store-b_s11_0000 frames 210-300"]}
