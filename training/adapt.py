@@ -344,13 +344,7 @@ def adapt(
         model.train()
         tail.eval()  # batch-norm statistics as trained; dropout in the head still active
         x, y = sample()
-        loss = _loss(model, head_scores(x), y, weights)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 5.0)
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
+        losses.append(_descend(_loss(model, head_scores(x), y, weights), optimizer, schedule, params))
         if step % options.eval_every == 0 or step == options.steps:
             val = score()
             seconds = time.perf_counter() - started
@@ -457,14 +451,13 @@ def tune_encoder(model: ActionModel, verified: list[Video], replay: list[Video],
     def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(probe(encoder(x)), y, weight=weights)
 
-    encoder.requires_grad_(False)
+    # Batch-norm statistics as trained throughout (eval mode): moved to a mix of both stores, they shift every frame's
+    # features of the original one.
     encoder.eval()
+    encoder.requires_grad_(False)
     optimizer = torch.optim.AdamW(probe.parameters(), lr=PROBE_LR, weight_decay=1e-4)
     for _ in range(PROBE_STEPS):
-        loss = loss_of(*sample())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        _descend(loss_of(*sample()), optimizer, None, None)
 
     encoder.requires_grad_(True)
     params = [*encoder.parameters(), *probe.parameters()]
@@ -472,19 +465,25 @@ def tune_encoder(model: ActionModel, verified: list[Video], replay: list[Video],
     schedule = _schedule(optimizer, options.encoder_steps)
     losses = []
     for step in range(1, options.encoder_steps + 1):
-        encoder.eval()  # batch-norm statistics as trained: moved to a mix of both stores, they shift every frame's
-        loss = loss_of(*sample())  # features of the original one
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 5.0)
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
+        losses.append(_descend(loss_of(*sample()), optimizer, schedule, params))
         if step % 50 == 0 or step == options.encoder_steps:
             print(f"encoder step {step:>5}  loss {np.mean(losses[-50:]):.3f}", flush=True)
     encoder.requires_grad_(False)
-    encoder.eval()
     return losses
+
+
+def _descend(loss: torch.Tensor, optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LambdaLR | None,
+             params: list[torch.nn.Parameter] | None) -> float:  # fmt: skip
+    """One step down the loss, the gradients of `params` clipped at norm 5 as in `train action` (None: not clipped,
+    as for the linear probe); returns the loss."""
+    optimizer.zero_grad()
+    loss.backward()
+    if params is not None:
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+    optimizer.step()
+    if schedule is not None:
+        schedule.step()
+    return loss.item()
 
 
 def _merit(val: dict[str, float]) -> float:
