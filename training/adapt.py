@@ -300,7 +300,6 @@ def adapt(
     best = {"step": 0, "score": _merit(first), "val": first, "state": copy.deepcopy(model.state_dict())}
     history = [{"step": 0, "train_loss": None, "val": first, "seconds": time.perf_counter() - started}]
     _report(0, None, first, history[-1]["seconds"], "the source model")
-    encoder_losses: list[float] = []
     if options.train == "encoder":
         print(f"tuning the encoder: a linear probe, then {options.encoder_steps} steps of {options.frame_batch} frames",
               flush=True)  # fmt: skip
