@@ -318,7 +318,7 @@ def run_frames(s: Stages, options: RunOptions, stop: _Stop) -> Summary:
             reading = s.familiarity.update(frame.index, frame.ts, s.actions.recognizer.features)
             if reading is not None:
                 familiar = reading.familiar
-                s.reporter.scored(frame.index, familiar)
+                s.reporter.scored(frame.index, reading)
                 if not familiar and s.clips is not None:
                     s.clips.unfamiliar(frame.index)
         s.reporter.actions(segments)
@@ -413,7 +413,7 @@ def build_stages(
             shelf,
             schedule,
             delay=recognizer.delay,
-            guarded=familiarity is not None,
+            guard=familiarity.guard if familiarity is not None else None,
             policy=config.familiarity.policy,
             detector_floor=t.detector_confidence,
             file_frames=source.frame_count if source.kind == "file" else None,

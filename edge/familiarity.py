@@ -59,6 +59,23 @@ class FamiliarityStats:
 
 
 @dataclass(frozen=True)
+class Guard:
+    """How the box judges a stretch of frames (an action, a hand's visits into the shelf): as one window."""
+
+    threshold: float  # a window mean at or above this is unfamiliar
+    window: int  # frames in the window the threshold was calibrated on
+
+
+def familiar_stretch(scores: list[float], threshold: float) -> bool:
+    """A stretch of scored frames, at least a window of them, is familiar when their mean score is under the
+    threshold. The threshold was calibrated so that one window of training-domain video in a hundred reaches it;
+    asking every window of a long stretch to stay under it would flag a long action on that video far more often
+    (each window is another chance), while a mean over more frames only varies less. Footage unlike the training
+    scores high throughout, so its stretches stay unfamiliar."""
+    return sum(scores) / len(scores) < threshold
+
+
+@dataclass(frozen=True)
 class Reading:
     score: float  # this frame's distance
     smoothed: float  # the mean over the window
@@ -89,6 +106,7 @@ class Familiarity:
         self.stats = FamiliarityStats.load(folder / entry.file, entry)
         self.threshold = entry.threshold
         self.window: deque[float] = deque(maxlen=max(1, round(entry.window_s * fps)))
+        self.guard = Guard(entry.threshold, self.window.maxlen or 1)
         self.last_index: int | None = None
         self.recent: deque[tuple[float, bool]] = deque()  # (ts, unfamiliar) of the last minute's scored frames
         self.latest: Reading | None = None

@@ -3,9 +3,9 @@ involved), shelf changes credited to a shopper's basket, the final basket of eac
 shopper's visit at the shelf. Every event goes through the emitter (outbox first), stamped with the time of the
 frames it describes (a clip's own clock for a file, see `edge.video`).
 
-Familiarity (with a bundle that has a guard, `edge.familiarity`): an action, pick or put-back is `familiar` only
-when every frame scored during it was (an action: its frames and the model's delay after them; a shelf change: from
-the moment its zone was first disturbed to the recount that settled it). What is not familiar is no sure fact: it
+Familiarity (with a bundle that has a guard, `edge.familiarity`): an action, pick or put-back is `familiar` when
+the frames scored during it, judged as one window, were (an action: its frames and the model's delay after them; a
+shelf change: the hand's visits into the shelf that it settles). What is not familiar is no sure fact: it
 is sent flagged (or, with the `drop` policy, not at all), it changes no basket (the box counts it apart) and it
 makes no visit. Without a guard `familiar` is left out (unknown) and everything counts as before.
 """
@@ -23,6 +23,7 @@ from edge.baskets import Baskets
 from edge.classes import ACTION_CLASSES, Action
 from edge.emitter import Emitter
 from edge.events import MAX_INT, MAX_PAYLOAD_BYTES, MAX_VISIT_PARTS, MAX_VISIT_ZONES, VisitEvent, VisitProduct
+from edge.familiarity import Guard, Reading, familiar_stretch
 from edge.scene import Foreground, ShopperTracker
 from edge.schedule import DetectionSchedule
 from edge.segments import ActionSegment
@@ -99,14 +100,14 @@ class Reporter:
     def __init__(
         self, emitter: Emitter, shoppers: ShopperTracker, fps: float, min_confidence: float = 0.0,
         shelf: ShelfCounter | None = None, schedule: DetectionSchedule | None = None, delay: int = 0,
-        guarded: bool = False, policy: str = "flag", detector_floor: float = 0.0, file_frames: int | None = None,
+        guard: Guard | None = None, policy: str = "flag", detector_floor: float = 0.0, file_frames: int | None = None,
     ) -> None:  # fmt: skip
         self.emitter, self.shoppers, self.fps = emitter, shoppers, fps
         self.min_confidence = min_confidence  # an action segment less sure than this is not reported
         self.delay = delay  # the model scores frame t - delay at frame t: a segment's evidence runs that much longer
-        self.guarded, self.policy = guarded, policy  # the bundle has a familiarity guard; flag or drop
+        self.guard, self.policy = guard, policy  # the bundle's familiarity guard (None: none); flag or drop
         self.detector_floor = detector_floor  # a put-back nobody was seen taking, less sure than this: not reported
-        self.frame_familiar: dict[int, bool] = {}  # scored frames: familiar or not (with a guard)
+        self.frame_score: dict[int, float] = {}  # scored frames: the guard's score (with a guard)
         self.latest_familiar: bool | None = None
         self.file_frames = file_frames  # a file's length in frames (None: a camera or stream, which does not end)
         self.unsure: Counter = Counter()  # unfamiliar picks and put-backs: counted apart, never in a basket
@@ -127,13 +128,17 @@ class Reporter:
         # so that what a disturbance took is the shopper's whose hand went in (a passer-by can stand nearer by then).
         self.hands_in: deque[tuple[int, int, int]] = deque(maxlen=256)
 
+    @property
+    def guarded(self) -> bool:
+        return self.guard is not None
+
     def saw(self, frame: Frame, fg: Foreground) -> None:
         """Remember when each frame was taken (segments carry their times) and where the shelf moved."""
         self.frame_ts[frame.index] = frame.ts
         self.now_ts = frame.ts
         self.frame_ts.pop(frame.index - 10 * int(self.fps) * 60, None)  # ten minutes of timestamps is plenty
         self.frame_motion.pop(frame.index - 10 * int(self.fps) * 60, None)
-        self.frame_familiar.pop(frame.index - 10 * int(self.fps) * 60, None)
+        self.frame_score.pop(frame.index - 10 * int(self.fps) * 60, None)
         moved = {z: (share, x) for z, share in fg.zones.items() if share > 0 and (x := fg.zone_x.get(z)) is not None}
         if moved:
             self.frame_motion[frame.index] = moved
@@ -153,20 +158,25 @@ class Reporter:
             if shopper in self.visits and self.visits[shopper].left_at is None:
                 self.visits[shopper].left_at = self.now_ts if self.now_ts is not None else time.time()
 
-    def scored(self, index: int, familiar: bool) -> None:
-        """The familiarity guard's verdict on a scored frame."""
-        self.frame_familiar[index] = familiar
-        self.latest_familiar = familiar
+    def scored(self, index: int, reading: Reading) -> None:
+        """The familiarity guard's reading of a scored frame."""
+        self.frame_score[index] = reading.score
+        self.latest_familiar = reading.familiar
 
-    def familiar_between(self, start: int, end: int) -> bool | None:
-        """Whether every scored frame of [start, end) was familiar; None without a guard. Where none of them was
-        scored (a still picture carried on), the latest verdict stands."""
-        if not self.guarded:
+    def familiar_over(self, spans: list[tuple[int, int]]) -> bool | None:
+        """Whether the scored frames of the spans [start, end), judged as one window, were familiar; None without a
+        guard. Fewer of them than the guard's window: the window that ends with the last of them, as the guard judges
+        a frame. Where none of them was scored (a still picture carried on), the latest verdict stands."""
+        if self.guard is None:
             return None
-        seen = [self.frame_familiar[i] for i in range(start, end) if i in self.frame_familiar]
-        if not seen:
+        frames = {i for a, b in spans for i in range(max(0, a), b) if i in self.frame_score}
+        if not frames:
             return self.latest_familiar is not False
-        return all(seen)
+        i = max(frames)
+        while len(frames) < self.guard.window and i - 1 in self.frame_score:  # a gap starts the guard's window afresh
+            i -= 1
+            frames.add(i)
+        return familiar_stretch([self.frame_score[i] for i in frames], self.guard.threshold)
 
     def _familiar_change(self, change: ShelfChange) -> bool | None:
         """A pick or put-back is as familiar as what it took from the action model: the hand's visits into the shelf.
@@ -175,10 +185,9 @@ class Reporter:
         out at frame t is about frame t - delay and was made from the frames between. Without recorded visits (a
         caller that does not say), every frame of its disturbance."""
         if change.hands:
-            seen = [self.familiar_between(max(0, a - self.delay), b) for a, b in change.hands]
-            return None if None in seen else all(seen)
+            return self.familiar_over([(a - self.delay, b) for a, b in change.hands])
         since = change.since if change.since is not None else change.frame
-        return self.familiar_between(since, change.frame + 1)
+        return self.familiar_over([(since, change.frame + 1)])
 
     def _hand_owner(self, change: ShelfChange) -> int | None:
         """The shopper credited with most of the hands that went into the shelf during the change's disturbance, if
@@ -203,7 +212,7 @@ class Reporter:
         for seg in segments:
             if seg.label == Action.NO_ACTION or seg.confidence < self.min_confidence:
                 continue
-            familiar = self.familiar_between(seg.start, seg.end + self.delay)
+            familiar = self.familiar_over([(seg.start, seg.end + self.delay)])
             self.actions_seen[ACTION_CLASSES[seg.label]] += 1
             # The shopper nearest to where the shelf moved during this action; where it did not move, or for a look
             # at the shelf (which moves nothing on it: motion there is someone else's, or noise), the one standing

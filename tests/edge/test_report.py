@@ -8,6 +8,7 @@ import numpy as np
 
 from edge.classes import Action
 from edge.emitter import Emitter
+from edge.familiarity import Guard, Reading
 from edge.outbox import Outbox
 from edge.report import NOBODY, Reporter
 from edge.scene import MASK_SIZE, Foreground, ShopperTracker
@@ -303,16 +304,18 @@ def guarded(tmp_path, policy: str = "flag", **kw):
     outbox = Outbox(tmp_path / "outbox.sqlite", 100, 3600)
     jsonl = tmp_path / "events.jsonl"
     shoppers = ShopperTracker((640, 480), AISLE)
-    reporter = Reporter(Emitter("store-1", "box-a", outbox, jsonl), shoppers, fps=30.0, delay=2, guarded=True,
-                        policy=policy, **kw)  # fmt: skip
+    reporter = Reporter(Emitter("store-1", "box-a", outbox, jsonl), shoppers, fps=30.0, delay=2,
+                        guard=Guard(threshold=20.0, window=30), policy=policy, **kw)  # fmt: skip
     return reporter, shoppers, jsonl
 
 
 def scored(reporter: Reporter, frames: range, familiar: bool) -> None:
+    """Frames the guard scores well under its threshold (20), or well over it."""
     image = np.zeros((480, 640, 3), np.uint8)
+    score = 10.0 if familiar else 30.0
     for i in frames:
         reporter.saw(Frame(i, 1_700_000_000.0 + i / 30, image), foreground(300.0))
-        reporter.scored(i, familiar)
+        reporter.scored(i, Reading(score, score, familiar))
 
 
 def test_what_comes_from_unfamiliar_footage_is_flagged_and_changes_no_basket_and_makes_no_visit(tmp_path):
@@ -320,9 +323,9 @@ def test_what_comes_from_unfamiliar_footage_is_flagged_and_changes_no_basket_and
     shopper_at(shoppers, 60, 90, ts=0.0)
     scored(reporter, range(0, 40), familiar=True)
     scored(reporter, range(40, 100), familiar=False)
-    # An action's evidence runs the model's delay (2) past its end: frames 30-40 are familiar, 40-42 are not.
+    # An action's evidence runs the model's delay (2) past its end: frames 10-32 are familiar; of 30-62, 22 are not.
     reporter.actions(
-        [ActionSegment(Action.REACH_TO_SHELF, 10, 30, 0.9), ActionSegment(Action.HAND_IN_SHELF, 30, 40, 0.9)]
+        [ActionSegment(Action.REACH_TO_SHELF, 10, 30, 0.9), ActionSegment(Action.HAND_IN_SHELF, 30, 60, 0.9)]
     )
     picked = ShelfChange("pick", "cola", 1, "shelf", 300.0, 170.0, 60, 0.9, since=50)
     reporter.changes([picked])
@@ -346,22 +349,41 @@ def test_a_pick_is_as_familiar_as_the_hands_visits_into_the_shelf(tmp_path):
     # Hands recorded at the frames their labels came out; with the delay (2) the label at 82 was made from 80-82.
     reporter.changes([ShelfChange("pick", "cola", 1, "shelf", 300.0, 170.0, 120, 0.9, since=10,
                                   hands=((20, 35), (82, 95)))])  # fmt: skip
+    # A hand that went in while the footage was unlike the training: most of the visits' frames were unfamiliar.
     reporter.changes([ShelfChange("pick", "tea", 1, "shelf", 300.0, 170.0, 150, 0.9, since=10,
-                                  hands=((20, 35), (81, 95)))])  # fmt: skip
+                                  hands=((20, 35), (45, 75)))])  # fmt: skip
     assert [(e["kind"], e.get("sku"), e.get("familiar")) for e in events(jsonl)] == [
         ("pick", "cola", True), ("basket", None, None), ("pick", "tea", False)]  # fmt: skip
 
 
-def test_a_pick_without_its_hands_is_familiar_only_if_its_whole_disturbance_was(tmp_path):
+def test_a_pick_without_its_hands_is_judged_over_its_whole_disturbance(tmp_path):
     reporter, shoppers, jsonl = guarded(tmp_path)
     shopper_at(shoppers, 60, 90, ts=0.0)
-    scored(reporter, range(0, 10), familiar=False)
-    scored(reporter, range(10, 100), familiar=True)
-    reporter.changes([ShelfChange("pick", "cola", 1, "shelf", 300.0, 170.0, 60, 0.9, since=5)])
-    reporter.changes([ShelfChange("pick", "tea", 1, "shelf", 300.0, 170.0, 90, 0.9, since=20)])
+    scored(reporter, range(0, 40), familiar=False)
+    scored(reporter, range(40, 100), familiar=True)
+    reporter.changes([ShelfChange("pick", "cola", 1, "shelf", 300.0, 170.0, 60, 0.9, since=5)])  # 35 of 56 unfamiliar
+    reporter.changes([ShelfChange("pick", "tea", 1, "shelf", 300.0, 170.0, 90, 0.9, since=60)])
     assert [(e["kind"], e.get("sku"), e.get("familiar")) for e in events(jsonl)] == [
         ("pick", "cola", False), ("pick", "tea", True), ("basket", None, None)]  # fmt: skip
     assert reporter.open_baskets() == {1: {"tea": 1}}
+
+
+def test_a_long_action_is_judged_as_one_window_not_by_its_worst_second(tmp_path):
+    """The guard's threshold lets one window of training-like video in a hundred through; a long action holds many
+    windows, and asking each of them to stay under it would flag long actions on that very video. So the action's
+    frames are judged together: a second over the threshold inside a long familiar action leaves it familiar, and a
+    short action is judged by the window that ends with it, as the guard judges a frame."""
+    reporter, shoppers, jsonl = guarded(tmp_path)
+    shopper_at(shoppers, 60, 90, ts=0.0)
+    scored(reporter, range(0, 60), familiar=True)
+    scored(reporter, range(60, 90), familiar=False)  # one second over the threshold
+    scored(reporter, range(90, 300), familiar=True)
+    reporter.actions([ActionSegment(Action.INSPECT_SHELF, 0, 150, 0.9),  # 30 of 152 frames over: a mean of 13.9
+                      ActionSegment(Action.REACH_TO_SHELF, 70, 85, 0.9),  # the 30 frames up to 86: 27 over
+                      ActionSegment(Action.HAND_IN_SHELF, 200, 210, 0.9)])  # fmt: skip
+    assert [(e.get("action"), e.get("familiar")) for e in events(jsonl)] == [
+        ("inspect_shelf", True), ("reach_to_shelf", False), ("hand_in_shelf", True)]  # fmt: skip
+    assert reporter.familiar_over([(0, 150)]) is True and reporter.familiar_over([(60, 90)]) is False
 
 
 def test_the_drop_policy_sends_nothing_from_unfamiliar_footage(tmp_path):
@@ -388,7 +410,7 @@ def test_a_visit_needs_a_reported_shelf_action(tmp_path):
 
 def test_a_putback_in_a_files_last_second_is_not_reported_like_the_end_of_file_count(tmp_path):
     reporter, shoppers, jsonl = guarded(tmp_path, file_frames=600)
-    reporter.guarded = False
+    reporter.guard = None
     shopper_at(shoppers, 60, 90, ts=0.0)
     reporter.changes([ShelfChange("pick", "cola", 1, "shelf", 300.0, 170.0, 100, 0.9)])
     reporter.changes([ShelfChange("putback", "cola", 1, "shelf", 300.0, 170.0, 569, 0.9)])  # 31 frames before the end
@@ -402,7 +424,7 @@ def test_a_unit_taken_and_put_back_in_a_files_last_second_is_reported_whole(tmp_
     """The shelf at rest, recounted in the file's last second, saw a unit back that was away while the hand was out
     (edge.shelf): the pick and the put-back are one fact, both reported, never the pick alone."""
     reporter, shoppers, jsonl = guarded(tmp_path, file_frames=600)
-    reporter.guarded = False
+    reporter.guard = None
     shopper_at(shoppers, 60, 90, ts=0.0)
     reporter.changes([ShelfChange("pick", "cola", 1, "shelf", 300.0, 170.0, 590, 0.9),
                       ShelfChange("putback", "cola", 1, "shelf", 300.0, 170.0, 590, 0.9)])  # fmt: skip
@@ -413,7 +435,7 @@ def test_a_unit_taken_and_put_back_in_a_files_last_second_is_reported_whole(tmp_
 
 def test_a_putback_nobody_was_seen_taking_is_not_reported_under_the_detectors_floor(tmp_path):
     reporter, _, jsonl = guarded(tmp_path, detector_floor=0.4)
-    reporter.guarded = False
+    reporter.guard = None
     reporter.changes([ShelfChange("putback", "cola", 1, "shelf", 300.0, 170.0, 100, 0.35)])  # nobody's, unsure
     reporter.changes([ShelfChange("putback", "tea", 1, "shelf", 300.0, 170.0, 100, 0.45)])  # nobody's, sure enough
     assert [(e["kind"], e["sku"], e.get("shopper")) for e in events(jsonl)] == [("putback", "tea", None)]
