@@ -67,11 +67,11 @@ class Guard:
 
 
 def familiar_stretch(scores: list[float], threshold: float) -> bool:
-    """A stretch of scored frames, at least a window of them, is familiar when their mean score is under the
-    threshold. The threshold was calibrated so that one window of training-domain video in a hundred reaches it;
-    asking every window of a long stretch to stay under it would flag a long action on that video far more often
-    (each window is another chance), while a mean over more frames only varies less. Footage unlike the training
-    scores high throughout, so its stretches stay unfamiliar."""
+    """A stretch of scored frames (a window of them or more, where the footage allows) is familiar when their mean
+    score is under the threshold. The threshold was calibrated so that one window of training-domain video in a
+    hundred reaches it; asking every window of a long stretch to stay under it would flag a long action on that video
+    far more often (each window is another chance), while a mean over more frames only varies less. Footage unlike
+    the training scores high throughout, so its stretches stay unfamiliar."""
     return sum(scores) / len(scores) < threshold
 
 

@@ -165,15 +165,17 @@ class Reporter:
 
     def familiar_over(self, spans: list[tuple[int, int]]) -> bool | None:
         """Whether the scored frames of the spans [start, end), judged as one window, were familiar; None without a
-        guard. Fewer of them than the guard's window: the window that ends with the last of them, as the guard judges
-        a frame. Where none of them was scored (a still picture carried on), the latest verdict stands."""
+        guard. Fewer of them than the guard's window: with the frames scored just before the first of them, up to a
+        window (a single short stretch is then judged by the window that ends with it, as the guard judges a frame;
+        what happened between two spans stays out), back to the last gap, where the guard's window starts afresh.
+        Where none of them was scored (a still picture carried on), the latest verdict stands."""
         if self.guard is None:
             return None
         frames = {i for a, b in spans for i in range(max(0, a), b) if i in self.frame_score}
         if not frames:
             return self.latest_familiar is not False
-        i = max(frames)
-        while len(frames) < self.guard.window and i - 1 in self.frame_score:  # a gap starts the guard's window afresh
+        i = min(frames)
+        while len(frames) < self.guard.window and i - 1 in self.frame_score:
             i -= 1
             frames.add(i)
         return familiar_stretch([self.frame_score[i] for i in frames], self.guard.threshold)
@@ -183,7 +185,7 @@ class Reporter:
         What the shopper did between visits (looking at a product) and the detector's recount of the shelf at rest are
         not the model's to vouch for. `hands` holds the frames the label came out on; with the model's delay, a label
         out at frame t is about frame t - delay and was made from the frames between. Without recorded visits (a
-        caller that does not say), every frame of its disturbance."""
+        caller that does not say), the frames of its whole disturbance."""
         if change.hands:
             return self.familiar_over([(a - self.delay, b) for a, b in change.hands])
         since = change.since if change.since is not None else change.frame

@@ -386,6 +386,26 @@ def test_a_long_action_is_judged_as_one_window_not_by_its_worst_second(tmp_path)
     assert reporter.familiar_over([(0, 150)]) is True and reporter.familiar_over([(60, 90)]) is False
 
 
+def test_a_short_stretch_is_judged_with_the_frames_just_before_it_back_to_the_last_gap(tmp_path):
+    """Shorter than the guard's window (30 frames), an action is judged with the frames scored just before it, as the
+    guard judges its last frame; not across a gap in scoring (the motion gate closed), where the guard's window
+    starts afresh; and a pick's short hand visits leave out what was looked at between them."""
+    reporter, shoppers, _ = guarded(tmp_path)
+    shopper_at(shoppers, 60, 90, ts=0.0)
+    scored(reporter, range(0, 60), familiar=True)
+    scored(reporter, range(60, 100), familiar=False)
+    scored(reporter, range(100, 200), familiar=True)
+    scored(reporter, range(230, 300), familiar=False)
+    scored(reporter, range(301, 320), familiar=True)  # frame 300 not scored: a gap
+    # Frames 100-111 under; with the 18 before them (82-99, over) the window's mean is 22: unfamiliar.
+    assert reporter.familiar_over([(100, 112)]) is False
+    assert reporter.familiar_over([(301, 312)]) is True  # nothing before the gap counts
+    # Two short visits around a long unfamiliar look (60-99): 15 frames, judged with the 15 before the first (35-49),
+    # not with the end of the look (85-99, which would make the mean 20).
+    assert reporter.familiar_over([(50, 60), (100, 105)]) is True
+    assert reporter.familiar_over([(250, 290)]) is False
+
+
 def test_the_drop_policy_sends_nothing_from_unfamiliar_footage(tmp_path):
     reporter, shoppers, jsonl = guarded(tmp_path, policy="drop")
     shopper_at(shoppers, 60, 90, ts=0.0)
