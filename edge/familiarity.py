@@ -60,19 +60,18 @@ class FamiliarityStats:
 
 @dataclass(frozen=True)
 class Guard:
-    """How the box judges a stretch of frames (an action, a hand's visits into the shelf): as one window."""
+    """The rule the box judges by, a frame (the window that ends with it) or a stretch of frames (an action, a hand's
+    visits into the shelf) alike: familiar when the mean score is under the threshold. The threshold was calibrated
+    so that one window of training-domain video in a hundred reaches it; asking every window of a long stretch to
+    stay under it would flag a long action on that video far more often (each window is another chance), while a
+    mean over more frames only varies less, so a stretch is judged as one window (of a window's frames or more, where
+    the footage allows). Footage unlike the training scores high throughout, so its stretches stay unfamiliar."""
 
-    threshold: float  # a window mean at or above this is unfamiliar
+    threshold: float  # a mean at or above this is unfamiliar
     window: int  # frames in the window the threshold was calibrated on
 
-
-def familiar_stretch(scores: list[float], threshold: float) -> bool:
-    """A stretch of scored frames (a window of them or more, where the footage allows) is familiar when their mean
-    score is under the threshold. The threshold was calibrated so that one window of training-domain video in a
-    hundred reaches it; asking every window of a long stretch to stay under it would flag a long action on that video
-    far more often (each window is another chance), while a mean over more frames only varies less. Footage unlike
-    the training scores high throughout, so its stretches stay unfamiliar."""
-    return sum(scores) / len(scores) < threshold
+    def familiar(self, mean: float) -> bool:
+        return mean < self.threshold
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,7 @@ class Familiarity:
         score = float(self.stats.score(features)[0])
         self.window.append(score)
         smoothed = sum(self.window) / len(self.window)
-        reading = Reading(score, smoothed, smoothed < self.threshold)
+        reading = Reading(score, smoothed, self.guard.familiar(smoothed))
         self.latest = reading
         self.frames += 1
         if not reading.familiar:

@@ -23,7 +23,7 @@ from edge.baskets import Baskets
 from edge.classes import ACTION_CLASSES, Action
 from edge.emitter import Emitter
 from edge.events import MAX_INT, MAX_PAYLOAD_BYTES, MAX_VISIT_PARTS, MAX_VISIT_ZONES, VisitEvent, VisitProduct
-from edge.familiarity import Guard, Reading, familiar_stretch
+from edge.familiarity import Guard, Reading
 from edge.scene import Foreground, ShopperTracker
 from edge.schedule import DetectionSchedule
 from edge.segments import ActionSegment
@@ -178,7 +178,7 @@ class Reporter:
         while len(frames) < self.guard.window and i - 1 in self.frame_score:
             i -= 1
             frames.add(i)
-        return familiar_stretch([self.frame_score[i] for i in frames], self.guard.threshold)
+        return self.guard.familiar(sum(self.frame_score[i] for i in frames) / len(frames))
 
     def _familiar_change(self, change: ShelfChange) -> bool | None:
         """A pick or put-back is as familiar as what it took from the action model: the hand's visits into the shelf.
