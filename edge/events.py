@@ -215,8 +215,8 @@ class StatusEvent(_Event):
     fps: float = Field(default=0, ge=0, description=(
         "Frames per second the box could process (the last 60 frames' processing time; its capacity)"))  # fmt: skip
     camera_fps: float | None = Field(default=None, ge=0, description=(
-        "Optional (added in v1): frames per second coming in from the source over the last 60 frames: the camera's "
-        "rate on a live or paced source"))  # fmt: skip
+        "Optional (added in v1): the camera's frames per second over the last 60 frames, on the source's clock (a "
+        "live camera's frames timed as they arrive, a file's at its own rate)"))  # fmt: skip
     busy: float | None = Field(default=None, ge=0, le=1, description=(
         "Optional (added in v1): the share of the time between frames spent processing them (1 - busy is the "
         "spare capacity); 1 when the box cannot keep up"))  # fmt: skip

@@ -48,6 +48,7 @@ class Telemetry:
         self.latencies: deque[float] = deque(maxlen=300)  # ms per frame
         self.recent: deque[float] = deque(maxlen=60)  # seconds per frame
         self.arrivals: deque[float] = deque(maxlen=61)  # when the last frames came in (perf_counter)
+        self.stamps: deque[float] = deque(maxlen=61)  # the times the last frames show, on the source's clock
         self.next_status = time.monotonic()
         self.next_progress = time.monotonic()
         self.started = time.perf_counter()
@@ -60,11 +61,12 @@ class Telemetry:
 
     @property
     def camera_fps(self) -> float | None:
-        """Frames per second coming in (the last 60 frames): the camera's rate on a live or paced source; on a file
-        read as fast as it goes, the processing rate itself."""
-        if len(self.arrivals) < 2 or self.arrivals[-1] <= self.arrivals[0]:
+        """The camera's rate over the last 60 frames, on the source's clock (a live camera's frames are timed as they
+        arrive, a file's by its own rate). Not by when the box got them: a paced file that stalls catches up in a
+        burst, which would read as a faster camera."""
+        if len(self.stamps) < 2 or self.stamps[-1] <= self.stamps[0]:
             return None
-        return (len(self.arrivals) - 1) / (self.arrivals[-1] - self.arrivals[0])
+        return (len(self.stamps) - 1) / (self.stamps[-1] - self.stamps[0])
 
     @property
     def busy(self) -> float | None:
@@ -90,6 +92,7 @@ class Telemetry:
         self.latencies.append(took * 1000)
         self.recent.append(took)
         self.arrivals.append(started)
+        self.stamps.append(frame.ts)
         self.tick()
         now = time.monotonic()
         if self.on_progress is not None and now >= self.next_progress:

@@ -75,3 +75,23 @@ def test_a_paced_box_reports_the_cameras_rate_and_its_spare_capacity(tmp_path, m
     status = json.loads((tmp_path / "outbox.status.json").read_text())
     assert (status["camera_fps"], round(status["busy"], 2), round(status["fps"])) == (30.0, 0.24, 125)
     outbox.close()
+
+
+def test_a_paced_file_that_stalls_and_catches_up_still_reads_at_its_cameras_rate(tmp_path, monkeypatch):
+    """A paced file source sleeps until each frame is due: after a stall the late frames come at once. The camera's
+    rate is on the frames' own clock, so the burst does not read as a faster camera."""
+    import edge.telemetry
+
+    clock = Clock()
+    monkeypatch.setattr(edge.telemetry, "time", clock)
+    outbox = Outbox(tmp_path / "outbox.sqlite", 100, 3600)
+    t = Telemetry(Emitter("store-1", "box-a", outbox), "bundle-1", heartbeat_s=3600)
+    image = np.zeros((4, 4, 3), np.uint8)
+    for i in range(61):
+        # a stall of half a second: the 15 frames it held back come within 15 ms, then each frame when it is due
+        started = 100.0 + (0.48 + i * 0.001 if i < 15 else i / 30)
+        clock.now = started + 0.001
+        t.frame_done(Frame(i, 1_700_000_000 + i / 30, image), active=True, started=started)
+    arrivals = (len(t.arrivals) - 1) / (t.arrivals[-1] - t.arrivals[0])
+    assert arrivals > 39 and round(t.camera_fps, 6) == 30.0  # by arrival it would say 39.5 fps
+    outbox.close()
