@@ -10,6 +10,9 @@ indices 0, 1, 2, ... of each preset). A (video, SKU) pair is exact when the visi
 back of that SKU both equal the ledger's takes and returns. The box's own pick and put-back events are scored the
 same way beside them: a visit is made of them, and says what they say. Visits split over several events (a visit
 over the 1 KB limit) are summed; products left out of every event (`products_left_out`) are counted, and are none.
+Pairs with a take or return in the clip's last second are also counted apart: the ledger dates a take when the product
+leaves its place, and a clip may end with the hand still holding it over the shelf, where no frame tells a take from a
+return yet.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ def main() -> None:
             labels_path, _ = write_video(spec, work)
             video = labels_path.with_name(f"{spec.name}.mp4")
             events, _, _ = run_box(args.bundle, video, work, threads=0)
-            s = score(spec.name, events, read_label_file(labels_path).ledger)
+            s = score(spec.name, events, read_label_file(labels_path).ledger, last_second=spec.frames - round(spec.fps))
             scores.append(s)
             print(f"{s.name}: {s.visits} visit event(s), {s.pairs} SKU(s): visits exact {s.visits_exact}, "
                   f"pick events exact {s.events_exact}, visits agree with them: {'yes' if s.agree else 'NO'}, "
@@ -67,6 +70,11 @@ def main() -> None:
     print(f"\n{len(scores)} videos (indices {args.first}..{last} of each preset: {', '.join(PRESETS)}; "
           f"seed {args.seed}{tuning}), {pairs} (video, SKU) pairs")  # fmt: skip
     print(f"visits exact: {exact}/{pairs} = {exact / max(1, pairs):.3f}")
+    at_end, at_end_exact = sum(s.at_end for s in scores), sum(s.at_end_exact for s in scores)
+    print(
+        f"  of them, with a take or return in the clip's last second: {at_end_exact}/{at_end} exact; the others: "
+        f"{exact - at_end_exact}/{pairs - at_end} = {(exact - at_end_exact) / max(1, pairs - at_end):.3f}"
+    )
     print(f"pick and put-back events exact: {events_exact}/{pairs} = {events_exact / max(1, pairs):.3f}")
     print(
         f"videos whose visits agree with their pick and put-back events: {sum(s.agree for s in scores)}/{len(scores)}"

@@ -38,6 +38,8 @@ class VisitScore:
     visits: int  # visit events
     left_out: int  # products left out of visit events
     wrong: list[str]  # the pairs the visits got wrong, for a person reading the output
+    at_end: int = 0  # pairs with a take or return in the clip's last second (the clip may end before it shows it)
+    at_end_exact: int = 0  # of them, exact
 
 
 def units(entries: list[tuple[str, str, int]]) -> dict[str, tuple[int, int]]:
@@ -48,8 +50,10 @@ def units(entries: list[tuple[str, str, int]]) -> dict[str, tuple[int, int]]:
     return {sku: (picked[sku], back[sku]) for sku in set(picked) | set(back) if picked[sku] or back[sku]}
 
 
-def score(name: str, events: list[dict], ledger: list[LedgerEntry]) -> VisitScore:
-    """One video: its box's events (as the JSONL log has them) against its ledger."""
+def score(name: str, events: list[dict], ledger: list[LedgerEntry], last_second: int | None = None) -> VisitScore:
+    """One video: its box's events (as the JSONL log has them) against its ledger. `last_second`: the first frame of
+    the clip's last second; pairs with a ledger entry from there on are also counted apart (`at_end`), since the
+    ledger dates a take when the product leaves its place, and the clip may end with it still over the shelf."""
     truth = units([("pick" if e.kind == "take" else "putback", e.sku, 1) for e in ledger])
     visit_events = [e for e in events if e["kind"] == "visit"]
     visits = units([(kind, p["sku"], p[field]) for e in visit_events for p in e["products"]
@@ -62,8 +66,10 @@ def score(name: str, events: list[dict], ledger: list[LedgerEntry]) -> VisitScor
     pairs = sorted(set(truth) | set(visits) | set(shelf))
     wrong = [f"{s}: ledger {truth.get(s, zero)}, visits {visits.get(s, zero)}" for s in pairs
              if truth.get(s, zero) != visits.get(s, zero)]  # fmt: skip
+    at_end = {e.sku for e in ledger if last_second is not None and e.frame >= last_second}
     return VisitScore(
         name=name, pairs=len(pairs), visits_exact=len(pairs) - len(wrong),
         events_exact=sum(truth.get(s, zero) == shelf.get(s, zero) for s in pairs), agree=visits == shelf,
         visits=len(visit_events), left_out=sum(e.get("products_left_out", 0) for e in visit_events), wrong=wrong,
+        at_end=len(at_end), at_end_exact=sum(truth.get(s, zero) == visits.get(s, zero) for s in at_end),
     )  # fmt: skip

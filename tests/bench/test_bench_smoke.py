@@ -392,6 +392,13 @@ def test_visits(bench):
         assert int(exact) <= int(pairs) and int(events_exact) <= int(pairs), out
     right, total, share = grab(rf"^visits exact: (\d+)/(\d+) = ({NUMBER})$", out)
     assert int(total) == sum(int(r[2]) for r in rows) > 0 and is_quotient(share, right, total), out
+    split = (
+        rf"^  of them, with a take or return in the clip's last second: (\d+)/(\d+) exact; the others: "
+        rf"(\d+)/(\d+) = ({NUMBER})$"
+    )
+    end_right, end, rest_right, rest, rest_share = grab(split, out)
+    assert int(end_right) + int(rest_right) == int(right) and int(end) + int(rest) == int(total), out
+    assert int(end_right) <= int(end) and is_quotient(rest_share, rest_right, rest), out
     assert grab(r"^videos whose visits agree with their pick and put-back events: (\d+)/(\d+)$", out) == ("2", "2")
     assert grab(r"^products left out of visit events: (\d+)$", out) == ("0",)
 

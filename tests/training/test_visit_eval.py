@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from training.bundle_eval import run_box
-from training.labels import read_label_file
+from training.labels import LedgerEntry, read_label_file
 from training.synth.generate import write_video
 from training.visit_eval import score, units, video_specs
 
@@ -19,6 +19,17 @@ DEMO_BUNDLE = Path(__file__).resolve().parents[2] / "models" / "demo"
 def test_units_sum_picks_and_putbacks_per_sku():
     assert units([("pick", "a", 1), ("pick", "a", 2), ("putback", "a", 1), ("putback", "b", 1), ("pick", "c", 0)]) == {
         "a": (3, 1), "b": (0, 1)}  # fmt: skip
+
+
+def test_pairs_with_a_take_or_return_in_the_clips_last_second_are_also_counted_apart():
+    ledger = [LedgerEntry(frame=100, sku="a", kind="take"), LedgerEntry(frame=880, sku="b", kind="take"),
+              LedgerEntry(frame=875, sku="c", kind="take"), LedgerEntry(frame=890, sku="c", kind="return")]  # fmt: skip
+    pick = {"kind": "pick", "sku": "a", "quantity": 1, "familiar": True}
+    visit = {"kind": "visit", "products": [{"sku": "a", "picked": 1, "put_back": 0}]}
+    s = score("v", [pick, visit], ledger, last_second=870)  # b's take at the very end was missed; c came to nothing
+    assert (s.pairs, s.visits_exact, s.at_end, s.at_end_exact) == (3, 1, 2, 0), s
+    assert s.wrong == ["b: ledger (1, 0), visits (0, 0)", "c: ledger (1, 1), visits (0, 0)"]
+    assert score("v", [pick, visit], ledger).at_end == 0  # without the clip's length nothing is set apart
 
 
 @pytest.mark.long  # two 60 s videos through the box (1-2 min of CPU)
