@@ -19,10 +19,14 @@ def command_line() -> str:
 def run_commands(run_dir: Path) -> list[str]:
     """The commands that made a training run, as its metrics.json records them: a chain it recorded itself (`train
     adapt`: the commands that made its source, then its own), else those of the run whose encoder it adopted
-    (`--encoder-from`), then its own command. Empty for a folder without metrics.json."""
+    (`--encoder-from`), then its own command. A model bundle's folder (its checkpoint.pt exported again, with another
+    detector say): the chain its manifest records. Empty for a folder with neither."""
     metrics = run_dir / "metrics.json"
     if not metrics.is_file():
-        return []
+        try:
+            return [str(c) for c in json.loads((run_dir / "manifest.json").read_text())["provenance"]["commands"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
     try:
         recorded = json.loads(metrics.read_text())
     except (OSError, ValueError):

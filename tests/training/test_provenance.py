@@ -28,3 +28,15 @@ def test_a_recorded_chain_is_taken_as_it_is_and_nothing_recorded_is_nothing(tmp_
     assert run_commands(tmp_path / "bare") == []
     (tmp_path / "bare" / "metrics.json").write_text("{not json")
     assert run_commands(tmp_path / "bare") == []
+
+
+def test_a_bundles_checkpoint_exported_again_keeps_the_chain_its_manifest_records(tmp_path):
+    chain = [
+        "shelfwatch train action data/train --out runs/action",
+        "shelfwatch export models/demo --action runs/action",
+    ]
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "bundle" / "manifest.json").write_text(json.dumps({"provenance": {"commands": chain}}))
+    assert run_commands(tmp_path / "bundle") == chain
+    (tmp_path / "bundle" / "manifest.json").write_text(json.dumps({"provenance": "none"}))
+    assert run_commands(tmp_path / "bundle") == []  # a manifest that records no chain records nothing
