@@ -72,12 +72,13 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def build_bundle(out: Path, action_run: Path, products_run: Path | None, options: ExportOptions) -> Manifest:
+def build_bundle(out: Path, action_run: Path | None, products_run: Path | None, options: ExportOptions) -> Manifest:
     from training.action_data import find_videos, load_video
     from training.train_action import load_model
     from training.train_products import local_data_yaml
 
-    checkpoint, kept = check_inputs(action_run, products_run, options)
+    inputs = check_inputs(action_run, products_run, options)
+    checkpoint, kept = inputs.checkpoint, inputs.detector_from
     checkpoint_sha256 = sha256_of(checkpoint)  # before loading: the digest is of the very bytes exported
     model, ckpt = load_model(checkpoint)
     check_streams(model)
@@ -108,7 +109,13 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
         hidden = model.config.hidden
         step_feed = {"features": fp32.encoder.run(None, one_frame)[0], "h": np.zeros((1, 1, hidden), np.float32),
                      "c": np.zeros((1, 1, hidden), np.float32)}  # fmt: skip
-        if options.precision == "int8":
+        if inputs.action_from is not None:  # the kept graphs as they are: a new detector beside the same action model
+            for name in ("encoder", "step"):
+                shutil.copy(
+                    options.action_from / getattr(inputs.action_from.action, name), staging / f"action_{name}.onnx"
+                )
+            quant = dict(inputs.action_from.action.quantization)
+        elif options.precision == "int8":
             reader = Frames("frames", [encoder_in[i : i + 1] for i in range(len(encoder_in))])
             quant["encoder"] = quantize_conv_graph(
                 work / "encoder.fp32.onnx", staging / "action_encoder.onnx", reader, one_frame, options.target
@@ -209,6 +216,9 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
             commands += [c for c in kept.provenance.commands
                          if c.startswith("shelfwatch train products") and c not in commands]  # fmt: skip
         commands.append(command_line())
+        action_source = str(checkpoint)
+        if inputs.action_from is not None:
+            action_source += f" (the graphs of bundle {inputs.action_from.bundle_id})"
         manifest = Manifest(
             bundle_id="",  # sealed below, over the manifest's own content
             created=datetime.now(timezone.utc),
@@ -221,7 +231,7 @@ def build_bundle(out: Path, action_run: Path, products_run: Path | None, options
                 commands=commands,
                 seeds={"calibration": options.seed, "training": int(ckpt.get("options", {}).get("seed", 0))},
                 git_commit=_git_commit(),
-                sources={"action": str(checkpoint), **({"detector": detector_source} if detector_source else {})},
+                sources={"action": action_source, **({"detector": detector_source} if detector_source else {})},
                 checkpoint_sha256=checkpoint_sha256,
             ),
             metrics=metrics,

@@ -21,7 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "held-out videos, and write BUNDLE_DIR with manifest.json (sha256 of every file).",
     )
     p.add_argument("bundle_dir", type=Path, help="folder to write the bundle into (replaced if it exists)")
-    p.add_argument("--action", type=Path, required=True, help="an action run folder (its best.pt) or a checkpoint")
+    p.add_argument("--action", type=Path, default=None, help="an action run folder (its best.pt) or a checkpoint")
+    p.add_argument("--action-from", type=Path, default=None, metavar="BUNDLE",
+                   help="keep BUNDLE's action graphs as they are (files, quantization; its checkpoint.pt is the "
+                   "action model): new detector only")  # fmt: skip
     p.add_argument("--products", type=Path, default=None, help="a detector run folder (its weights/best.pt)")
     p.add_argument("--detector-from", type=Path, default=None, metavar="BUNDLE",
                    help="keep BUNDLE's detector as it is (file, catalogue, scores): new action model only")  # fmt: skip
@@ -150,6 +153,7 @@ def run_export(args: argparse.Namespace) -> int:
         precision=args.precision, target=args.target, calibration=args.calibration,
         calibration_frames=args.calibration_frames, held_out=args.held_out, held_out_frames=args.held_out_frames,
         imgsz=args.imgsz, sequence=args.sequence, seed=args.seed, detector_from=args.detector_from,
+        action_from=args.action_from,
         familiarity=not args.no_familiarity, familiarity_fit=args.familiarity_fit,
         familiarity_calibrate=args.familiarity_calibrate,
     )  # fmt: skip

@@ -21,6 +21,7 @@ class ExportOptions:
     sequence: bool = False
     seed: int = 0
     detector_from: Path | None = None  # keep this bundle's detector as it is (a new action model, same detector)
+    action_from: Path | None = None  # keep this bundle's action graphs as they are (a new detector, same action model)
     # The familiarity guard: fitted on these training-domain videos (default: `calibration`'s) and its threshold
     # calibrated on these held-out ones (default: a fifth of the fit videos, by video); never the held-out set.
     familiarity: bool = True

@@ -91,6 +91,28 @@ def test_a_new_action_model_keeps_another_bundles_detector(int8_bundle, runs, tm
     assert any("train products" in c for c in new.provenance.commands)
 
 
+def test_a_new_detector_keeps_another_bundles_action_graphs(int8_bundle, runs, yolo_env, tmp_path):
+    """Comparing detectors means swapping the detector only: --action-from ships a bundle's action graphs as they are
+    (their quantization is not measured again, so a noisy timing cannot change them) beside a newly exported
+    detector, with the bundle's own checkpoint and the chain of commands its manifest records."""
+    out = tmp_path / "new-detector"
+    run("export", out, "--action-from", int8_bundle, "--products", runs["products"], "--calibration", runs["train"],
+        "--calibration-frames", 8, "--held-out", runs["test"], "--held-out-frames", 30, "--no-familiarity",
+        env=yolo_env)  # fmt: skip
+    old, new = load_bundle(int8_bundle), load_bundle(out)
+    for name in ("action_encoder.onnx", "action_step.onnx"):
+        assert new.files[name] == old.files[name]
+    assert new.action == old.action
+    assert new.provenance.checkpoint_sha256 == old.provenance.checkpoint_sha256 == sha256_of(out / CHECKPOINT)
+    assert new.provenance.sources["action"].endswith(f"(the graphs of bundle {old.bundle_id})")
+    assert new.provenance.sources["detector"] == str(runs["products"])
+    assert new.provenance.commands[: len(old.provenance.commands)] == old.provenance.commands
+    assert "--action-from" in new.provenance.commands[-1]
+    assert new.metrics["action_frame_accuracy"]["frames"] == 60 and "detector_map50" in new.metrics
+    clip, recorded = reference.load(out / new.reference.file, new)  # recorded from what ships
+    assert reference.compare(recorded, reference.run(reference.Models(new, out), clip)).ok
+
+
 def tampered(bundle, tmp_path, change):
     copy = tmp_path / "copy"
     shutil.copytree(bundle, copy)
@@ -138,6 +160,12 @@ def test_export_bad_input_is_one_line(runs, tmp_path, shelfwatch):
             "--products and --detector-from both name a detector",
         ),
         (("--action", runs["action"], "--detector-from", tmp_path), "manifest"),
+        (("--calibration", runs["train"]), "name the action model: --action RUN_OR_CHECKPOINT, or --action-from"),
+        (
+            ("--action", runs["action"], "--action-from", runs["action"]),
+            "--action and --action-from both name an action model",
+        ),
+        (("--action-from", tmp_path), "manifest"),
     ]
     for args, message in cases:
         result = shelfwatch("export", tmp_path / "bundle", *args, "--calibration-frames", 4)
