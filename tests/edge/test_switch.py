@@ -164,9 +164,11 @@ def test_a_good_signed_bundle_is_switched_to_and_bad_ones_never_are(tmp_path):
         send(c, "changed")
         refused = outcome(c, f"bundle {load_bundle(changed).bundle_id} refused by the health gate")
         assert "reference clip: " in refused["detail"] and "labelled otherwise" in refused["detail"]
-        assert wait(lambda: health(c).get("switch") == "refused", 30)
+        # The unsigned bundle left the switch "refused" already: wait for the problem to name this one.
+        refusal = f"bundle {load_bundle(changed).bundle_id} refused"
+        assert wait(lambda: refusal in (health(c).get("problem") or ""), 30), health(c)
+        assert health(c)["switch"] == "refused"
         problem = health(c)["problem"]
-        assert f"bundle {load_bundle(changed).bundle_id} refused" in problem
         assert "health gate: reference clip" in problem
         sent = send(c, "corrupt")
         assert "does not match its size and SHA-256" in outcome(c, sent["file"])["detail"]
