@@ -211,7 +211,9 @@ def build_bundle(out: Path, action_run: Path | None, products_run: Path | None, 
 
         # 5. The manifest, and the swap.
         files = {p.name: FileEntry(sha256=sha256_of(p), bytes=p.stat().st_size) for p in sorted(staging.iterdir())}
-        commands = [*run_commands(checkpoint.parent), *(run_commands(products_run) if products_run else [])]
+        # A kept bundle's chain from its manifest as loaded and checked above, not read again from its folder.
+        earlier = inputs.action_from.provenance.commands if inputs.action_from else run_commands(checkpoint.parent)
+        commands = [*earlier, *(run_commands(products_run) if products_run else [])]
         if kept is not None:
             commands += [c for c in kept.provenance.commands
                          if c.startswith("shelfwatch train products") and c not in commands]  # fmt: skip

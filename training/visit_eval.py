@@ -64,12 +64,12 @@ def score(name: str, events: list[dict], ledger: list[LedgerEntry], last_second:
                    if e["kind"] in ("pick", "putback") and e.get("familiar") is not False])  # fmt: skip
     zero = (0, 0)
     pairs = sorted(set(truth) | set(visits) | set(shelf))
-    wrong = [f"{s}: ledger {truth.get(s, zero)}, visits {visits.get(s, zero)}" for s in pairs
-             if truth.get(s, zero) != visits.get(s, zero)]  # fmt: skip
+    exact = {s for s in pairs if truth.get(s, zero) == visits.get(s, zero)}
+    wrong = [f"{s}: ledger {truth.get(s, zero)}, visits {visits.get(s, zero)}" for s in pairs if s not in exact]
     at_end = {e.sku for e in ledger if last_second is not None and e.frame >= last_second}
     return VisitScore(
-        name=name, pairs=len(pairs), visits_exact=len(pairs) - len(wrong),
+        name=name, pairs=len(pairs), visits_exact=len(exact),
         events_exact=sum(truth.get(s, zero) == shelf.get(s, zero) for s in pairs), agree=visits == shelf,
         visits=len(visit_events), left_out=sum(e.get("products_left_out", 0) for e in visit_events), wrong=wrong,
-        at_end=len(at_end), at_end_exact=sum(truth.get(s, zero) == visits.get(s, zero) for s in at_end),
+        at_end=len(at_end), at_end_exact=len(at_end & exact),
     )  # fmt: skip
