@@ -149,6 +149,14 @@ def write_stats(fitted: Fitted, folder: Path) -> Path:
     return path
 
 
+def without_refits(commands: list[str]) -> list[str]:
+    """The chain of commands less the guard fits made after its last export: a guard fitted again replaces those (they
+    no longer made anything here), while a fit before that export belongs to the bundle it took graphs from."""
+    exports = [i for i, c in enumerate(commands) if c.startswith("shelfwatch export")]
+    last = exports[-1] if exports else -1
+    return [c for i, c in enumerate(commands) if i <= last or not c.startswith("shelfwatch bundle familiarity")]
+
+
 def add_to_bundle(
     bundle: Path, fit_dir: Path, calibrate_dir: Path | None = None, quantile: float = QUANTILE,
     window_s: float = WINDOW_S, max_frames: int | None = None, command: str | None = None,
@@ -163,10 +171,9 @@ def add_to_bundle(
         write_stats(fitted, staging)
         put_file(staging, data, FILE, manifest.familiarity.file if manifest.familiarity else None)
         data["familiarity"] = fitted.entry.model_dump(mode="json")
-        if command:  # a guard fitted again replaces the earlier one: its command no longer made anything here
+        if command:
             provenance = data.setdefault("provenance", {})
-            commands = [c for c in provenance.get("commands", []) if not c.startswith("shelfwatch bundle familiarity")]
-            provenance["commands"] = [*commands, command]
+            provenance["commands"] = [*without_refits(provenance.get("commands", [])), command]
 
     done = reseal(bundle, change)
     return done.manifest, done.dropped_signature

@@ -48,6 +48,10 @@ def test_bundle_familiarity_adds_a_guard_to_a_bundle_and_reseals_it(int8_bundle,
     del data["files"][data.pop("familiarity")["file"]]
     (bundle / "familiarity.npz").unlink()
     data["drift"] = {"threshold": 3.5}  # a newer export's field: resealing keeps it as it is (export.reseal)
+    # Graphs taken from a bundle whose guard was fitted apart, then this bundle's own guard fitted once already.
+    chain = ["shelfwatch bundle familiarity A --fit f", "shelfwatch export B --action-from A", "shelfwatch bundle "
+             "familiarity B --fit g"]  # fmt: skip
+    data["provenance"]["commands"] = chain
     (bundle / MANIFEST).write_text(json.dumps(seal(data)))  # a bundle exported before the guard existed
     before = load_bundle(bundle).bundle_id
     run("bundle", "keygen", tmp_path / "k")
@@ -56,7 +60,12 @@ def test_bundle_familiarity_adds_a_guard_to_a_bundle_and_reseals_it(int8_bundle,
     after = load_bundle(bundle)
     assert after.familiarity is not None and after.bundle_id != before and after.bundle_id in done.stdout
     assert (after.familiarity.fitted_on.videos, after.familiarity.calibrated_on.videos) == (3, 2)
-    assert after.provenance.commands[-1].startswith("shelfwatch bundle familiarity")
+    # The refit replaces this bundle's earlier fit; the fit of the bundle it took graphs from stays in its history.
+    assert after.provenance.commands[:2] == chain[:2] and len(after.provenance.commands) == 3
+    assert (
+        after.provenance.commands[-1].startswith("shelfwatch bundle familiarity")
+        and "--fit g" not in after.provenance.commands[-1]
+    )
     assert "its signature no longer held" in done.stdout and not (bundle / "signature.json").exists()
     assert json.loads((bundle / MANIFEST).read_text())["drift"] == {"threshold": 3.5}
     assert not [p for p in bundle.parent.iterdir() if p.name.startswith(".")]  # no staging copy left beside it
