@@ -4,6 +4,7 @@ events (the units each visit says were picked and put back, per SKU) are compare
     python bench/visits.py                     # 10 standard + 10 hard videos, 900 frames each (~15 min on 2 cores)
     python bench/visits.py --videos 2 --frames 240 --size 320x240   # the smoke's size
     python bench/visits.py --seed 2000         # the tuning videos: look at these while changing the box
+    python bench/visits.py --bundle NEW --against models/demo   # two boxes on the same videos, pair by pair
 
 The videos are fixed up front, never chosen by their results (training/visit_eval.py: the held-out seed 1000,
 indices 0, 1, 2, ... of each preset). A (video, SKU) pair is exact when the visits' units picked and units put
@@ -13,6 +14,8 @@ over the 1 KB limit) are summed; products left out of every event (`products_lef
 Pairs with a take or return in the clip's last second are also counted apart: the ledger dates a take when the product
 leaves its place, and a clip may end with the hand still holding it over the shelf, where no frame tells a take from a
 return yet.
+With `--against`, a second bundle watches the same videos and the two are compared pair by pair: the pairs only one
+of them gets exact, and a two-sided sign test on those (a few flips either way are what one video's luck moves).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from training.bundle_eval import run_box  # noqa: E402
 from training.labels import read_label_file  # noqa: E402
 from training.synth.generate import write_video  # noqa: E402
-from training.visit_eval import PRESETS, SEED, TUNING_SEED, VisitScore, score, video_specs  # noqa: E402
+from training.visit_eval import PRESETS, SEED, TUNING_SEED, VisitScore, paired, score, video_specs  # noqa: E402
 
 
 def main() -> None:
@@ -40,6 +43,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=SEED,
                         help=f"default {SEED}: the reported videos; {TUNING_SEED}: videos to tune on")  # fmt: skip
     parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT")
+    parser.add_argument("--against", type=Path, default=None, metavar="BUNDLE",
+                        help="another bundle run on the same videos, compared pair by pair")  # fmt: skip
     args = parser.parse_args()
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
@@ -47,21 +52,29 @@ def main() -> None:
         parser.error(f"--size {args.size!r}: give WIDTHxHEIGHT, e.g. 640x480")
     if args.videos < 1 or args.first < 0 or args.frames < 30 or width < 64 or height < 48:
         parser.error("--videos at least 1, --first at least 0, --frames at least 30, --size at least 64x48")
-    if not (args.bundle / "manifest.json").is_file():
-        parser.error(f"{args.bundle}: no model bundle there (no manifest.json)")
+    for bundle in (args.bundle, args.against):
+        if bundle is not None and not (bundle / "manifest.json").is_file():
+            parser.error(f"{bundle}: no model bundle there (no manifest.json)")
     scores: list[VisitScore] = []
+    theirs: list[VisitScore] = []
     with tempfile.TemporaryDirectory() as tmp:
         for spec in video_specs(args.videos, args.frames, width, height, args.first, args.seed):
             work = Path(tmp) / spec.name
             labels_path, _ = write_video(spec, work)
             video = labels_path.with_name(f"{spec.name}.mp4")
-            events, _, _ = run_box(args.bundle, video, work, threads=0)
-            s = score(spec.name, events, read_label_file(labels_path).ledger, last_second=spec.frames - round(spec.fps))
-            scores.append(s)
-            print(f"{s.name}: {s.visits} visit event(s), {s.pairs} SKU(s): visits exact {s.visits_exact}, "
-                  f"pick events exact {s.events_exact}, visits agree with them: {'yes' if s.agree else 'NO'}, "
-                  f"products left out {s.left_out}"
-                  + "".join(f"\n    wrong: {w}" for w in s.wrong), flush=True)  # fmt: skip
+            ledger, last_second = read_label_file(labels_path).ledger, spec.frames - round(spec.fps)
+            for bundle, into, side in ((args.bundle, scores, ""), (args.against, theirs, "against")):
+                if bundle is None:
+                    continue
+                (work / side).mkdir(exist_ok=True)  # each bundle its own event log and outbox
+                events, _, _ = run_box(bundle, video, work / side, threads=0)
+                s = score(spec.name, events, ledger, last_second=last_second)
+                into.append(s)
+                said, tag = (f"  {side}: ", f"{side} ") if side else ("", "")
+                print(f"{said}{s.name}: {s.visits} visit event(s), {s.pairs} SKU(s): visits exact {s.visits_exact}, "
+                      f"pick events exact {s.events_exact}, visits agree with them: {'yes' if s.agree else 'NO'}, "
+                      f"products left out {s.left_out}"
+                      + "".join(f"\n    {tag}wrong: {w}" for w in s.wrong), flush=True)  # fmt: skip
     pairs = sum(s.pairs for s in scores)
     exact = sum(s.visits_exact for s in scores)
     events_exact = sum(s.events_exact for s in scores)
@@ -80,6 +93,11 @@ def main() -> None:
         f"videos whose visits agree with their pick and put-back events: {sum(s.agree for s in scores)}/{len(scores)}"
     )
     print(f"products left out of visit events: {sum(s.left_out for s in scores)}")
+    if args.against is not None:
+        both = paired(scores, theirs)
+        print(f"against {args.against} on the same {both.pairs} (video, SKU) pairs: this bundle {both.exact[0]}, that "
+              f"one {both.exact[1]}; exact only with this bundle {both.only[0]}, only with that one {both.only[1]} "
+              f"(two-sided sign test: p = {both.p_value:.3f})")  # fmt: skip
 
 
 if __name__ == "__main__":

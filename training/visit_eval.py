@@ -10,7 +10,8 @@ pick and put-back events are scored the same way beside them: visits are made of
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from math import comb
 
 from training.labels import LedgerEntry
 from training.synth.generate import VideoSpec
@@ -40,6 +41,8 @@ class VisitScore:
     wrong: list[str]  # the pairs the visits got wrong, for a person reading the output
     at_end: int = 0  # pairs with a take or return in the clip's last second (the clip may end before it shows it)
     at_end_exact: int = 0  # of them, exact
+    skus: frozenset[str] = field(default_factory=frozenset)  # the SKUs of its pairs
+    exact_skus: frozenset[str] = field(default_factory=frozenset)  # those whose pair is exact
 
 
 def units(entries: list[tuple[str, str, int]]) -> dict[str, tuple[int, int]]:
@@ -71,5 +74,41 @@ def score(name: str, events: list[dict], ledger: list[LedgerEntry], last_second:
         name=name, pairs=len(pairs), visits_exact=len(exact),
         events_exact=sum(truth.get(s, zero) == shelf.get(s, zero) for s in pairs), agree=visits == shelf,
         visits=len(visit_events), left_out=sum(e.get("products_left_out", 0) for e in visit_events), wrong=wrong,
-        at_end=len(at_end), at_end_exact=len(at_end & exact),
+        at_end=len(at_end), at_end_exact=len(at_end & exact), skus=frozenset(pairs), exact_skus=frozenset(exact),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Two boxes' visits scored on the same videos, pair by pair (`bench/visits.py --against`)."""
+
+    pairs: int  # (video, SKU) pairs either box or the ledger names
+    exact: tuple[int, int]  # of them, exact with the first box, with the second
+    only: tuple[int, int]  # exact with the first box and not the second, and the other way round
+    p_value: float  # two-sided sign test on `only`: how often chance alone splits the flipped pairs this unevenly
+
+
+def paired(first: list[VisitScore], second: list[VisitScore]) -> Paired:
+    """The same videos (in the same order) scored for two boxes. A SKU one box names and the other does not is a pair
+    for both: where neither the ledger nor a box's events name it, that box has it exact (nothing, as the ledger)."""
+    if [s.name for s in first] != [s.name for s in second]:
+        raise ValueError("paired scores need the same videos in the same order")
+    pairs = only_first = only_second = exact_first = exact_second = 0
+    for a, b in zip(first, second, strict=True):
+        for sku in a.skus | b.skus:
+            in_a = sku in a.exact_skus or sku not in a.skus
+            in_b = sku in b.exact_skus or sku not in b.skus
+            pairs += 1
+            exact_first, exact_second = exact_first + in_a, exact_second + in_b
+            only_first, only_second = only_first + (in_a and not in_b), only_second + (in_b and not in_a)
+    return Paired(pairs, (exact_first, exact_second), (only_first, only_second), sign_test(only_first, only_second))
+
+
+def sign_test(a: int, b: int) -> float:
+    """Two-sided exact sign test (McNemar's exact test on the discordant pairs): the chance of a split at least as
+    uneven as a:b when either side is as likely."""
+    n = a + b
+    if n == 0:
+        return 1.0
+    tail = sum(comb(n, k) for k in range(min(a, b) + 1)) / 2**n
+    return min(1.0, 2 * tail)

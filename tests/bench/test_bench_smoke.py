@@ -382,8 +382,10 @@ def test_familiarity(bench, store_videos):
 
 
 def test_visits(bench):
-    """The demo's video (index 6: a shopper takes products) of each preset, short and small."""
-    out = bench("visits.py", "--first", 6, "--videos", 1, "--frames", 240, "--size", "320x240", timeout=600)
+    """The demo's video (index 6: a shopper takes products) of each preset, short and small; the same bundle again
+    beside it (`--against`): a box that runs the same way twice flips no pair."""
+    out = bench("visits.py", "--first", 6, "--videos", 1, "--frames", 240, "--size", "320x240", "--against",
+                DEMO_BUNDLE, timeout=600)  # fmt: skip
     rows = re.findall(r"^synth_(standard|hard)_s1000_0006: (\d+) visit event\(s\), (\d+) SKU\(s\): visits exact "
                       r"(\d+), pick events exact (\d+), visits agree with them: (yes|NO), products left out (\d+)$",
                       out, re.MULTILINE)  # fmt: skip
@@ -401,6 +403,12 @@ def test_visits(bench):
     assert int(end_right) <= int(end) and is_quotient(rest_share, rest_right, rest), out
     assert grab(r"^videos whose visits agree with their pick and put-back events: (\d+)/(\d+)$", out) == ("2", "2")
     assert grab(r"^products left out of visit events: (\d+)$", out) == ("0",)
+    assert len(re.findall(r"^  against: synth_(standard|hard)_s1000_0006: ", out, re.MULTILINE)) == 2, out
+    same = rf"^against {re.escape(str(DEMO_BUNDLE))} on the same (\d+) \(video, SKU\) pairs: this bundle (\d+), that "
+    same += (
+        r"one (\d+); exact only with this bundle (\d+), only with that one (\d+) \(two-sided sign test: p = 1\.000\)$"
+    )
+    assert grab(same, out) == (total, right, right, "0", "0"), out
 
 
 def test_adapt(bench, tiny, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from training.bundle_eval import run_box
 from training.labels import LedgerEntry, read_label_file
 from training.synth.generate import write_video
-from training.visit_eval import score, units, video_specs
+from training.visit_eval import paired, score, sign_test, units, video_specs
 
 DEMO_BUNDLE = Path(__file__).resolve().parents[2] / "models" / "demo"
 
@@ -30,6 +30,30 @@ def test_pairs_with_a_take_or_return_in_the_clips_last_second_are_also_counted_a
     assert (s.pairs, s.visits_exact, s.at_end, s.at_end_exact) == (3, 1, 2, 0), s
     assert s.wrong == ["b: ledger (1, 0), visits (0, 0)", "c: ledger (1, 1), visits (0, 0)"]
     assert score("v", [pick, visit], ledger).at_end == 0  # without the clip's length nothing is set apart
+
+
+def test_two_boxes_on_the_same_videos_are_compared_pair_by_pair():
+    ledger = [LedgerEntry(frame=100, sku="a", kind="take"), LedgerEntry(frame=300, sku="b", kind="take")]
+
+    def box(*picks: str) -> list[dict]:
+        events = [{"kind": "pick", "sku": sku, "quantity": 1, "familiar": True} for sku in picks]
+        return [*events, {"kind": "visit", "products": [{"sku": k, "picked": 1, "put_back": 0} for k in picks]}]
+
+    first = [score("v", box("a", "b"), ledger), score("w", box("a"), ledger)]
+    second = [score("v", box("a", "c"), ledger), score("w", box("a"), ledger)]  # misses b, names c nobody touched
+    both = paired(first, second)
+    # v: a, b, c (the first box has c exact: neither it nor the ledger names it); w: a, b.
+    assert (both.pairs, both.exact, both.only) == (5, (4, 2), (2, 0)), both
+    assert both.p_value == 0.5  # two flips one way: chance alone does that half the time
+    with pytest.raises(ValueError):
+        paired(first, second[::-1])
+
+
+def test_the_sign_test_is_the_exact_binomial_one():
+    assert sign_test(0, 0) == 1.0 and sign_test(3, 3) == 1.0
+    assert sign_test(5, 0) == pytest.approx(2 / 32) and sign_test(0, 5) == sign_test(5, 0)
+    assert sign_test(8, 1) == pytest.approx(2 * (1 + 9) / 512)  # 0.039: below 0.05
+    assert sign_test(4, 1) > 0.3
 
 
 @pytest.mark.long  # two 60 s videos through the box (1-2 min of CPU)
