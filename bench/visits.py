@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from training.bundle_eval import run_box  # noqa: E402
 from training.labels import read_label_file  # noqa: E402
 from training.synth.generate import write_video  # noqa: E402
-from training.visit_eval import PRESETS, SEED, TUNING_SEED, VisitScore, paired, score, video_specs  # noqa: E402
+from training.visit_eval import PRESETS, SEED, TUNING_SEED, VisitScore, paired, score, video_specs, wilson  # noqa: E402
 
 
 def main() -> None:
@@ -83,6 +83,10 @@ def main() -> None:
     print(f"\n{len(scores)} videos (indices {args.first}..{last} of each preset: {', '.join(PRESETS)}; "
           f"seed {args.seed}{tuning}), {pairs} (video, SKU) pairs")  # fmt: skip
     print(f"visits exact: {exact}/{pairs} = {exact / max(1, pairs):.3f}")
+    low, high = wilson(exact, pairs)
+    print(
+        f"  95 % interval (Wilson): {low:.3f}-{high:.3f}; a SKU's pairs in one video are not independent: wider still"
+    )
     at_end, at_end_exact = sum(s.at_end for s in scores), sum(s.at_end_exact for s in scores)
     print(
         f"  of them, with a take or return in the clip's last second: {at_end_exact}/{at_end} exact; the others: "

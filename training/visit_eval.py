@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from math import comb
+from math import comb, sqrt
 
 from training.labels import LedgerEntry
 from training.synth.generate import VideoSpec
@@ -112,3 +112,14 @@ def sign_test(a: int, b: int) -> float:
         return 1.0
     tail = sum(comb(n, k) for k in range(min(a, b) + 1)) / 2**n
     return min(1.0, 2 * tail)
+
+
+def wilson(right: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95 % by default) of a share right/total: where the share of a box this good lies on
+    other videos like these. Pairs of one video are not independent, so the true spread is wider still."""
+    if total == 0:
+        return 0.0, 1.0
+    share = right / total
+    centre = (share + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -394,6 +394,8 @@ def test_visits(bench):
         assert int(exact) <= int(pairs) and int(events_exact) <= int(pairs), out
     right, total, share = grab(rf"^visits exact: (\d+)/(\d+) = ({NUMBER})$", out)
     assert int(total) == sum(int(r[2]) for r in rows) > 0 and is_quotient(share, right, total), out
+    low, high = grab(rf"^  95 % interval \(Wilson\): ({NUMBER})-({NUMBER}); a SKU's pairs in one video are", out)
+    assert 0 <= float(low) <= float(share) <= float(high) <= 1, out
     split = (
         rf"^  of them, with a take or return in the clip's last second: (\d+)/(\d+) exact; the others: "
         rf"(\d+)/(\d+) = ({NUMBER})$"

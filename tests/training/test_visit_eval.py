@@ -11,7 +11,7 @@ import pytest
 from training.bundle_eval import run_box
 from training.labels import LedgerEntry, read_label_file
 from training.synth.generate import write_video
-from training.visit_eval import paired, score, sign_test, units, video_specs
+from training.visit_eval import paired, score, sign_test, units, video_specs, wilson
 
 DEMO_BUNDLE = Path(__file__).resolve().parents[2] / "models" / "demo"
 
@@ -54,6 +54,16 @@ def test_the_sign_test_is_the_exact_binomial_one():
     assert sign_test(5, 0) == pytest.approx(2 / 32) and sign_test(0, 5) == sign_test(5, 0)
     assert sign_test(8, 1) == pytest.approx(2 * (1 + 9) / 512)  # 0.039: below 0.05
     assert sign_test(4, 1) > 0.3
+
+
+def test_the_wilson_interval_holds_the_share_and_narrows_with_more_pairs():
+    low, high = wilson(36, 44)
+    assert (round(low, 3), round(high, 3)) == (0.680, 0.905)  # worked by hand: centre 0.793, half-width 0.112
+    assert low < 36 / 44 < high
+    wide, narrow = wilson(9, 11), wilson(90, 110)
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]
+    assert wilson(44, 44)[1] == pytest.approx(1) and wilson(0, 44)[0] == pytest.approx(0)
+    assert wilson(0, 0) == (0.0, 1.0)
 
 
 @pytest.mark.long  # two 60 s videos through the box (1-2 min of CPU)
