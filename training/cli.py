@@ -402,10 +402,24 @@ def train_options(args: argparse.Namespace) -> TrainOptions:
     return _validated(TrainOptions, {**_option_values(TrainOptions, args), "model": model})
 
 
+def _device_checked(choice: str) -> None:
+    """`--device` checked before any data is read: auto and cpu always resolve, so only another choice (cuda, or a
+    mistake) costs PyTorch's start-up here."""
+    if choice not in ("auto", "cpu"):
+        from training.device import resolve_device
+
+        resolve_device(choice)
+
+
 def run_train_action(args: argparse.Namespace) -> int:
+    from training.action_data import find_videos
+
+    # A bad option, then the device, then the data folder, each one line before PyTorch starts (five seconds).
+    options = train_options(args)
+    _device_checked(args.device)
+    find_videos(args.data_dir)
     from training.train_action import train_action
 
-    options = train_options(args)
     metrics = train_action(args.data_dir, args.out, options, resume=args.resume, device=args.device)
     print(f"validation ({len(metrics['split']['val'])} videos), {metrics['train_seconds'] / 60:.1f} min of training:")
     for name, v in metrics["val"].items():
@@ -415,9 +429,15 @@ def run_train_action(args: argparse.Namespace) -> int:
 
 
 def run_train_adapt(args: argparse.Namespace) -> int:
+    from training.action_data import find_videos
+    from training.source import find_source
+
+    options = _validated(AdaptOptions, _option_values(AdaptOptions, args))  # as train action: before PyTorch starts
+    _device_checked(args.device)
+    find_source(args.source)
+    find_videos(args.data)
     from training.adapt import adapt, summary_lines
 
-    options = _validated(AdaptOptions, _option_values(AdaptOptions, args))
     metrics = adapt(args.source, args.data, args.out, options, args.replay, device=args.device, guard_dir=args.guard)
     for line in summary_lines(metrics):
         print(line)
@@ -470,12 +490,17 @@ EVAL_COLUMNS = [
 
 def run_eval_action(args: argparse.Namespace) -> int:
     from training.action_data import find_videos, load_videos
+
+    checkpoints = {str(run): run / "best.pt" if run.is_dir() else run for run in args.runs}
+    for checkpoint in checkpoints.values():  # before PyTorch is imported, as train action checks its folder
+        if not checkpoint.is_file():
+            raise ShelfWatchError(f"{checkpoint}: no such checkpoint")
+    names = sorted(find_videos(args.data))
     from training.evaluate import evaluate_videos
     from training.splits import merl_split
     from training.train_action import load_model
 
-    models = {str(run): load_model(run / "best.pt" if run.is_dir() else run)[0] for run in args.runs}
-    names = sorted(find_videos(args.data))
+    models = {run: load_model(checkpoint)[0] for run, checkpoint in checkpoints.items()}
     where = str(args.data)
     if args.split == "merl":
         try:
