@@ -11,6 +11,7 @@ from edge.errors import ShelfWatchError
 from export.calibration import video_files
 from export.detector_onnx import detector_weights
 from export.options import ExportOptions
+from training.source import checkpoint_file
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,7 @@ def check_inputs(action_run: Path | None, products_run: Path | None, options: Ex
             raise ShelfWatchError("--sequence with --action-from: the kept bundle's graphs are shipped as they are")
     if action_run is None:
         raise ShelfWatchError("name the action model: --action RUN_OR_CHECKPOINT, or --action-from BUNDLE")
-    checkpoint = action_run / "best.pt" if action_run.is_dir() else action_run
-    if not checkpoint.is_file():
-        raise ShelfWatchError(f"{checkpoint}: no such checkpoint")
+    checkpoint = checkpoint_file(action_run)
     if products_run is not None and options.detector_from is not None:
         raise ShelfWatchError("--products and --detector-from both name a detector: give one")
     if products_run is not None:

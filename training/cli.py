@@ -490,11 +490,9 @@ EVAL_COLUMNS = [
 
 def run_eval_action(args: argparse.Namespace) -> int:
     from training.action_data import find_videos, load_videos
+    from training.source import checkpoint_file
 
-    checkpoints = {str(run): run / "best.pt" if run.is_dir() else run for run in args.runs}
-    for checkpoint in checkpoints.values():  # before PyTorch is imported, as train action checks its folder
-        if not checkpoint.is_file():
-            raise ShelfWatchError(f"{checkpoint}: no such checkpoint")
+    checkpoints = {str(run): checkpoint_file(run) for run in args.runs}  # before PyTorch is imported
     names = sorted(find_videos(args.data))
     from training.evaluate import evaluate_videos
     from training.splits import merl_split

@@ -1,6 +1,6 @@
-"""The checkpoint `shelfwatch train adapt` starts from: a training run, a checkpoint file or a model bundle holding the
-checkpoint its manifest names. Found and checked without PyTorch, so that a wrong `--from` costs a second, not its
-start-up."""
+"""The checkpoint a command starts from, found and checked without PyTorch, so that a wrong path costs a second, not
+its start-up: a training run or a checkpoint file (`checkpoint_file`: eval action, export), or for `shelfwatch train
+adapt` also a model bundle holding the checkpoint its manifest names (`find_source`)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,14 @@ from pathlib import Path
 from edge.bundle import CHECKPOINT, MANIFEST, load_bundle, sha256_of
 from edge.errors import ShelfWatchError
 from training.provenance import run_commands
+
+
+def checkpoint_file(run: Path) -> Path:
+    """A training run folder's best.pt, or the checkpoint file named; ShelfWatchError in one line if there is none."""
+    checkpoint = run / "best.pt" if run.is_dir() else run
+    if not checkpoint.is_file():
+        raise ShelfWatchError(f"{checkpoint}: no such checkpoint")
+    return checkpoint
 
 
 @dataclass(frozen=True)
