@@ -10,7 +10,7 @@ pick and put-back events are scored the same way beside them: visits are made of
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from math import comb, sqrt
 
 from training.labels import LedgerEntry
@@ -32,17 +32,31 @@ def video_specs(per_preset: int, frames: int = 900, width: int = 640, height: in
 @dataclass
 class VisitScore:
     name: str
-    pairs: int  # SKUs in play in this video
-    visits_exact: int  # of them, the visits' (picked, put back) equal the ledger's
+    skus: frozenset[str]  # the SKUs in play in this video: its pairs
+    exact_skus: frozenset[str]  # of them, those whose visits' (picked, put back) equal the ledger's
     events_exact: int  # of them, the pick and put-back events' equal the ledger's
     agree: bool  # the visits' units equal the box's own sure (not unfamiliar) pick and put-back events', SKU for SKU
     visits: int  # visit events
     left_out: int  # products left out of visit events
     wrong: list[str]  # the pairs the visits got wrong, for a person reading the output
-    at_end: int = 0  # pairs with a take or return in the clip's last second (the clip may end before it shows it)
-    at_end_exact: int = 0  # of them, exact
-    skus: frozenset[str] = field(default_factory=frozenset)  # the SKUs of its pairs
-    exact_skus: frozenset[str] = field(default_factory=frozenset)  # those whose pair is exact
+    # Pairs with a take or return in the clip's last second (the clip may end before it shows it).
+    at_end_skus: frozenset[str] = frozenset()
+
+    @property
+    def pairs(self) -> int:
+        return len(self.skus)
+
+    @property
+    def visits_exact(self) -> int:
+        return len(self.exact_skus)
+
+    @property
+    def at_end(self) -> int:
+        return len(self.at_end_skus)
+
+    @property
+    def at_end_exact(self) -> int:
+        return len(self.at_end_skus & self.exact_skus)
 
 
 def units(entries: list[tuple[str, str, int]]) -> dict[str, tuple[int, int]]:
@@ -69,12 +83,12 @@ def score(name: str, events: list[dict], ledger: list[LedgerEntry], last_second:
     pairs = sorted(set(truth) | set(visits) | set(shelf))
     exact = {s for s in pairs if truth.get(s, zero) == visits.get(s, zero)}
     wrong = [f"{s}: ledger {truth.get(s, zero)}, visits {visits.get(s, zero)}" for s in pairs if s not in exact]
-    at_end = {e.sku for e in ledger if last_second is not None and e.frame >= last_second}
+    at_end = frozenset(e.sku for e in ledger if last_second is not None and e.frame >= last_second)
     return VisitScore(
-        name=name, pairs=len(pairs), visits_exact=len(exact),
+        name=name, skus=frozenset(pairs), exact_skus=frozenset(exact),
         events_exact=sum(truth.get(s, zero) == shelf.get(s, zero) for s in pairs), agree=visits == shelf,
         visits=len(visit_events), left_out=sum(e.get("products_left_out", 0) for e in visit_events), wrong=wrong,
-        at_end=len(at_end), at_end_exact=len(at_end & exact), skus=frozenset(pairs), exact_skus=frozenset(exact),
+        at_end_skus=at_end,
     )  # fmt: skip
 
 
