@@ -470,7 +470,8 @@ def _finish(s: Stages, last: Frame | None, stopped: bool) -> Summary:
     zone a hand went into that had no quiet moment left, from the last few frames (never from one)."""
     s.reporter.actions(s.actions.close(last.index + 1 if last is not None else 0))
     if last is not None and not stopped:
-        s.reporter.changes(s.shelf.finish(last.index, s.schedule.detect_last(SAMPLES, SPACING)))
+        images = s.schedule.last_frames(SAMPLES, SPACING)
+        s.reporter.changes(s.shelf.finish(last.index, [s.schedule.detect(i) for i in images], images))
     s.reporter.finish()
     r, t, f = s.reporter, s.telemetry, s.familiarity
     if t.on_progress is not None:

@@ -24,10 +24,11 @@ HISTORY = 300  # detection runs remembered (about ten seconds of a hand at the s
 
 
 class Look:
-    """One frame's product detections: `wanted` by the schedule, or asked for by a stage that needs them."""
+    """One frame's product detections: `wanted` by the schedule, or asked for by a stage that needs them. `image`:
+    the frame itself (BGR), where the shelf's look at rest is compared with the last recount's (edge.shelf)."""
 
-    def __init__(self, detect: Callable[[], list[Detection]], wanted: bool) -> None:
-        self._detect, self.wanted = detect, wanted
+    def __init__(self, detect: Callable[[], list[Detection]], wanted: bool, image: np.ndarray | None = None) -> None:
+        self._detect, self.wanted, self.image = detect, wanted, image
         self._detections: list[Detection] | None = None
 
     def detections(self) -> list[Detection]:
@@ -55,7 +56,7 @@ class DetectionSchedule:
         self.recent.append(frame.image)
         during = active and action in DETECT_DURING and frame.index % DETECT_STRIDE == 0
         periodic = active and frame.index - self.last_frame >= self.refresh_frames
-        return Look(lambda: self._run(frame), wanted=during or periodic)
+        return Look(lambda: self._run(frame), wanted=during or periodic, image=frame.image)
 
     def _run(self, frame: Frame) -> list[Detection]:
         self.latest = self.detect(frame.image)
@@ -64,10 +65,9 @@ class DetectionSchedule:
         self.runs += 1
         return self.latest
 
-    def detect_last(self, samples: int, spacing: int) -> list[list[Detection]]:
-        """Detections on the last frames seen, `spacing` apart, newest last (fewer where the stream was shorter)."""
-        frames = list(self.recent)[::-1][::spacing][:samples][::-1]
-        return [self.detect(image) for image in frames]
+    def last_frames(self, samples: int, spacing: int) -> list[np.ndarray]:
+        """The last frames seen, `spacing` apart, newest last (fewer where the stream was shorter)."""
+        return list(self.recent)[::-1][::spacing][:samples][::-1]
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Detections with the box config's SKU names (a store names the detector's classes its own way)."""

@@ -17,6 +17,9 @@ The zone keeps its units (SKU and box), not just counts per SKU, which is the li
   rest cannot show a product that came back before the hand left it for good; where the stream ends first, it is
   back only if the hand had left the shelf, or detections with the hand out after a later visit showed it at its
   place again (a hand still in the shelf may be holding it there or have just let go: neither is counted);
+- a unit gone or new counts only where the shelf's look changed since the last recount: a place that looks as it
+  did then (normalised correlation, allowing for the camera's shake) holds what it held, whatever the detector
+  says of it now (noise, blur and light drift make it lose and find units at rest);
 - products in a hand at the shelf's edge are remembered from the detections made while a hand is at the
   shelf: one still in the hand after its last visit left the shelf, even where the shelf cannot show it.
 """
@@ -48,6 +51,12 @@ HELD_SIGHTINGS = 3  # sightings of one product in a hand after the last visit: a
 CARRIED_AWAY_DISCOUNT = 0.8
 NEAR_HAND = 0.15  # of the frame width: how far from the hand's motion a change may be
 ACTIVE_COLUMN, ACTIVE_SHARE = 3, 0.1  # changed pixel-frames for a mask column to count as the hand's place
+# A place's look at rest against the last recount's (normalised correlation of grey levels, the best over shifts of up
+# to SHAKE of the frame height): at UNCHANGED or more nothing was taken from it or put on it. Gain and offset do not
+# change it (light drift); a unit taken or returned does.
+SHAKE = 0.015
+UNCHANGED = 0.8
+MIN_PATCH, MIN_CONTRAST = 6, 2.0  # pixels a side, and grey levels of spread: a place smaller or flatter says nothing
 ADOPT_AFTER = 2  # a unit missing at this many recounts away from any hand leaves the zone's memory silently
 # Detections in a row, made while a hand was out of the shelf between two visits, that miss a unit at its place (at
 # any confidence): it was in the hand then. Three runs are six frames or more (the schedule's stride), not a flicker.
@@ -105,6 +114,8 @@ class _ZoneState:
     held: list[Detection] = field(default_factory=list)  # products seen in a hand at the shelf since the last visit
     activity: np.ndarray = field(default_factory=lambda: np.zeros(MASK_SIZE[0], np.int64))  # per mask column
     samples: list[list[Detection]] = field(default_factory=list)
+    views: list[np.ndarray] = field(default_factory=list)  # the samples' frames, grey (where the caller gave them)
+    rest: np.ndarray | None = None  # the shelf's look at the last recount: the mean of its samples' frames, grey
 
 
 @dataclass
@@ -168,7 +179,7 @@ class ShelfCounter:
             self.handled(detections)
             self.looks.append(_PendingLook(frame, detections))
         self._judge_looks(frame, action)
-        return self.counted(frame, detections) if recount and detections is not None else []
+        return self.counted(frame, detections, look.image) if recount and detections is not None else []
 
     def _judge_looks(self, frame: int, action: int | None) -> None:
         """A look is judged by the labels of the frame it was made on: the label out `delay` frames later, and those
@@ -207,6 +218,7 @@ class ShelfCounter:
                     s.held.clear()
                 if not self._first(s) or busy:
                     s.samples.clear()
+                    s.views.clear()
                 if name in fg.zone_columns:
                     s.activity += fg.zone_columns[name]
                 continue
@@ -276,23 +288,28 @@ class ShelfCounter:
                     u.was_away, u.away_after, u.came_back = True, s.hand_visits, False
                 u.came_back = u.came_back or u.back_runs >= AWAY_RUNS
 
-    def counted(self, frame: int, detections: list[Detection]) -> list[ShelfChange]:
-        """A detection made on a frame `observe` asked for; returns the changes it settles."""
+    def counted(self, frame: int, detections: list[Detection], image: np.ndarray | None = None) -> list[ShelfChange]:
+        """A detection made on a frame `observe` asked for (`image`: that frame, BGR); returns the changes it
+        settles."""
         changes: list[ShelfChange] = []
+        grey = None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
         for s in self.states:
             if not self._due(s):
                 continue
             s.samples.append(_one_per_place([d for d in detections if self.inside(s.zone, d)]))
+            if grey is not None:
+                s.views.append(grey)
             if len(s.samples) == SAMPLES:
                 changes += self._settle(s, frame)
         return changes
 
-    def finish(self, frame: int, samples: list[list[Detection]]) -> list[ShelfChange]:
+    def finish(self, frame: int, samples: list[list[Detection]], images: list[np.ndarray] | None = None,
+               ) -> list[ShelfChange]:  # fmt: skip
         """The stream ends before a zone a hand went into was quiet again (a clip's last second): the zone is counted
         from the last few frames, SAMPLES of them SPACING apart, never from one. A hand may still hold a product over
         the shelf, so nothing new there is a put-back; a unit seen away from its place between the hand's visits is
         back only if the hand had left the shelf by the first of those frames, or detections made after a later visit
-        showed it back (a hand still in it: taken, and not yet seen put back)."""
+        showed it back (a hand still in it: taken, and not yet seen put back). `images`: those frames, BGR."""
         # The looks still waiting for labels take the last one, as the stream's last frames do (edge.action).
         for last in range(frame + 1, frame + 1 + self.delay + self.settle):
             self._judge_looks(last, self.previous)
@@ -304,12 +321,15 @@ class ShelfCounter:
         for s in self.states:
             if s.units is not None and s.disturbed and s.hand_visits:
                 s.samples = [_one_per_place([d for d in sample if self.inside(s.zone, d)]) for sample in samples]
+                s.views = [cv2.cvtColor(i, cv2.COLOR_BGR2GRAY).astype(np.float32) for i in images or []]
                 changes += self._settle(s, frame, at_rest=False, hand_gone=hand_gone)
         return changes
 
     def _settle(self, s: _ZoneState, frame: int, at_rest: bool = True, hand_gone: bool = True) -> list[ShelfChange]:
         seen = _places(s.samples)
         front = front_edge(s.zone)
+        # The shelf's look now, where every sample came with its frame.
+        view = np.mean(s.views, axis=0) if s.views and len(s.views) == len(s.samples) else None
         changes: list[ShelfChange] = []
         if s.units is None:  # the first count: what most samples agree on
             s.units = [Unit(p.sku, p.box, p.confidence) for p in seen if p.hits * 2 > len(s.samples)]
@@ -331,10 +351,10 @@ class ShelfCounter:
                     kept.append(u)
                     back.append(u)
                 elif (s.touched and taken < visits and u.confidence >= self.min_confidence
-                      and self._near_hand(s, u.box)):  # fmt: skip
+                      and self._near_hand(s, u.box) and not self._unchanged(s, view, u.box)):  # fmt: skip
                     taken += 1
                     changes.append(self._change("pick", u.sku, u.box, u.confidence, s, front, frame))
-                else:  # not where the hand was: the detector lost it for now, not the shopper
+                else:  # not where the hand was, or its place looks the same: the detector lost it for now
                     u.misses += 1
                     if u.misses < ADOPT_AFTER:
                         kept.append(u)
@@ -367,11 +387,12 @@ class ShelfCounter:
                 if not at_rest or same[:, i].any():
                     continue
                 sure = p.hits == len(s.samples) and p.min_confidence >= self.min_confidence
-                if s.touched and sure and returned < visits and self._near_hand(s, p.box):
+                unchanged = self._unchanged(s, view, p.box)
+                if s.touched and sure and returned < visits and self._near_hand(s, p.box) and not unchanged:
                     returned += 1
                     changes.append(self._change("putback", p.sku, p.box, p.confidence, s, front, frame))
                     kept.append(Unit(p.sku, p.box, p.confidence))
-                elif sure and not s.touched:
+                elif sure and (not s.touched or unchanged):
                     kept.append(Unit(p.sku, p.box, p.confidence))  # there all along, unseen by earlier counts
             for u in kept:
                 u.away, u.was_away, u.away_after, u.back_runs, u.came_back, u.clear_runs = 0, False, 0, 0, False, 0
@@ -383,6 +404,8 @@ class ShelfCounter:
         s.held.clear()
         s.activity[:] = 0
         s.samples.clear()
+        s.views.clear()
+        s.rest = view
         return _merged(changes)
 
     def _carried_away(self, s: _ZoneState, front: float, frame: int) -> list[ShelfChange]:
@@ -395,6 +418,13 @@ class ShelfCounter:
         box = tuple(float(v) for v in np.mean([d.box for d in mine], axis=0))
         confidence = float(np.mean([d.confidence for d in mine])) * CARRIED_AWAY_DISCOUNT
         return [self._change("pick", sku, box, confidence, s, front, frame)]  # type: ignore[arg-type]
+
+    def _unchanged(self, s: _ZoneState, view: np.ndarray | None, box: Box) -> bool:
+        """The place looks as it did at the last recount: nothing was taken from it or put on it."""
+        if view is None or s.rest is None:
+            return False
+        similarity = place_similarity(s.rest, view, box, round(SHAKE * self.frame_size[1]))
+        return similarity is not None and similarity >= UNCHANGED
 
     def _near_hand(self, s: _ZoneState, box: Box) -> bool:
         peak = int(s.activity.max())
@@ -422,6 +452,21 @@ class ShelfCounter:
 
     def counts(self) -> dict[str, Counter]:
         return {s.zone.name: Counter(u.sku for u in s.units or []) for s in self.states}
+
+
+def place_similarity(before: np.ndarray, after: np.ndarray, box: Box, shift: int) -> float | None:
+    """How alike a place looks in two grey pictures: the normalised correlation of `after`'s patch in `box` with
+    `before` around it, the best over shifts of up to `shift` pixels. None where the patch is too small or flat
+    to tell (a correlation of noise)."""
+    height, width = after.shape
+    x1, y1, x2, y2 = (int(np.clip(round(v), 0, lim)) for v, lim in zip(box, (width, height) * 2, strict=True))
+    if x2 - x1 < MIN_PATCH or y2 - y1 < MIN_PATCH:
+        return None
+    patch = after[y1:y2, x1:x2]
+    if float(patch.std()) < MIN_CONTRAST:
+        return None
+    around = before[max(0, y1 - shift) : min(height, y2 + shift), max(0, x1 - shift) : min(width, x2 + shift)]
+    return float(cv2.matchTemplate(around, patch, cv2.TM_CCOEFF_NORMED).max())
 
 
 @dataclass

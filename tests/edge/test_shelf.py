@@ -8,7 +8,7 @@ import numpy as np
 from edge.config import Zone
 from edge.detector import Detection
 from edge.scene import MASK_SIZE, Foreground
-from edge.shelf import SAMPLES, ShelfChange, ShelfCounter
+from edge.shelf import SAMPLES, UNCHANGED, ShelfChange, ShelfCounter, place_similarity
 
 WIDTH, HEIGHT = 640, 480
 SHELF = Zone(name="shelf", polygon=[(0, 0), (WIDTH, 0), (WIDTH, 170), (0, 170)])
@@ -38,11 +38,16 @@ Shelf = list[Detection] | Callable[[int], list[Detection]]
 
 
 def recount(
-    counter: ShelfCounter, shelf: Shelf, hand_x: float | None = None, touched: bool = True, visits: int = 1
+    counter: ShelfCounter,
+    shelf: Shelf,
+    hand_x: float | None = None,
+    touched: bool = True,
+    visits: int = 1,
+    image: np.ndarray | None = None,
 ) -> list[ShelfChange]:
     """A hand at `hand_x` disturbs the shelf (`visits` times recognised as a hand in the shelf if `touched`),
     then the shelf is quiet and the counter detects on the frames it asks for; `shelf` is what the detector
-    sees (per sample when a function)."""
+    sees (per sample when a function), `image` what the camera does (None: the counter has the detections alone)."""
     if hand_x is not None:
         for _ in range(visits):
             for i in range(10):
@@ -50,7 +55,7 @@ def recount(
     changes, samples = [], 0
     for frame in range(60):
         if counter.observe(scene()):
-            changes += counter.counted(frame, shelf(samples) if callable(shelf) else shelf)
+            changes += counter.counted(frame, shelf(samples) if callable(shelf) else shelf, image)
             samples += 1
     assert samples in (0, SAMPLES)
     return changes
@@ -446,3 +451,51 @@ def test_the_first_count_waits_while_a_hand_is_at_the_shelf():
     for frame in range(12):  # a hand at the shelf from the start, still (the action model sees it): no count
         assert not c.observe(scene(), busy=True, hand_in=frame == 0)
     assert recount(c, stocked()) == [] and c.counts()["shelf"] == {"cola": 3, "chips": 2}  # then quiet: counted
+
+
+def picture(units: list[Detection], seed: int = 0, gain: float = 1.0, shift: int = 0) -> np.ndarray:
+    """The camera's view of a dark shelf holding `units`: each a printed label (a texture of its own product and
+    place), under sensor noise; `gain` and `shift` (pixels right) are the light and the camera moving."""
+    rng = np.random.default_rng(seed)
+    image = np.full((HEIGHT, WIDTH), 40.0)
+    for d in units:
+        x1, y1, x2, y2 = (int(v) for v in d.box)
+        label = np.random.default_rng([x1, y1, *d.sku.encode()]).uniform(60, 220, (4, 4))
+        image[y1:y2, x1:x2] = np.kron(label, np.ones(((y2 - y1) // 4 + 1, (x2 - x1) // 4 + 1)))[: y2 - y1, : x2 - x1]
+    image = np.roll(image * gain, shift, axis=1) + rng.normal(0, 6, image.shape)
+    return np.repeat(np.clip(image, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def test_a_place_looks_the_same_under_new_light_noise_and_a_shaken_camera_and_not_once_its_product_is_gone():
+    grey = lambda image: image[..., 0].astype(np.float32)  # noqa: E731
+    before = grey(picture(stocked(), seed=1))
+    cola = stocked()[2].box
+    assert place_similarity(before, grey(picture(stocked(), seed=2, gain=1.3, shift=5)), cola, 7) >= UNCHANGED
+    gone = grey(picture(stocked()[:2] + stocked()[3:], seed=2))
+    assert (place_similarity(before, gone, cola, 7) or 0.0) < UNCHANGED  # an empty place: noise, or too flat to say
+    other = [product("fanta", 100, 130), *stocked()[3:]]  # another product where the cola stood
+    assert place_similarity(before, grey(picture(other, seed=2)), cola, 7) < UNCHANGED
+
+
+def test_a_unit_the_detector_loses_at_rest_where_the_shelf_looks_the_same_is_no_pick():
+    """Noise, blur and light drift make the detector lose a unit at rest for a while: its place, looking as it did
+    at the last recount, says it was not taken."""
+    c = ShelfCounter([SHELF], quiet_frames=5, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
+    assert recount(c, stocked(), image=picture(stocked(), seed=1)) == []
+    lost = stocked()[:2] + stocked()[3:]  # the front cola, still on the shelf, not detected
+    assert recount(c, lost, hand_x=105, image=picture(stocked(), seed=2, gain=0.9, shift=3)) == []
+    # Taken: the place is empty now.
+    [change] = recount(c, lost, hand_x=105, image=picture(lost, seed=3))
+    assert (change.kind, change.sku) == ("pick", "cola")
+
+
+def test_a_unit_found_again_where_the_shelf_looks_the_same_is_no_put_back():
+    c = ShelfCounter([SHELF], quiet_frames=5, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
+    unseen = stocked()[:3] + stocked()[4:]  # the front chips on the shelf, unseen by the first count
+    assert recount(c, unseen, image=picture(stocked(), seed=1)) == []
+    assert recount(c, stocked(), hand_x=500, image=picture(stocked(), seed=2, gain=1.1)) == []  # there all along
+    assert c.counts()["shelf"] == {"cola": 3, "chips": 2}
+    # Put back where the shelf was empty: its look changed.
+    back = [*stocked(), product("chips", 500, 50)]
+    [change] = recount(c, back, hand_x=500, image=picture(back, seed=3))
+    assert (change.kind, change.sku) == ("putback", "chips")
