@@ -114,7 +114,7 @@ class _ZoneState:
     held: list[Detection] = field(default_factory=list)  # products seen in a hand at the shelf since the last visit
     activity: np.ndarray = field(default_factory=lambda: np.zeros(MASK_SIZE[0], np.int64))  # per mask column
     samples: list[list[Detection]] = field(default_factory=list)
-    views: list[np.ndarray] = field(default_factory=list)  # the samples' frames, grey (where the caller gave them)
+    views: list[np.ndarray] = field(default_factory=list)  # the samples' frames, grey uint8 (where given)
     rest: np.ndarray | None = None  # the shelf's look at the last recount: the mean of its samples' frames, grey
 
 
@@ -292,7 +292,7 @@ class ShelfCounter:
         """A detection made on a frame `observe` asked for (`image`: that frame, BGR); returns the changes it
         settles."""
         changes: list[ShelfChange] = []
-        grey = None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        grey = None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         for s in self.states:
             if not self._due(s):
                 continue
@@ -321,7 +321,7 @@ class ShelfCounter:
         for s in self.states:
             if s.units is not None and s.disturbed and s.hand_visits:
                 s.samples = [_one_per_place([d for d in sample if self.inside(s.zone, d)]) for sample in samples]
-                s.views = [cv2.cvtColor(i, cv2.COLOR_BGR2GRAY).astype(np.float32) for i in images or []]
+                s.views = [cv2.cvtColor(i, cv2.COLOR_BGR2GRAY) for i in images or []]
                 changes += self._settle(s, frame, at_rest=False, hand_gone=hand_gone)
         return changes
 
@@ -329,7 +329,8 @@ class ShelfCounter:
         seen = _places(s.samples)
         front = front_edge(s.zone)
         # The shelf's look now, where every sample came with its frame.
-        view = np.mean(s.views, axis=0) if s.views and len(s.views) == len(s.samples) else None
+        whole = bool(s.views) and len(s.views) == len(s.samples)
+        view = np.mean(np.stack(s.views), axis=0, dtype=np.float32) if whole else None
         changes: list[ShelfChange] = []
         if s.units is None:  # the first count: what most samples agree on
             s.units = [Unit(p.sku, p.box, p.confidence) for p in seen if p.hits * 2 > len(s.samples)]
