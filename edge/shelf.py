@@ -21,7 +21,8 @@ The zone keeps its units (SKU and box), not just counts per SKU, which is the li
   did then (normalised correlation, allowing for the camera's shake) holds what it held, whatever the detector
   says of it now (noise, blur and light drift make it lose and find units at rest);
 - products in a hand at the shelf's edge are remembered from the detections made while a hand is at the
-  shelf: one still in the hand after its last visit left the shelf, even where the shelf cannot show it.
+  shelf: one still in the hand after its last visit, while the action model saw a product looked at, left the shelf,
+  even where the shelf cannot show it.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ class _ZoneState:
     hands: list[tuple[int, int]] = field(default_factory=list)  # frames [start, end) a hand was going into the shelf
     hand_visits: int = 0  # hands going into the shelf during this disturbance
     held: list[Detection] = field(default_factory=list)  # products seen in a hand at the shelf since the last visit
+    looked_at: bool = False  # the action model saw a product inspected since the hand's last visit
     activity: np.ndarray = field(default_factory=lambda: np.zeros(MASK_SIZE[0], np.int64))  # per mask column
     samples: list[list[Detection]] = field(default_factory=list)
     views: list[np.ndarray] = field(default_factory=list)  # the samples' frames, grey uint8 (where given)
@@ -168,7 +170,9 @@ class ShelfCounter:
         hand_in = action in INTO_SHELF and self.previous not in INTO_SHELF
         self.previous = action
         self.frame = frame
-        recount = self.observe(fg, busy=action in AT_SHELF, hand_in=hand_in)
+        recount = self.observe(
+            fg, busy=action in AT_SHELF, hand_in=hand_in, inspecting=action == Action.INSPECT_PRODUCT
+        )
         if action in INTO_SHELF:
             self.last_hand = frame
             for s in self.states:
@@ -197,13 +201,14 @@ class ShelfCounter:
             if done.scored and not done.into:
                 self.glimpsed(done.detections, clear=not done.retract)
 
-    def observe(self, fg: Foreground, busy: bool = False, hand_in: bool = False) -> bool:
+    def observe(self, fg: Foreground, busy: bool = False, hand_in: bool = False, inspecting: bool = False) -> bool:
         """Follow each zone's activity; True when a recount wants a detection on this frame.
 
         `busy`: the action model sees a hand at the shelf or a product being handled there. A still hand
         inside a shelf is only a few pixels of motion, so the recognised action keeps a recount from
         counting around it. `hand_in`: a hand starts going into the shelf on this frame; a hand takes or returns
-        one product per visit, which bounds what a recount may report.
+        one product per visit, which bounds what a recount may report. `inspecting`: the action model sees a
+        product looked at in a hand.
         """
         want = False
         for s in self.states:
@@ -216,6 +221,8 @@ class ShelfCounter:
                 s.hand_visits += hand_in
                 if hand_in:
                     s.held.clear()
+                    s.looked_at = False
+                s.looked_at = s.looked_at or (inspecting and s.hand_visits > 0)
                 if not self._first(s) or busy:
                     s.samples.clear()
                     s.views.clear()
@@ -403,6 +410,7 @@ class ShelfCounter:
         s.disturbed, s.touched, s.hand_visits = False, False, 0
         s.hands = []
         s.held.clear()
+        s.looked_at = False
         s.activity[:] = 0
         s.samples.clear()
         s.views.clear()
@@ -410,9 +418,11 @@ class ShelfCounter:
         return _merged(changes)
 
     def _carried_away(self, s: _ZoneState, front: float, frame: int) -> list[ShelfChange]:
-        """The shelf shows no change, but a product was seen in a hand after the hand's last visit to the shelf."""
+        """The shelf shows no change, but a product was seen in a hand after the hand's last visit to the shelf, and
+        the action model saw the shopper look at a product then: two witnesses. The detector alone names a product
+        in a hand that came back empty often enough (a fist at the shelf's edge) to make picks nobody made."""
         votes = Counter(d.sku for d in s.held)
-        if not votes or votes.most_common(1)[0][1] < HELD_SIGHTINGS:
+        if not s.looked_at or not votes or votes.most_common(1)[0][1] < HELD_SIGHTINGS:
             return []
         sku = votes.most_common(1)[0][0]
         mine = [d for d in s.held if d.sku == sku]

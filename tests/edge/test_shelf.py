@@ -178,26 +178,38 @@ def test_the_end_of_a_file_counts_nothing_where_no_hand_went_into_the_shelf():
     assert c.finish(900, [last] * SAMPLES) == []
 
 
-def handle(counter: ShelfCounter, hand_x: float, visit: bool, held: list[Detection], frames: int = 10) -> None:
-    """Frames of a hand at the shelf (a new hand-in-shelf visit first if `visit`), the detector seeing `held`."""
+def handle(
+    counter: ShelfCounter, hand_x: float, visit: bool, held: list[Detection], frames: int = 10, looked_at: bool = False
+) -> None:
+    """Frames of a hand at the shelf (a new hand-in-shelf visit first if `visit`), the detector seeing `held`; the
+    action model sees a product inspected if `looked_at`."""
     for i in range(frames):
-        counter.observe(scene(hand_x), busy=True, hand_in=visit and i == 0)
+        counter.observe(scene(hand_x), busy=True, hand_in=visit and i == 0, inspecting=looked_at)
         counter.handled(held)
 
 
 def test_a_product_carried_away_in_a_hand_is_a_pick_even_where_the_shelf_cannot_show_it():
     c = counter()
     handle(c, 300, visit=True, held=[])  # the hand in the shelf, at a product the detector never saw there
-    handle(c, 300, visit=False, held=[product("fanta", 300, 195, 0.8)])  # retracting and looking at it
+    handle(c, 300, visit=False, held=[product("fanta", 300, 195, 0.8)], looked_at=True)  # retracting, looking at it
     [change] = recount(c, stocked())
     assert (change.kind, change.sku, change.quantity) == ("pick", "fanta", 1)
     assert abs(change.x - 300) < 1 and change.confidence < 0.8  # less sure than a unit counted on the shelf
 
 
+def test_a_product_the_detector_names_in_a_hand_nobody_looked_at_is_no_pick():
+    """A hand comes back from the shelf empty and the detector names a product in it (a fist at the shelf's edge):
+    without the action model seeing a product looked at, and with the shelf unchanged, nothing was taken."""
+    c = counter()
+    handle(c, 300, visit=True, held=[])
+    handle(c, 300, visit=False, held=[product("fanta", 300, 195, 0.7)])  # retracting, then gone: no inspection
+    assert recount(c, stocked()) == []
+
+
 def test_a_product_looked_at_and_put_straight_back_is_no_event():
     c = counter()
     handle(c, 300, visit=True, held=[])
-    handle(c, 300, visit=False, held=[product("fanta", 300, 195, 0.8)])
+    handle(c, 300, visit=False, held=[product("fanta", 300, 195, 0.8)], looked_at=True)
     handle(c, 300, visit=True, held=[])  # back into the shelf, and the hand comes back empty
     assert recount(c, stocked()) == []
 
@@ -205,7 +217,7 @@ def test_a_product_looked_at_and_put_straight_back_is_no_event():
 def test_a_product_in_the_cart_further_back_is_not_in_a_hand():
     c = counter()
     handle(c, 300, visit=True, held=[])
-    handle(c, 300, visit=False, held=[product("fanta", 300, 330, 0.9)])
+    handle(c, 300, visit=False, held=[product("fanta", 300, 330, 0.9)], looked_at=True)
     assert recount(c, stocked()) == []
 
 
