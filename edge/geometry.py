@@ -32,6 +32,13 @@ def intersections(a: Sequence[Box] | np.ndarray, b: Sequence[Box] | np.ndarray) 
     return w * h
 
 
+def pixel_box(box: Box, frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A box as whole pixel coordinates inside a frame of `frame_size` (width, height): what slices an image."""
+    width, height = frame_size
+    x1, y1, x2, y2 = (int(np.clip(round(v), 0, lim)) for v, lim in zip(box, (width, height) * 2, strict=True))
+    return x1, y1, x2, y2
+
+
 def areas(boxes: Sequence[Box] | np.ndarray) -> np.ndarray:
     b = _as_array(boxes)
     return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])

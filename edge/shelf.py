@@ -37,7 +37,7 @@ import numpy as np
 from edge.classes import Action
 from edge.config import Zone
 from edge.detector import Detection
-from edge.geometry import Box, iou, suppress_overlaps
+from edge.geometry import Box, iou, pixel_box, suppress_overlaps
 from edge.scene import MASK_SIZE, Foreground
 from edge.schedule import Look
 
@@ -258,7 +258,7 @@ class ShelfCounter:
 
     def _share(self, zone: Zone, d: Detection, grown: bool) -> float:
         sums = self.inside_sums[(zone.name, grown)]
-        x1, y1, x2, y2 = (int(np.clip(round(v), 0, lim)) for v, lim in zip(d.box, self.frame_size * 2, strict=True))
+        x1, y1, x2, y2 = pixel_box(d.box, self.frame_size)
         area = max(1, (x2 - x1) * (y2 - y1))
         return float(sums[y2, x2] - sums[y1, x2] - sums[y2, x1] + sums[y1, x1]) / area
 
@@ -325,10 +325,11 @@ class ShelfCounter:
             return changes
         # The hand's last label came `delay` frames late: it was about frame last_hand - delay.
         hand_gone = self.last_hand is None or self.last_hand - self.delay < frame - (SAMPLES - 1) * SPACING
+        greys = [cv2.cvtColor(i, cv2.COLOR_BGR2GRAY) for i in images or []]
         for s in self.states:
             if s.units is not None and s.disturbed and s.hand_visits:
                 s.samples = [_one_per_place([d for d in sample if self.inside(s.zone, d)]) for sample in samples]
-                s.views = [cv2.cvtColor(i, cv2.COLOR_BGR2GRAY) for i in images or []]
+                s.views = list(greys)
                 changes += self._settle(s, frame, at_rest=False, hand_gone=hand_gone)
         return changes
 
@@ -394,14 +395,14 @@ class ShelfCounter:
                 p = seen[i]
                 if not at_rest or same[:, i].any():
                     continue
-                sure = p.hits == len(s.samples) and p.min_confidence >= self.min_confidence
-                unchanged = self._unchanged(s, view, p.box)
-                if s.touched and sure and returned < visits and self._near_hand(s, p.box) and not unchanged:
+                if not (p.hits == len(s.samples) and p.min_confidence >= self.min_confidence):
+                    continue  # not sure: neither a put-back nor a unit yet
+                if not s.touched or self._unchanged(s, view, p.box):
+                    kept.append(Unit(p.sku, p.box, p.confidence))  # there all along, unseen by earlier counts
+                elif returned < visits and self._near_hand(s, p.box):
                     returned += 1
                     changes.append(self._change("putback", p.sku, p.box, p.confidence, s, front, frame))
                     kept.append(Unit(p.sku, p.box, p.confidence))
-                elif sure and (not s.touched or unchanged):
-                    kept.append(Unit(p.sku, p.box, p.confidence))  # there all along, unseen by earlier counts
             for u in kept:
                 u.away, u.was_away, u.away_after, u.back_runs, u.came_back, u.clear_runs = 0, False, 0, 0, False, 0
             s.units = kept
@@ -470,7 +471,7 @@ def place_similarity(before: np.ndarray, after: np.ndarray, box: Box, shift: int
     `before` around it, the best over shifts of up to `shift` pixels. None where the patch is too small or flat
     to tell (a correlation of noise)."""
     height, width = after.shape
-    x1, y1, x2, y2 = (int(np.clip(round(v), 0, lim)) for v, lim in zip(box, (width, height) * 2, strict=True))
+    x1, y1, x2, y2 = pixel_box(box, (width, height))
     if x2 - x1 < MIN_PATCH or y2 - y1 < MIN_PATCH:
         return None
     patch = after[y1:y2, x1:x2]
