@@ -11,9 +11,9 @@ indices 0, 1, 2, ... of each preset). A (video, SKU) pair is exact when the visi
 back of that SKU both equal the ledger's takes and returns. The box's own pick and put-back events are scored the
 same way beside them: a visit is made of them, and says what they say. Visits split over several events (a visit
 over the 1 KB limit) are summed; products left out of every event (`products_left_out`) are counted, and are none.
-Pairs with a take or return in the clip's last second are also counted apart: the ledger dates a take when the product
-leaves its place, and a clip may end with the hand still holding it over the shelf, where no frame tells a take from a
-return yet.
+Pairs with a take or return whose hand visit the clip's end cuts (the shopper's arm still in the shelf at the last
+frame) are also counted apart: the ledger dates a take when the product leaves its place and a return halfway through
+the hand's stay in the shelf, under the hand, so until the arm comes out no frame tells a take from a return yet.
 With `--against`, a second bundle watches the same videos and the two are compared pair by pair: the pairs only one
 of them gets exact, and a two-sided sign test on those (a few flips either way are what one video's luck moves).
 """
@@ -31,7 +31,17 @@ sys.path.insert(0, str(ROOT))
 from training.bundle_eval import run_box  # noqa: E402
 from training.labels import read_label_file  # noqa: E402
 from training.synth.generate import write_video  # noqa: E402
-from training.visit_eval import PRESETS, SEED, TUNING_SEED, VisitScore, paired, score, video_specs, wilson  # noqa: E402
+from training.visit_eval import (  # noqa: E402
+    PRESETS,
+    SEED,
+    TUNING_SEED,
+    VisitScore,
+    cut_by_the_end,
+    paired,
+    score,
+    video_specs,
+    wilson,
+)
 
 
 def main() -> None:
@@ -62,13 +72,13 @@ def main() -> None:
             work = Path(tmp) / spec.name
             labels_path, _ = write_video(spec, work)
             video = labels_path.with_name(f"{spec.name}.mp4")
-            ledger, last_second = read_label_file(labels_path).ledger, spec.frames - round(spec.fps)
+            labels = read_label_file(labels_path)
             for bundle, into, side in ((args.bundle, scores, ""), (args.against, theirs, "against")):
                 if bundle is None:
                     continue
                 (work / side).mkdir(exist_ok=True)  # each bundle its own event log and outbox
                 events, _, _ = run_box(bundle, video, work / side, threads=0)
-                s = score(spec.name, events, ledger, last_second=last_second)
+                s = score(spec.name, events, labels.ledger, cut=cut_by_the_end(labels))
                 into.append(s)
                 said, tag = (f"  {side}: ", f"{side} ") if side else ("", "")
                 print(f"{said}{s.name}: {s.visits} visit event(s), {s.pairs} SKU(s): visits exact {s.visits_exact}, "
@@ -87,10 +97,11 @@ def main() -> None:
     print(
         f"  95 % interval (Wilson): {low:.3f}-{high:.3f}; a SKU's pairs in one video are not independent: wider still"
     )
-    at_end, at_end_exact = sum(s.at_end for s in scores), sum(s.at_end_exact for s in scores)
+    cut, cut_exact = sum(s.cut for s in scores), sum(s.cut_exact for s in scores)
     print(
-        f"  of them, with a take or return in the clip's last second: {at_end_exact}/{at_end} exact; the others: "
-        f"{exact - at_end_exact}/{pairs - at_end} = {(exact - at_end_exact) / max(1, pairs - at_end):.3f}"
+        f"  of them, with a take or return the clip's end cuts (the arm still in the shelf): {cut_exact}/{cut} exact; "
+        f"the pairs the clip shows whole: {exact - cut_exact}/{pairs - cut} = "
+        f"{(exact - cut_exact) / max(1, pairs - cut):.3f}"
     )
     print(f"pick and put-back events exact: {events_exact}/{pairs} = {events_exact / max(1, pairs):.3f}")
     print(

@@ -101,6 +101,11 @@ class Unit:
     clear_runs: int = 0  # detections in a row missing it, made while the hand was clear of the shelf (not retracting)
     came_back: bool = False  # back for AWAY_RUNS after a later visit: taken and put back, whatever follows
 
+    def settled(self) -> None:
+        """A recount kept it: what the disturbance showed of it is spent."""
+        self.away, self.was_away, self.away_after, self.back_runs, self.came_back = 0, False, 0, 0, False
+        self.clear_runs = 0
+
 
 @dataclass
 class _ZoneState:
@@ -371,8 +376,10 @@ class ShelfCounter:
             # which takes two of the visits. From a clip's last frames only once the hand has left the shelf, or
             # where detections made with the hand out after a later visit showed it back: a hand still in the shelf
             # may be holding the unit over its place or have just let go of it, which no frame tells apart.
+            in_hand = _one_per_visit(units)
             for u in back:
-                if not (u.was_away and s.touched and u.confidence >= self.min_confidence and self._near_hand(s, u.box)):
+                candidate = id(u) in in_hand and s.touched and u.confidence >= self.min_confidence
+                if not (candidate and self._near_hand(s, u.box)):
                     continue
                 released = hand_gone or u.came_back
                 held_since = u.away_after == s.hand_visits and id(u) not in surely_there
@@ -404,7 +411,7 @@ class ShelfCounter:
                     changes.append(self._change("putback", p.sku, p.box, p.confidence, s, front, frame))
                     kept.append(Unit(p.sku, p.box, p.confidence))
             for u in kept:
-                u.away, u.was_away, u.away_after, u.back_runs, u.came_back, u.clear_runs = 0, False, 0, 0, False, 0
+                u.settled()
             s.units = kept
             if s.touched and not changes:
                 changes += self._carried_away(s, front, frame)
@@ -524,6 +531,17 @@ def _one_per_place(detections: list[Detection]) -> list[Detection]:
     shifted by half a product, one product named twice), the most confident one stays."""
     kept = suppress_overlaps([d.box for d in detections], [d.confidence for d in detections], SAME_PLACE)
     return [detections[i] for i in kept]
+
+
+def _one_per_visit(units: list[Unit]) -> set[int]:
+    """The units (ids) seen away that can have been in the hand: a hand takes one product per visit, so of units first
+    seen away after the same visit only one was taken, the one the detector is surest of (`units` come surest first):
+    a unit it is less sure of drops out of its detections when an arm or a product held over the shelf passes near."""
+    first: dict[int, Unit] = {}
+    for u in units:
+        if u.was_away:
+            first.setdefault(u.away_after, u)
+    return {id(u) for u in first.values()}
 
 
 def _merged(changes: list[ShelfChange]) -> list[ShelfChange]:

@@ -13,7 +13,8 @@ from collections import Counter
 from dataclasses import dataclass
 from math import comb, sqrt
 
-from training.labels import LedgerEntry
+from edge.classes import ACTION_CLASSES, Action
+from training.labels import LabelFile, LedgerEntry
 from training.synth.generate import VideoSpec
 
 SEED = 1000  # the held-out seed: never trained or tuned on
@@ -39,8 +40,8 @@ class VisitScore:
     visits: int  # visit events
     left_out: int  # products left out of visit events
     wrong: list[str]  # the pairs the visits got wrong, for a person reading the output
-    # Pairs with a take or return in the clip's last second (the clip may end before it shows it).
-    at_end_skus: frozenset[str] = frozenset()
+    # Pairs with a take or return whose hand visit the clip's end cuts (`cut_by_the_end`): no frame shows how it ended.
+    cut_skus: frozenset[str] = frozenset()
 
     @property
     def pairs(self) -> int:
@@ -51,12 +52,12 @@ class VisitScore:
         return len(self.exact_skus)
 
     @property
-    def at_end(self) -> int:
-        return len(self.at_end_skus)
+    def cut(self) -> int:
+        return len(self.cut_skus)
 
     @property
-    def at_end_exact(self) -> int:
-        return len(self.at_end_skus & self.exact_skus)
+    def cut_exact(self) -> int:
+        return len(self.cut_skus & self.exact_skus)
 
 
 def units(entries: list[tuple[str, str, int]]) -> dict[str, tuple[int, int]]:
@@ -67,10 +68,24 @@ def units(entries: list[tuple[str, str, int]]) -> dict[str, tuple[int, int]]:
     return {sku: (picked[sku], back[sku]) for sku in set(picked) | set(back) if picked[sku] or back[sku]}
 
 
-def score(name: str, events: list[dict], ledger: list[LedgerEntry], last_second: int | None = None) -> VisitScore:
-    """One video: its box's events (as the JSONL log has them) against its ledger. `last_second`: the first frame of
-    the clip's last second; pairs with a ledger entry from there on are also counted apart (`at_end`), since the
-    ledger dates a take when the product leaves its place, and the clip may end with it still over the shelf."""
+def cut_by_the_end(labels: LabelFile) -> frozenset[str]:
+    """The SKUs with a take or return whose hand visit the clip's end cuts: the shopper's arm had not come out of the
+    shelf by the last frame (their first retract after it runs to the end, or there is none). The ledger dates a take
+    when the product leaves its place and a return halfway through the hand's stay in the shelf, under the hand: until
+    the arm comes out, no frame shows whether the product stays in the hand or on the shelf. Decided by the labels
+    alone, the same for any box."""
+    retract = ACTION_CLASSES[Action.RETRACT_FROM_SHELF]
+    cut = set()
+    for e in labels.ledger:
+        ends = [s.end for s in labels.segments if s.label == retract and s.shopper == e.shopper and s.end > e.frame]
+        if not ends or min(ends) >= labels.frame_count:
+            cut.add(e.sku)
+    return frozenset(cut)
+
+
+def score(name: str, events: list[dict], ledger: list[LedgerEntry], cut: frozenset[str] = frozenset()) -> VisitScore:
+    """One video: its box's events (as the JSONL log has them) against its ledger. `cut`: the SKUs whose take or
+    return the clip's end cuts (`cut_by_the_end`), whose pairs are also counted apart."""
     truth = units([("pick" if e.kind == "take" else "putback", e.sku, 1) for e in ledger])
     visit_events = [e for e in events if e["kind"] == "visit"]
     visits = units([(kind, p["sku"], p[field]) for e in visit_events for p in e["products"]
@@ -83,12 +98,11 @@ def score(name: str, events: list[dict], ledger: list[LedgerEntry], last_second:
     pairs = sorted(set(truth) | set(visits) | set(shelf))
     exact = {s for s in pairs if truth.get(s, zero) == visits.get(s, zero)}
     wrong = [f"{s}: ledger {truth.get(s, zero)}, visits {visits.get(s, zero)}" for s in pairs if s not in exact]
-    at_end = frozenset(e.sku for e in ledger if last_second is not None and e.frame >= last_second)
     return VisitScore(
         name=name, skus=frozenset(pairs), exact_skus=frozenset(exact),
         events_exact=sum(truth.get(s, zero) == shelf.get(s, zero) for s in pairs), agree=visits == shelf,
         visits=len(visit_events), left_out=sum(e.get("products_left_out", 0) for e in visit_events), wrong=wrong,
-        at_end_skus=at_end,
+        cut_skus=cut & frozenset(pairs),
     )  # fmt: skip
 
 

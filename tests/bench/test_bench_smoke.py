@@ -397,8 +397,8 @@ def test_visits(bench):
     low, high = grab(rf"^  95 % interval \(Wilson\): ({NUMBER})-({NUMBER}); a SKU's pairs in one video are", out)
     assert 0 <= float(low) <= float(share) <= float(high) <= 1, out
     split = (
-        rf"^  of them, with a take or return in the clip's last second: (\d+)/(\d+) exact; the others: "
-        rf"(\d+)/(\d+) = ({NUMBER})$"
+        rf"^  of them, with a take or return the clip's end cuts \(the arm still in the shelf\): (\d+)/(\d+) exact; "
+        rf"the pairs the clip shows whole: (\d+)/(\d+) = ({NUMBER})$"
     )
     end_right, end, rest_right, rest, rest_share = grab(split, out)
     assert int(end_right) + int(rest_right) == int(right) and int(end) + int(rest) == int(total), out

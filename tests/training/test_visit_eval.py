@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from edge.classes import ACTION_CLASSES
 from training.bundle_eval import run_box
-from training.labels import LedgerEntry, read_label_file
+from training.labels import LabelFile, LedgerEntry, Segment, SegmentRecord, make_labels, read_label_file
 from training.synth.generate import write_video
-from training.visit_eval import paired, score, sign_test, units, video_specs, wilson
+from training.visit_eval import cut_by_the_end, paired, score, sign_test, units, video_specs, wilson
 
 DEMO_BUNDLE = Path(__file__).resolve().parents[2] / "models" / "demo"
 
@@ -21,15 +22,32 @@ def test_units_sum_picks_and_putbacks_per_sku():
         "a": (3, 1), "b": (0, 1)}  # fmt: skip
 
 
-def test_pairs_with_a_take_or_return_in_the_clips_last_second_are_also_counted_apart():
-    ledger = [LedgerEntry(frame=100, sku="a", kind="take"), LedgerEntry(frame=880, sku="b", kind="take"),
-              LedgerEntry(frame=875, sku="c", kind="take"), LedgerEntry(frame=890, sku="c", kind="return")]  # fmt: skip
-    pick = {"kind": "pick", "sku": "a", "quantity": 1, "familiar": True}
-    visit = {"kind": "visit", "products": [{"sku": "a", "picked": 1, "put_back": 0}]}
-    s = score("v", [pick, visit], ledger, last_second=870)  # b's take at the very end was missed; c came to nothing
-    assert (s.pairs, s.visits_exact, s.at_end, s.at_end_exact) == (3, 1, 2, 0), s
-    assert s.wrong == ["b: ledger (1, 0), visits (0, 0)", "c: ledger (1, 1), visits (0, 0)"]
-    assert score("v", [pick, visit], ledger).at_end == 0  # without the clip's length nothing is set apart
+def test_pairs_whose_take_or_return_the_clips_end_cuts_are_also_counted_apart():
+    """a: taken, retracted and looked at to the end (the shelf shows the gap); b: taken as the clip ends (the arm still
+    coming out); c: taken, put back and the arm still in the shelf; d: taken on a visit that never came out."""
+    ledger = [LedgerEntry(frame=100, shopper=1, sku="a", kind="take"),
+              LedgerEntry(frame=880, shopper=1, sku="a", kind="take"),
+              LedgerEntry(frame=890, shopper=2, sku="b", kind="take"),
+              LedgerEntry(frame=700, shopper=3, sku="c", kind="take"),
+              LedgerEntry(frame=885, shopper=3, sku="c", kind="return"),
+              LedgerEntry(frame=895, shopper=4, sku="d", kind="take")]  # fmt: skip
+    spans = [(1, "retract_from_shelf", 100, 120), (1, "retract_from_shelf", 880, 890), (1, "inspect_product", 890, 900),
+             (2, "retract_from_shelf", 890, 900), (3, "retract_from_shelf", 700, 720), (3, "hand_in_shelf", 870, 900),
+             (4, "hand_in_shelf", 880, 900)]  # fmt: skip
+    segments = [Segment(ACTION_CLASSES.index(label), a, b, who) for who, label, a, b in spans]
+    labels = LabelFile(
+        fps=30, frame_count=900, classes=list(ACTION_CLASSES), ledger=ledger,
+        frame_classes=make_labels(segments, 900, 30.0).frame_classes.tolist(),
+        segments=[SegmentRecord(label=ACTION_CLASSES[s.label], start=s.start, end=s.end, shopper=s.shopper)
+                  for s in segments],
+    )  # fmt: skip
+    assert cut_by_the_end(labels) == {"b", "c", "d"}
+    pick = {"kind": "pick", "sku": "a", "quantity": 2, "familiar": True}
+    visit = {"kind": "visit", "products": [{"sku": "a", "picked": 2, "put_back": 0}]}
+    s = score("v", [pick, visit], ledger, cut=cut_by_the_end(labels))  # b, c and d came to nothing
+    assert (s.pairs, s.visits_exact, s.cut, s.cut_exact) == (4, 1, 3, 0), s
+    assert s.wrong[0] == "b: ledger (1, 0), visits (0, 0)"
+    assert score("v", [pick, visit], ledger).cut == 0  # without the labels nothing is set apart
 
 
 def test_two_boxes_on_the_same_videos_are_compared_pair_by_pair():
