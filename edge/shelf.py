@@ -18,8 +18,9 @@ The zone keeps its units (SKU and box), not just counts per SKU, which is the li
   back only if the hand had left the shelf, or detections with the hand out after a later visit showed it at its
   place again (a hand still in the shelf may be holding it there or have just let go: neither is counted);
 - a unit gone or new counts only where the shelf's look changed since the last recount: a place that looks as it
-  did then (normalised correlation, allowing for the camera's shake) holds what it held, whatever the detector
-  says of it now (noise, blur and light drift make it lose and find units at rest);
+  did then (normalised correlation, allowing for the camera's shake; each picture's look found in the other) holds
+  what it held, whatever the detector says of it now (noise, blur and light drift make it lose and find units at
+  rest);
 - products in a hand at the shelf's edge are remembered from the detections made while a hand is at the
   shelf: one still in the hand after its last visit, while the action model saw a product looked at, left the shelf,
   even where the shelf cannot show it.
@@ -439,11 +440,16 @@ class ShelfCounter:
         return [self._change("pick", sku, box, confidence, s, front, frame)]  # type: ignore[arg-type]
 
     def _unchanged(self, s: _ZoneState, view: np.ndarray | None, box: Box) -> bool:
-        """The place looks as it did at the last recount: nothing was taken from it or put on it."""
+        """The place looks as it did at the last recount: nothing was taken from it or put on it. Its look then is
+        found around it now, and its look now around it then: a box seen in one picture frames, in the other after the
+        camera shook, part of the shelf's edge or of a neighbour, whose look did not change, so one direction alone can
+        match the shelf's edge and miss that the product is gone."""
         if view is None or s.rest is None:
             return False
-        similarity = place_similarity(s.rest, view, box, round(SHAKE * self.frame_size[1]))
-        return similarity is not None and similarity >= UNCHANGED
+        shift = round(SHAKE * self.frame_size[1])
+        both = [place_similarity(s.rest, view, box, shift), place_similarity(view, s.rest, box, shift)]
+        said = [v for v in both if v is not None]
+        return bool(said) and min(said) >= UNCHANGED
 
     def _near_hand(self, s: _ZoneState, box: Box) -> bool:
         peak = int(s.activity.max())

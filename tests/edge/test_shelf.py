@@ -537,3 +537,29 @@ def test_of_two_units_seen_away_after_one_visit_only_the_surer_one_was_in_the_ha
     for f in range(len(plan), len(plan) + 40):
         changes += c.update(f, scene(), None, Look(lambda: stock, False))
     assert sorted((x.kind, x.sku) for x in changes) == [("pick", "cola"), ("putback", "cola")]
+
+
+def test_a_unit_taken_while_the_camera_shook_is_a_pick_though_its_old_box_now_frames_the_shelfs_edge():
+    """A light carton stands on the shelf's front edge (black and white blocks). It is taken, and the camera has moved
+    up 5 px since the last recount: its old box in the picture now frames the bare shelf and the edge, whose look has
+    not changed. The carton's look at the last recount is found nowhere near its place now, and both looks must be
+    found for the place to be unchanged."""
+    milk = product("milk", 100, 125)  # (85, 110)-(115, 140)
+
+    def shelf(there: bool, seed: int, up: int = 0) -> np.ndarray:
+        image = np.full((HEIGHT, WIDTH), 150.0)
+        image[140:152] = np.where((np.arange(WIDTH) // 16) % 2 == 0, 20.0, 230.0)
+        if there:
+            image[110:140, 85:115] = 235.0
+            image[122:126, 85:115] = 190.0  # a faint band across the carton
+        image = np.roll(image, -up, axis=0) + np.random.default_rng(seed).normal(0, 4, image.shape)
+        return np.repeat(np.clip(image, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+    c = ShelfCounter([SHELF], quiet_frames=5, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
+    assert recount(c, [milk], image=shelf(True, seed=1)) == []
+    # The detector loses it after the camera moved: still there, its look found 5 px up.
+    assert recount(c, [], hand_x=100, image=shelf(True, seed=2, up=5)) == []
+    c = ShelfCounter([SHELF], quiet_frames=5, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
+    assert recount(c, [milk], image=shelf(True, seed=1)) == []
+    [change] = recount(c, [], hand_x=100, image=shelf(False, seed=3, up=5))
+    assert (change.kind, change.sku) == ("pick", "milk")
