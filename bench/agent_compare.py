@@ -29,17 +29,20 @@ import json, sys
 from pathlib import Path
 from edge.agent import RunOptions, run_agent
 from edge.config import BoxConfig, Camera, OutboxConfig
-video, bundle, out = sys.argv[1:4]
+video, bundle, out, threads = sys.argv[1:5]
 config = BoxConfig(store="bench", box="box1", camera=Camera(source=video), bundle=Path(bundle),
-                   outbox=OutboxConfig(path=Path(out) / "outbox.sqlite"), threads=1)
+                   outbox=OutboxConfig(path=Path(out) / "outbox.sqlite"), threads=int(threads))
 s = run_agent(config, RunOptions(events_jsonl=Path(out) / "events.jsonl"))
 print(json.dumps({"fps": s.fps, "detections": s.detections_run}))
 """
 
 
-def run(tree: Path, video: Path, bundle: Path) -> tuple[dict, list[dict]]:
+def run(tree: Path, video: Path, bundle: Path, threads: int = 1) -> tuple[dict, list[dict]]:
+    """The agent of the checkout `tree` on `video`: its run's fps and detections, and its events without the fields
+    that change from run to run and without status heartbeats. `threads`: ONNX Runtime's (0: its default)."""
     with tempfile.TemporaryDirectory() as out:
-        done = subprocess.run([sys.executable, "-c", CHILD, str(video.resolve()), str(bundle.resolve()), out],
+        done = subprocess.run([sys.executable, "-c", CHILD, str(video.resolve()), str(bundle.resolve()), out,
+                               str(threads)],
                               cwd=tree, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
                               capture_output=True, text=True)  # fmt: skip
         if done.returncode != 0:

@@ -5,6 +5,7 @@ events (the units each visit says were picked and put back, per SKU) are compare
     python bench/visits.py --videos 2 --frames 240 --size 320x240   # the smoke's size
     python bench/visits.py --seed 2000         # the tuning videos: look at these while changing the box
     python bench/visits.py --bundle NEW --against models/demo   # two boxes on the same videos, pair by pair
+    git worktree add /tmp/before HEAD~1 && python bench/visits.py --before /tmp/before   # a change's before and after
 
 The videos are fixed up front, never chosen by their results (training/visit_eval.py: the held-out seed 1000,
 indices 0, 1, 2, ... of each preset). A (video, SKU) pair is exact when the visits' units picked and units put
@@ -15,7 +16,9 @@ Pairs with a take or return whose hand visit the clip's end cuts (the shopper's 
 frame) are also counted apart: the ledger dates a take when the product leaves its place and a return halfway through
 the hand's stay in the shelf, under the hand, so until the arm comes out no frame tells a take from a return yet.
 With `--against`, a second bundle watches the same videos and the two are compared pair by pair: the pairs only one
-of them gets exact, and a two-sided sign test on those (a few flips either way are what one video's luck moves).
+of them gets exact, and a two-sided sign test on those (a few flips either way are what one video's luck moves). With
+`--before`, the agent of another checkout (a change's before) is the second box, with the same bundle (or
+`--against`'s), so that a change of the box's code is measured side by side the same way.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.agent_compare import run as run_other  # noqa: E402
 from training.bundle_eval import run_box  # noqa: E402
 from training.labels import read_label_file  # noqa: E402
 from training.synth.generate import write_video  # noqa: E402
@@ -55,7 +59,14 @@ def main() -> None:
     parser.add_argument("--size", default="640x480", help="WIDTHxHEIGHT")
     parser.add_argument("--against", type=Path, default=None, metavar="BUNDLE",
                         help="another bundle run on the same videos, compared pair by pair")  # fmt: skip
+    parser.add_argument("--before", type=Path, default=None, metavar="CHECKOUT",
+                        help="another checkout's agent run on the same videos (with --against's bundle, else "
+                             "--bundle), compared pair by pair")  # fmt: skip
     args = parser.parse_args()
+    if args.before is not None and not (args.before / "edge" / "agent.py").is_file():
+        parser.error(f"{args.before}: no ShelfWatch checkout there (no edge/agent.py)")
+    other = args.against or (args.bundle if args.before is not None else None)
+    side = "before" if args.before is not None else "against"
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
@@ -73,14 +84,17 @@ def main() -> None:
             labels_path, _ = write_video(spec, work)
             video = labels_path.with_name(f"{spec.name}.mp4")
             labels = read_label_file(labels_path)
-            for bundle, into, side in ((args.bundle, scores, ""), (args.against, theirs, "against")):
+            for bundle, into, name in ((args.bundle, scores, ""), (other, theirs, side)):
                 if bundle is None:
                     continue
-                (work / side).mkdir(exist_ok=True)  # each bundle its own event log and outbox
-                events, _, _ = run_box(bundle, video, work / side, threads=0)
+                if name == "before":
+                    _, events = run_other(args.before, video, bundle, threads=0)
+                else:
+                    (work / name).mkdir(exist_ok=True)  # each bundle its own event log and outbox
+                    events, _, _ = run_box(bundle, video, work / name, threads=0)
                 s = score(spec.name, events, labels.ledger, cut=cut_by_the_end(labels))
                 into.append(s)
-                said, tag = (f"  {side}: ", f"{side} ") if side else ("", "")
+                said, tag = (f"  {name}: ", f"{name} ") if name else ("", "")
                 print(f"{said}{s.name}: {s.visits} visit event(s), {s.pairs} SKU(s): visits exact {s.visits_exact}, "
                       f"pick events exact {s.events_exact}, visits agree with them: {'yes' if s.agree else 'NO'}, "
                       f"products left out {s.left_out}"
@@ -108,10 +122,11 @@ def main() -> None:
         f"videos whose visits agree with their pick and put-back events: {sum(s.agree for s in scores)}/{len(scores)}"
     )
     print(f"products left out of visit events: {sum(s.left_out for s in scores)}")
-    if args.against is not None:
+    if other is not None:
         both = paired(scores, theirs)
-        print(f"against {args.against} on the same {both.pairs} (video, SKU) pairs: this bundle {both.exact[0]}, that "
-              f"one {both.exact[1]}; exact only with this bundle {both.only[0]}, only with that one {both.only[1]} "
+        what, box = (f"the agent of {args.before}", "box") if args.before is not None else (args.against, "bundle")
+        print(f"against {what} on the same {both.pairs} (video, SKU) pairs: this {box} {both.exact[0]}, that "
+              f"one {both.exact[1]}; exact only with this {box} {both.only[0]}, only with that one {both.only[1]} "
               f"(two-sided sign test: p = {both.p_value:.3f})")  # fmt: skip
 
 

@@ -413,6 +413,19 @@ def test_visits(bench):
     assert grab(same, out) == (total, right, right, "0", "0"), out
 
 
+def test_visits_before_another_checkout(bench):
+    """The same checkout as its own "before": the same box twice flips no pair."""
+    out = bench("visits.py", "--first", 6, "--videos", 1, "--frames", 240, "--size", "320x240", "--before", ROOT,
+                timeout=600)  # fmt: skip
+    assert len(re.findall(r"^  before: synth_(standard|hard)_s1000_0006: ", out, re.MULTILINE)) == 2, out
+    right, total, _ = grab(rf"^visits exact: (\d+)/(\d+) = ({NUMBER})$", out)
+    same = rf"^against the agent of {re.escape(str(ROOT))} on the same (\d+) \(video, SKU\) pairs: this box (\d+), "
+    same += (
+        r"that one (\d+); exact only with this box (\d+), only with that one (\d+) \(two-sided sign test: p = 1\.000\)$"
+    )
+    assert grab(same, out) == (total, right, right, "0", "0"), out
+
+
 def test_adapt(bench, tiny, tmp_path):
     """Adapted after 1 and 2 tiny store-b clips, full and timestamp labels, against the tiny bundle (two held-out
     clips: fewer than eval compare's five, so every verdict is 'not enough clips')."""
