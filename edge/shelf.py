@@ -377,10 +377,10 @@ class ShelfCounter:
             # which takes two of the visits. From a clip's last frames only once the hand has left the shelf, or
             # where detections made with the hand out after a later visit showed it back: a hand still in the shelf
             # may be holding the unit over its place or have just let go of it, which no frame tells apart.
-            in_hand = _one_per_visit(units)
+            seen_away = [u for u in units if u.was_away and u.confidence >= self.min_confidence]
+            in_hand = _one_per_visit([u for u in seen_away if s.touched and self._near_hand(s, u.box)])
             for u in back:
-                candidate = id(u) in in_hand and s.touched and u.confidence >= self.min_confidence
-                if not (candidate and self._near_hand(s, u.box)):
+                if id(u) not in in_hand:
                     continue
                 released = hand_gone or u.came_back
                 held_since = u.away_after == s.hand_visits and id(u) not in surely_there
@@ -539,14 +539,13 @@ def _one_per_place(detections: list[Detection]) -> list[Detection]:
     return [detections[i] for i in kept]
 
 
-def _one_per_visit(units: list[Unit]) -> set[int]:
-    """The units (ids) seen away that can have been in the hand: a hand takes one product per visit, so of units first
-    seen away after the same visit only one was taken, the one the detector is surest of (`units` come surest first):
-    a unit it is less sure of drops out of its detections when an arm or a product held over the shelf passes near."""
+def _one_per_visit(away: list[Unit]) -> set[int]:
+    """Of units seen away (surest first), the ids of those that can have been in the hand: a hand takes one product per
+    visit, so of units first seen away after the same visit only one was taken, the one the detector is surest of: a
+    unit it is less sure of drops out of its detections when an arm or a product held over the shelf passes near."""
     first: dict[int, Unit] = {}
-    for u in units:
-        if u.was_away:
-            first.setdefault(u.away_after, u)
+    for u in away:
+        first.setdefault(u.away_after, u)
     return {id(u) for u in first.values()}
 
 
