@@ -378,7 +378,7 @@ class ShelfCounter:
             # where detections made with the hand out after a later visit showed it back: a hand still in the shelf
             # may be holding the unit over its place or have just let go of it, which no frame tells apart.
             seen_away = [u for u in units if u.was_away and u.confidence >= self.min_confidence]
-            in_hand = _one_per_visit([u for u in seen_away if s.touched and self._near_hand(s, u.box)])
+            in_hand = _one_per_visit([u for u in seen_away if self._near_hand(s, u.box)]) if s.touched else set()
             for u in back:
                 if id(u) not in in_hand:
                     continue

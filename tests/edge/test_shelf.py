@@ -66,9 +66,14 @@ def stocked() -> list[Detection]:
     return [product("cola", 100, y) for y in (50, 90, 130)] + [product("chips", 500, y) for y in (90, 130)]
 
 
+def empty(quiet_frames: int = 5, delay: int = 0, settle: int = 0) -> ShelfCounter:
+    """A counter of the one shelf zone that has not counted it yet."""
+    return ShelfCounter([SHELF], quiet_frames=quiet_frames, motion_fraction=0.002, min_confidence=0.4,
+                        frame_size=(WIDTH, HEIGHT), delay=delay, settle=settle)  # fmt: skip
+
+
 def counter(delay: int = 0, settle: int = 0) -> ShelfCounter:
-    c = ShelfCounter([SHELF], quiet_frames=5, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT),
-                     delay=delay, settle=settle)  # fmt: skip
+    c = empty(delay=delay, settle=settle)
     assert recount(c, stocked()) == []  # the first count learns the shelf
     assert c.counts()["shelf"] == {"cola": 3, "chips": 2}
     return c
@@ -125,7 +130,7 @@ def test_a_product_held_at_the_shelfs_edge_is_in_a_hand_not_on_the_shelf():
 
 
 def test_one_product_named_twice_is_one_product():
-    c = ShelfCounter([SHELF], quiet_frames=5, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
+    c = empty()
     doubled = [*stocked(), product("cola", 110, 130, 0.55), product("cola", 100, 110, 0.45)]
     recount(c, doubled)
     assert c.counts()["shelf"] == {"cola": 3, "chips": 2}
@@ -418,7 +423,7 @@ def test_a_product_held_over_its_place_past_the_shelfs_edge_is_in_a_hand_not_bac
     edge_unit = product("tea", 300, 150)  # (285, 135)-(315, 165): its front 5 px from the shelf's edge (170)
     stock = [*stocked(), edge_unit]
     held = Detection((283, 142, 317, 186), 0, "tea", 0.9)  # IoU 0.4 with its place; 64 % of it on the shelf
-    c = ShelfCounter([SHELF], quiet_frames=5, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
+    c = empty()
     assert recount(c, stock) == []
     hand = [Action.REACH_TO_SHELF] * 5 + [Action.HAND_IN_SHELF] * 5
     out = [Action.RETRACT_FROM_SHELF] * 6
@@ -445,7 +450,7 @@ def test_the_first_count_of_a_restless_shelf_is_made_before_the_first_hand_comes
     """A noisy camera or a spinning display: the shelf is never quiet for quiet_frames in a row. Its first count is
     made from quiet frames between the flickers, so the product the first shopper takes is a pick, not part of the
     shelf the first count learns after they left."""
-    c = ShelfCounter([SHELF], quiet_frames=15, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
+    c = empty(quiet_frames=15)
     frame = 0
     for _ in range(6):  # 3 quiet frames, then a flicker of motion somewhere on the shelf, for 36 frames
         for hand_x in (None, None, None, 600, 600, 600):
@@ -459,7 +464,7 @@ def test_the_first_count_of_a_restless_shelf_is_made_before_the_first_hand_comes
 
 
 def test_the_first_count_waits_while_a_hand_is_at_the_shelf():
-    c = ShelfCounter([SHELF], quiet_frames=15, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
+    c = empty(quiet_frames=15)
     for frame in range(12):  # a hand at the shelf from the start, still (the action model sees it): no count
         assert not c.observe(scene(), busy=True, hand_in=frame == 0)
     assert recount(c, stocked()) == [] and c.counts()["shelf"] == {"cola": 3, "chips": 2}  # then quiet: counted
@@ -492,7 +497,7 @@ def test_a_place_looks_the_same_under_new_light_noise_and_a_shaken_camera_and_no
 def test_a_unit_the_detector_loses_at_rest_where_the_shelf_looks_the_same_is_no_pick():
     """Noise, blur and light drift make the detector lose a unit at rest for a while: its place, looking as it did
     at the last recount, says it was not taken."""
-    c = ShelfCounter([SHELF], quiet_frames=5, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
+    c = empty()
     assert recount(c, stocked(), image=picture(stocked(), seed=1)) == []
     lost = stocked()[:2] + stocked()[3:]  # the front cola, still on the shelf, not detected
     assert recount(c, lost, hand_x=105, image=picture(stocked(), seed=2, gain=0.9, shift=3)) == []
@@ -502,7 +507,7 @@ def test_a_unit_the_detector_loses_at_rest_where_the_shelf_looks_the_same_is_no_
 
 
 def test_a_unit_found_again_where_the_shelf_looks_the_same_is_no_put_back():
-    c = ShelfCounter([SHELF], quiet_frames=5, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
+    c = empty()
     unseen = stocked()[:3] + stocked()[4:]  # the front chips on the shelf, unseen by the first count
     assert recount(c, unseen, image=picture(stocked(), seed=1)) == []
     assert recount(c, stocked(), hand_x=500, image=picture(stocked(), seed=2, gain=1.1)) == []  # there all along
@@ -524,7 +529,7 @@ def test_of_two_units_seen_away_after_one_visit_only_the_surer_one_was_in_the_ha
     tea = product("tea", 140, 130, confidence=0.6)
     stock = [*stocked(), tea]
     front_cola_gone = [d for d in stock if d.box[1] != 130 - 15 or d.sku != "cola"]
-    c = ShelfCounter([SHELF], quiet_frames=5, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
+    c = empty()
     assert recount(c, stock) == []
     hand = [Action.REACH_TO_SHELF] * 5 + [Action.HAND_IN_SHELF] * 5
     out = [Action.RETRACT_FROM_SHELF] * 6
@@ -555,11 +560,11 @@ def test_a_unit_taken_while_the_camera_shook_is_a_pick_though_its_old_box_now_fr
         image = np.roll(image, -up, axis=0) + np.random.default_rng(seed).normal(0, 4, image.shape)
         return np.repeat(np.clip(image, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
-    c = ShelfCounter([SHELF], quiet_frames=5, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
+    c = empty()
     assert recount(c, [milk], image=shelf(True, seed=1)) == []
     # The detector loses it after the camera moved: still there, its look found 5 px up.
     assert recount(c, [], hand_x=100, image=shelf(True, seed=2, up=5)) == []
-    c = ShelfCounter([SHELF], quiet_frames=5, motion_fraction=0.002, min_confidence=0.4, frame_size=(WIDTH, HEIGHT))
+    c = empty()
     assert recount(c, [milk], image=shelf(True, seed=1)) == []
     [change] = recount(c, [], hand_x=100, image=shelf(False, seed=3, up=5))
     assert (change.kind, change.sku) == ("pick", "milk")
