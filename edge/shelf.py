@@ -11,7 +11,8 @@ The zone keeps its units (SKU and box), not just counts per SKU, which is the li
 - a unit is new (a put-back) only when every sample shows it at the configured confidence on a free place;
 - a unit gone or new counts only near where the hand was (the zone's motion while it was disturbed):
   a change across the shelf from the hand is the detector's noise, not the shopper;
-- a hand takes or returns one product per visit (a reach into the shelf);
+- a hand takes or returns one product per visit (a reach into the shelf); of more units gone than that, those whose
+  places changed most were taken (an emptied place against a neighbour half hidden by the product held over it);
 - a unit still there at the recount, but missing from its place on the detections made while the hand was out of
   the shelf between two of its visits (retracting, looking at a product), was taken and put back: the shelf at
   rest cannot show a product that came back before the hand left it for good; where the stream ends first, it is
@@ -359,17 +360,30 @@ class ShelfCounter:
             surely_there = {id(u) for u, row in zip(units, same, strict=True) if (row & sure).any()}
             kept: list[Unit] = []
             back: list[Unit] = []  # seen at their place by this recount
-            taken = 0
+            gone: list[tuple[float, Unit]] = []  # (how alike its place still looks, unit): could have been taken
             for u, still_there in zip(units, same.any(axis=1), strict=True):
                 if still_there:
                     u.misses = 0
                     kept.append(u)
                     back.append(u)
-                elif (s.touched and taken < visits and u.confidence >= self.min_confidence
-                      and self._near_hand(s, u.box) and not self._unchanged(s, view, u.box)):  # fmt: skip
+                    continue
+                likeness = self._likeness(s, view, u.box)
+                if (s.touched and u.confidence >= self.min_confidence and self._near_hand(s, u.box)
+                        and (likeness is None or likeness < UNCHANGED)):  # fmt: skip
+                    gone.append((UNCHANGED if likeness is None else likeness, u))
+                else:  # not where the hand was, or its place looks the same: the detector lost it for now
+                    u.misses += 1
+                    if u.misses < ADOPT_AFTER:
+                        kept.append(u)
+            # More units gone than visits: the ones taken are those whose places changed most (an emptied place looks
+            # nothing like a product), not the ones the detector was surest of: a neighbour half hidden by a product
+            # held over the shelf, or by the arm, drops out of the detections too, but its place still half shows it.
+            taken = 0
+            for _, u in sorted(gone, key=lambda g: g[0]):  # stable: equally changed, the surer unit first
+                if taken < visits:
                     taken += 1
                     changes.append(self._change("pick", u.sku, u.box, u.confidence, s, front, frame))
-                else:  # not where the hand was, or its place looks the same: the detector lost it for now
+                else:
                     u.misses += 1
                     if u.misses < ADOPT_AFTER:
                         kept.append(u)
@@ -440,16 +454,21 @@ class ShelfCounter:
         return [self._change("pick", sku, box, confidence, s, front, frame)]  # type: ignore[arg-type]
 
     def _unchanged(self, s: _ZoneState, view: np.ndarray | None, box: Box) -> bool:
-        """The place looks as it did at the last recount: nothing was taken from it or put on it. Its look then is
-        found around it now, and its look now around it then: a box seen in one picture frames, in the other after the
-        camera shook, part of the shelf's edge or of a neighbour, whose look did not change, so one direction alone can
-        match the shelf's edge and miss that the product is gone."""
+        """The place looks as it did at the last recount: nothing was taken from it or put on it."""
+        likeness = self._likeness(s, view, box)
+        return likeness is not None and likeness >= UNCHANGED
+
+    def _likeness(self, s: _ZoneState, view: np.ndarray | None, box: Box) -> float | None:
+        """How alike the place looks now and at the last recount (None: no pictures, or too small or flat to tell).
+        Its look then is found around it now, and its look now around it then, and the worse match counts: a box seen
+        in one picture frames, in the other after the camera shook, part of the shelf's edge or of a neighbour, whose
+        look did not change, so one direction alone can match the shelf's edge and miss that the product is gone."""
         if view is None or s.rest is None:
-            return False
+            return None
         shift = round(SHAKE * self.frame_size[1])
         both = [place_similarity(s.rest, view, box, shift), place_similarity(view, s.rest, box, shift)]
         said = [v for v in both if v is not None]
-        return bool(said) and min(said) >= UNCHANGED
+        return min(said) if said else None
 
     def _near_hand(self, s: _ZoneState, box: Box) -> bool:
         peak = int(s.activity.max())
