@@ -61,7 +61,7 @@ lint: $(VENV)/.test-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# Rebuild the committed demo bundle models/demo/ from nothing: render data, train both models, export INT8, fit the
+# Rebuild a bundle as the committed models/demo/ was made, from nothing: render data, train both models, export INT8, fit the
 # familiarity guard: the commands models/demo's manifest records (provenance.commands), in their order. Stage 1 of the
 # action model (the per-frame encoder) is a run of its own whose encoder stage 2 adopts (--encoder-from), as models/demo
 # was made: one run doing both stages starts the LSTM from other random weights. The manifest records from stage 2 on
@@ -72,7 +72,9 @@ lint: $(VENV)/.test-deps
 # About 1 h 45 min on 2 CPU cores (measured 6 December 2026); each step's numbers are in the README.
 # It does not give back the committed models/demo (the renderer changed since), and that rebuild made shelf actions on
 # the real walkers clip: see the README, "Where models/demo's checkpoint comes from", before committing its output.
+# It writes $(MODELS_OUT), never over the committed models/demo (`make models MODELS_OUT=DIR` puts it elsewhere).
 SW := $(VENV)/bin/shelfwatch
+MODELS_OUT ?= models/rebuilt
 models: $(VENV)/.test-deps
 	$(SW) synth data/train --videos 100 --seed 1 --jobs 2
 	$(SW) synth data/test --videos 10 --seed 1000 --jobs 2 --yolo --yolo-every 20
@@ -82,9 +84,9 @@ models: $(VENV)/.test-deps
 	$(SW) train action data/train --out runs/action_stage1 --delay 6 --encoder-steps 4000 --eval-every 500
 	$(SW) train action data/train --out runs/action --delay 6 --eval-every 500 --encoder-from runs/action_stage1/frame.pt
 	$(SW) train products data/det/yolo --out runs/products --scale p --imgsz 320 --epochs 20
-	$(SW) export models/demo --action runs/action --products runs/products --precision int8 \
+	$(SW) export $(MODELS_OUT) --action runs/action --products runs/products --precision int8 \
 		--calibration data/train --held-out data/test --no-familiarity
-	$(SW) bundle familiarity models/demo --fit data/fit --calibrate data/calib
+	$(SW) bundle familiarity $(MODELS_OUT) --fit data/fit --calibrate data/calib
 
 # models/demo as committed: the bundle exported at 3024e46 (d25da62392d694b3, kept in git at 7b9042b) had no checkpoint
 # and its FP32 weights were not kept, so its action graphs are recovered as one (`bundle recover`: the FP32 step

@@ -174,4 +174,4 @@ def _last_seq(db: Path) -> int:
 
 @pytest.fixture(autouse=True)
 def _needs_the_demo_bundle():
-    assert (DEMO_BUNDLE / "manifest.json").is_file(), "models/demo is committed; rebuild it with `make models`"
+    assert (DEMO_BUNDLE / "manifest.json").is_file(), "models/demo is committed: `git checkout models/demo` restores it"
