@@ -361,20 +361,24 @@ class ShelfCounter:
             kept: list[Unit] = []
             back: list[Unit] = []  # seen at their place by this recount
             gone: list[tuple[float, Unit]] = []  # (how alike its place still looks, unit): could have been taken
+
+            def lost(u: Unit) -> None:  # the detector lost it for now; missed at ADOPT_AFTER recounts, it leaves
+                u.misses += 1
+                if u.misses < ADOPT_AFTER:
+                    kept.append(u)
+
             for u, still_there in zip(units, same.any(axis=1), strict=True):
                 if still_there:
                     u.misses = 0
                     kept.append(u)
                     back.append(u)
                     continue
-                likeness = self._likeness(s, view, u.box)
-                if (s.touched and u.confidence >= self.min_confidence and self._near_hand(s, u.box)
-                        and (likeness is None or likeness < UNCHANGED)):  # fmt: skip
+                handled = s.touched and u.confidence >= self.min_confidence and self._near_hand(s, u.box)
+                likeness = self._likeness(s, view, u.box) if handled else None
+                if handled and (likeness is None or likeness < UNCHANGED):
                     gone.append((UNCHANGED if likeness is None else likeness, u))
-                else:  # not where the hand was, or its place looks the same: the detector lost it for now
-                    u.misses += 1
-                    if u.misses < ADOPT_AFTER:
-                        kept.append(u)
+                else:  # not where the hand was, or its place looks the same
+                    lost(u)
             # More units gone than visits: the ones taken are those whose places changed most (an emptied place looks
             # nothing like a product), not the ones the detector was surest of: a neighbour half hidden by a product
             # held over the shelf, or by the arm, drops out of the detections too, but its place still half shows it.
@@ -384,9 +388,7 @@ class ShelfCounter:
                     taken += 1
                     changes.append(self._change("pick", u.sku, u.box, u.confidence, s, front, frame))
                 else:
-                    u.misses += 1
-                    if u.misses < ADOPT_AFTER:
-                        kept.append(u)
+                    lost(u)
             # Back at its place, but seen away from it while the hand was out between visits: taken and put back,
             # which takes two of the visits. From a clip's last frames only once the hand has left the shelf, or
             # where detections made with the hand out after a later visit showed it back: a hand still in the shelf
