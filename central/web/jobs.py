@@ -230,11 +230,14 @@ class JobQueue:
         if (job.folder / RESULT).exists():
             job.state = "done"
             return
-        job.state = "failed"
         try:
-            job.error = json.loads((job.folder / ERROR).read_text())["error"]
+            error = json.loads((job.folder / ERROR).read_text())["error"]
         except (OSError, ValueError, KeyError):
-            job.error = self._stopped(job)
+            error = self._stopped(job)
+        # The reason before the state: pages read the state first (another thread), and a failed analysis must never
+        # be shown without its reason.
+        job.error = error
+        job.state = "failed"
 
     def _stopped(self, job: Job) -> str:
         """Why a worker that left no word ended."""

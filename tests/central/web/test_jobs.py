@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 from central.web.app import create_web_app, mount_web
 from central.web.auth import static_token
 from central.web.config import WebConfig, load_web_config
+from central.web.jobs import Job, JobQueue
+from central.web.worker import ERROR
 from edge.errors import ShelfWatchError
 from tests.central.web.conftest import REPO
 from training.synth.generate import VideoSpec, write_video
@@ -255,3 +257,27 @@ def test_a_clip_too_small_is_named_by_its_name_never_by_the_servers_path(tmp_pat
                    width=1, height=1)  # fmt: skip
     assert private(f"{job / 'upload.avi'}: its frames are 1x1; {REPO / 'models' / 'demo'}: no", spec, job) == (
         "tiny.avi: its frames are 1x1; demo: no")  # fmt: skip
+
+
+def test_a_failed_analysis_is_never_seen_without_its_reason(tmp_path):
+    """A page polls an analysis from another thread while its worker ends: whenever the page reads "failed", the reason
+    is already there (it reads the state first, as `central.web.analyses.view` does)."""
+    seen: list[tuple[str, str | None]] = []
+
+    class Watched(Job):
+        def __setattr__(self, name: str, value: object) -> None:
+            super().__setattr__(name, value)
+            if name in ("state", "error"):
+                seen.append((self.state, getattr(self, "error", None)))
+
+    folder = tmp_path / "job"
+    folder.mkdir()
+    (folder / ERROR).write_text('{"error": "the clip has no frames"}')
+    job = Watched("j1", folder, "clip.mp4", 0.0)
+    queue = JobQueue(config(tmp_path))
+    try:
+        queue._settle(job)  # what the queue does once a worker's process has ended
+    finally:
+        queue.close()
+    assert job.state == "failed" and job.error == "the clip has no frames"
+    assert all(error is not None for state, error in seen if state == "failed"), seen
