@@ -61,12 +61,12 @@ lint: $(VENV)/.test-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# Rebuild a bundle as the committed models/demo/ was made, from nothing: render data, train both models, export INT8, fit the
-# familiarity guard: the commands models/demo's manifest records (provenance.commands), in their order. Stage 1 of the
-# action model (the per-frame encoder) is a run of its own whose encoder stage 2 adopts (--encoder-from), as models/demo
-# was made: one run doing both stages starts the LSTM from other random weights. The manifest records from stage 2 on
-# (export kept the exported run's command only; it now records the adopted encoder's run too), so the stage-1 line is
-# the README's recipe. --no-familiarity and the reference clip: the export of the time had neither; `bundle
+# Rebuild a bundle as the committed models/demo/ was made, from nothing: render data, train both models, export INT8,
+# fit the familiarity guard: the commands models/demo's manifest records (provenance.commands), in their order. Stage 1
+# of the action model (the per-frame encoder) is a run of its own whose encoder stage 2 adopts (--encoder-from), as
+# models/demo was made: one run doing both stages starts the LSTM from other random weights. The manifest records from
+# stage 2 on (export kept the exported run's command only; it now records the adopted encoder's run too), so the stage-1
+# line is the README's recipe. --no-familiarity and the reference clip: the export of the time had neither; `bundle
 # familiarity` fits the guard as models/demo's was fitted, and export now records the reference clip itself. The export
 # leaves the action checkpoint in the bundle (checkpoint.pt, its sha256 in the manifest) for `train adapt --from`.
 # About 1 h 45 min on 2 CPU cores (measured 6 December 2026); each step's numbers are in the README.

@@ -376,6 +376,7 @@ class ShelfCounter:
                 handled = s.touched and u.confidence >= self.min_confidence and self._near_hand(s, u.box)
                 likeness = self._likeness(s, view, u.box) if handled else None
                 if handled and (likeness is None or likeness < UNCHANGED):
+                    # A place too small or flat to tell ranks after every place seen to change.
                     gone.append((UNCHANGED if likeness is None else likeness, u))
                 else:  # not where the hand was, or its place looks the same
                     lost(u)
